@@ -1,0 +1,27 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help setup run test lint format
+
+help:  ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup:  ## Install what is missing: system packages, uv, the locked Python environment
+	@compose/local/setup
+
+run: setup  ## Run the dashboard at http://127.0.0.1:8000/ with a Celery worker (Ctrl-C stops both)
+	@compose/local/run
+
+test: setup lint  ## Run the whole test suite against the local MySQL and Redis
+	$(VENV)/bin/pytest
+
+lint:  ## Check the code with ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:  ## Format and fix the code with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .

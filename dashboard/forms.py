@@ -1,0 +1,109 @@
+"""Forms built from the operation registry: what a person may submit, and which list they see."""
+
+from collections.abc import Mapping
+
+from django import forms
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
+
+from tasks.models import Status
+from tasks.operations import DECIMAL_PLACES, REGISTRY, Input, Number, Operation, OperationError
+
+DEFAULT_OPERATION = "add"
+MAX_WORK_SECONDS = 60
+
+
+def operation_choices() -> list[tuple[str, str]]:
+    return [(op.name, gettext_lazy(op.label)) for op in REGISTRY.values()]
+
+
+def _input_field(spec: Input) -> forms.Field:
+    common = {
+        "label": gettext_lazy(spec.label),
+        "initial": spec.default,
+        "help_text": gettext_lazy(spec.help_text) if spec.help_text else "",
+    }
+    if spec.kind == "decimal":
+        return forms.DecimalField(
+            min_value=spec.minimum,
+            max_value=spec.maximum,
+            max_digits=len(str(int(spec.maximum))) + DECIMAL_PLACES,
+            decimal_places=DECIMAL_PLACES,
+            widget=forms.NumberInput(attrs={"inputmode": "decimal"}),
+            **common,
+        )
+    return forms.IntegerField(min_value=spec.minimum, max_value=spec.maximum, **common)
+
+
+class ComputationForm(forms.Form):
+    """The operation, its inputs (which depend on the operation chosen) and the simulated work."""
+
+    operation = forms.ChoiceField(label=_("Operation"), choices=operation_choices)
+    work_seconds = forms.IntegerField(
+        label=_("Simulated work (seconds)"),
+        min_value=0,
+        max_value=MAX_WORK_SECONDS,
+        initial=0,
+        required=False,
+        help_text=_("Waits this long before computing, so you can watch its progress."),
+    )
+
+    def __init__(self, data: Mapping[str, str] | None = None, *, operation: str | None = None):
+        super().__init__(data)
+        name = data.get("operation") if data is not None else operation
+        # An unknown name in submitted data is the operation field's error; in a link it falls back to the default.
+        self.spec: Operation | None = REGISTRY.get(name or "") or (
+            None if data is not None else REGISTRY[DEFAULT_OPERATION]
+        )
+        if self.spec is not None:
+            self.fields["operation"].initial = self.spec.name
+            for spec in self.spec.inputs:
+                self.fields[spec.name] = _input_field(spec)
+            self.order_fields(["operation", *(spec.name for spec in self.spec.inputs), "work_seconds"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.spec is not None and not self.errors:
+            try:
+                self.spec.validate(self.inputs)
+            except OperationError as error:
+                self.add_error(error.field, gettext(error.message) % error.params)
+        return cleaned
+
+    @property
+    def inputs(self) -> dict[str, Number]:
+        assert self.spec is not None
+        return {spec.name: self.cleaned_data[spec.name] for spec in self.spec.inputs}
+
+    @property
+    def work(self) -> int:
+        return self.cleaned_data.get("work_seconds") or 0
+
+    @property
+    def input_fields(self) -> list[forms.BoundField]:
+        return [self[spec.name] for spec in self.spec.inputs] if self.spec else []
+
+
+class ListFilterForm(forms.Form):
+    """The list's filters and its position: `before` an id (older rows) or `after` one (newer rows)."""
+
+    status = forms.ChoiceField(
+        label=_("Status"), choices=[("", pgettext_lazy("status", "All")), *Status.choices], required=False
+    )
+    operation = forms.ChoiceField(
+        label=_("Operation"),
+        choices=lambda: [("", pgettext_lazy("operation", "All")), *operation_choices()],
+        required=False,
+    )
+    before = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
+    after = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, data: Mapping[str, str] | None = None):
+        # Ids of its own: the page also holds the computation form, which has an `operation` field too.
+        super().__init__(data, auto_id="filter_%s")
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("before") and cleaned.get("after") is not None:
+            raise forms.ValidationError(gettext("Give either 'before' or 'after', not both."))
+        return cleaned

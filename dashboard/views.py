@@ -1,0 +1,216 @@
+"""The dashboard's pages and their HTMX partials.
+
+Each view parses (a form), calls a service or a query, and renders. An HTMX request gets a partial of the same
+template that renders the whole page (`page.html#name`), so each piece of HTML has one source. Lists and details
+that poll answer 304 from the change counter without loading a row, and stop the polling (286) once nothing is
+queued or running.
+"""
+
+import hashlib
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language, gettext
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import condition, require_http_methods, require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+
+from tasks import changes, services
+from tasks.models import Computation, Page, Status
+
+from . import health
+from .forms import ComputationForm, ListFilterForm
+
+PAGE = "dashboard/index.html"
+DETAIL = "dashboard/detail.html"
+CHANGED_EVENT = "computations-changed"
+
+
+def version_etag(request: HttpRequest, *args: Any, **kwargs: Any) -> str | None:
+    """The change counter, plus everything else the HTML depends on: the address, partial or page, language."""
+    version = changes.current_version()
+    if version is None:
+        return None
+    varies = f"{request.get_full_path()}|{bool(request.htmx)}|{get_language()}"
+    return f"{version}-{hashlib.blake2b(varies.encode(), digest_size=8).hexdigest()}"
+
+
+def live(view):
+    """For a view that polls: ETag from the change counter, revalidated on every poll, one cache entry each for
+    the page and its partial."""
+    return vary_on_headers("HX-Request")(cache_control(no_cache=True)(condition(etag_func=version_etag)(view)))
+
+
+def _wants_partial(request: HttpRequest) -> bool:
+    # A history restore after "back" must get the whole page, even though htmx asks for it.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _partial_response(request: HttpRequest, template: str, context: dict, *, in_flight: bool) -> HttpResponse:
+    content = render_to_string(template, context, request)
+    return HttpResponse(content) if in_flight else HttpResponseStopPolling(content)
+
+
+def _list_context(filters: ListFilterForm) -> dict:
+    counts = Computation.objects.count_by_status()
+    if filters.is_valid():
+        params = {key: value for key, value in filters.cleaned_data.items() if value not in (None, "")}
+        matching = {key: params[key] for key in ("status", "operation") if key in params}
+        page = Computation.objects.filter(**matching).page(before=params.get("before"), after=params.get("after"))
+    else:
+        params, matching, page = {}, {}, Page([], newer_after=None, older_before=None)
+    return {
+        "filters": filters,
+        "list_params": params,  # what the list polls with: filters and position
+        "filter_values": matching,  # what its links keep: the filters only
+        "page": page,
+        "summary": [(status.value, status.label, counts[status]) for status in Status],
+        "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
+    }
+
+
+def _page_context(form: ComputationForm, filters: ListFilterForm) -> dict:
+    return {"form": form, **_list_context(filters)}
+
+
+@require_safe
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, PAGE, _page_context(ComputationForm(), ListFilterForm(request.GET)))
+
+
+@require_safe
+def new_computation(request: HttpRequest) -> HttpResponse:
+    """The form for the operation picked (`?operation=`): HTMX swaps it in; without script it is a page."""
+    form = ComputationForm(operation=request.GET.get("operation"))
+    if _wants_partial(request):
+        return render(request, f"{PAGE}#form", {"form": form})
+    return render(request, PAGE, _page_context(form, ListFilterForm({})))
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def computations(request: HttpRequest) -> HttpResponse:
+    return create_computation(request) if request.method == "POST" else computation_list(request)
+
+
+@live
+def computation_list(request: HttpRequest) -> HttpResponse:
+    filters = ListFilterForm(request.GET)
+    context = _list_context(filters)
+    status = 200 if filters.is_valid() else 400
+    if not _wants_partial(request):
+        return render(request, PAGE, {"form": ComputationForm(), **context}, status=status)
+    if status != 200:
+        return render(request, f"{PAGE}#list", context, status=status)
+    return _partial_response(request, f"{PAGE}#list", context, in_flight=context["in_flight"])
+
+
+def create_computation(request: HttpRequest) -> HttpResponse:
+    form = ComputationForm(request.POST)
+    if not form.is_valid():
+        if request.htmx:
+            return render(request, f"{PAGE}#form", {"form": form}, status=422)
+        return render(request, PAGE, _page_context(form, ListFilterForm({})), status=422)
+    computation = services.submit(operation=form.spec, inputs=form.inputs, work_seconds=form.work)
+    if request.htmx:
+        fresh = ComputationForm(operation=form.spec.name)
+        response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
+        return trigger_client_event(response, CHANGED_EVENT)
+    messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
+    return _see_other(reverse("dashboard"))
+
+
+@require_safe
+@live
+def computation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    computation = get_object_or_404(Computation, pk=pk)
+    context = {"computation": computation}
+    if not _wants_partial(request):
+        return render(request, DETAIL, context)
+    return _partial_response(request, f"{DETAIL}#detail", context, in_flight=computation.is_in_flight)
+
+
+@require_safe
+def computation_json(request: HttpRequest, pk: int) -> JsonResponse:
+    computation = Computation.objects.filter(pk=pk).first()
+    if computation is None:
+        return JsonResponse({"error": gettext("No computation has this id.")}, status=404)
+    return JsonResponse(as_json(computation))
+
+
+def as_json(computation: Computation) -> dict[str, Any]:
+    return {
+        "id": computation.pk,
+        "operation": computation.operation,
+        "inputs": computation.inputs,
+        "work_seconds": computation.work_seconds,
+        "status": computation.status,
+        "progress": computation.progress,
+        "result": computation.result or None,
+        "error": computation.error or None,
+        "attempts": computation.attempts,
+        "worker": computation.worker or None,
+        "task_id": str(computation.task_id),
+        "created_at": computation.created_at,
+        "started_at": computation.started_at,
+        "finished_at": computation.finished_at,
+        "updated_at": computation.updated_at,
+        "url": computation.get_absolute_url(),
+    }
+
+
+@require_POST
+def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
+    get_object_or_404(Computation.objects.only("pk"), pk=pk)
+    if services.cancel(computation_id=pk):
+        return _acted(request, pk, gettext("Computation #%(id)s is cancelled."))
+    return _acted(request, pk, gettext("Computation #%(id)s has already ended: nothing to cancel."), status=409)
+
+
+@require_POST
+def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
+    get_object_or_404(Computation.objects.only("pk"), pk=pk)
+    if services.retry(computation_id=pk):
+        return _acted(request, pk, gettext("Computation #%(id)s is queued again."))
+    return _acted(request, pk, gettext("Only a failed or cancelled computation can be retried (#%(id)s)."), status=409)
+
+
+def _acted(request: HttpRequest, pk: int, message: str, *, status: int = 200) -> HttpResponse:
+    """After cancel or retry: HTMX gets the notice and an event that refreshes what shows the computation;
+    a plain form post gets the notice as a message and goes back where it came from."""
+    text = message % {"id": pk}
+    if request.htmx:
+        context = {"notice": text, "notice_level": "success" if status == 200 else "error"}
+        response = render(request, "dashboard/base.html#notice", context, status=status)
+        return trigger_client_event(response, CHANGED_EVENT)
+    (messages.success if status == 200 else messages.error)(request, text)
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("computation-detail", args=[pk])
+    return _see_other(back)
+
+
+def _see_other(url: str) -> HttpResponseRedirect:
+    # 303: the browser follows a POST's redirect with a GET, and "back" does not post again.
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+@require_safe
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is up; touches nothing else, so a database outage does not take every replica out."""
+    return HttpResponse("ok\n", content_type="text/plain")
+
+
+@require_safe
+def readyz(request: HttpRequest) -> JsonResponse:
+    """The database, the broker and the cache answer; 503 naming what does not."""
+    report = health.check_dependencies()
+    ready = all(state == "ok" for state in report.values())
+    return JsonResponse(report, status=200 if ready else 503)

@@ -1,0 +1,12 @@
+"""The Celery app, configured from Django's settings (the CELERY_ names in dashboard/settings.py)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+
+app = Celery("dashboard")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+# The task module is tasks/jobs.py, not the tasks.py that autodiscovery expects.
+app.autodiscover_tasks(related_name="jobs")

@@ -1,0 +1,228 @@
+"""A computation's row and its state transitions.
+
+Status moves queued → running → succeeded | failed, and queued | running → cancelled; a failed or cancelled one can
+be queued again (retry). Every transition is one conditional UPDATE on a queryset, so a duplicate delivery, a late
+cancel or a second click changes nothing it should not, and the same method serves one row or a thousand.
+
+A run holds its row by its attempt number: the writes of a run (progress, outcome) apply only while the row is
+still running that attempt, so a run that was cancelled or superseded can never record a result.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from . import changes
+from .operations import REGISTRY, Operation
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
+RETRYABLE = (Status.FAILED, Status.CANCELLED)
+
+
+def default_max_attempts() -> int:
+    return settings.COMPUTATION_MAX_ATTEMPTS
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list["Computation"]
+    # Cursors for the links to the neighbouring pages, None where there is none.
+    newer_after: int | None
+    older_before: int | None
+
+
+def _stale(now: datetime) -> Q:
+    # MySQL cannot UPDATE a table filtered by a subquery on itself, so transitions take this condition inline.
+    return Q(
+        status=Status.RUNNING,
+        updated_at__lt=now - timedelta(seconds=settings.COMPUTATION_STALE_AFTER_SECONDS),
+    )
+
+
+class ComputationQuerySet(models.QuerySet):
+    def in_flight(self) -> "ComputationQuerySet":
+        return self.filter(status__in=IN_FLIGHT)
+
+    def newest_first(self) -> "ComputationQuerySet":
+        return self.order_by("-pk")
+
+    def page(self, *, before: int | None = None, after: int | None = None, size: int = 25) -> Page:
+        """One page, newest first, by keyset on the id: no OFFSET and no COUNT, so page 1 costs the same at any size.
+
+        `before` gives the rows older than that id, `after` the rows just newer than it, neither the newest.
+        """
+        if after is not None:
+            rows = list(self.filter(pk__gt=after).order_by("pk")[: size + 1])
+            newer = rows[size - 1].pk if len(rows) > size else None
+            rows = rows[:size][::-1]
+            return Page(rows, newer_after=newer, older_before=rows[-1].pk if rows else after + 1)
+        rows = list((self.filter(pk__lt=before) if before else self).newest_first()[: size + 1])
+        older = rows[size - 1].pk if len(rows) > size else None
+        rows = rows[:size]
+        return Page(rows, newer_after=rows[0].pk if before and rows else None, older_before=older)
+
+    def count_by_status(self) -> dict[str, int]:
+        """{status: count} for every status, zeros included: one GROUP BY over the status index."""
+        counts = dict.fromkeys(Status.values, 0)
+        rows = self.order_by().values_list("status").annotate(n=models.Count("pk"))
+        counts.update(dict(rows))
+        return counts
+
+    def stale(self) -> "ComputationQuerySet":
+        """Running rows whose heartbeat stopped: their worker died."""
+        return self.filter(_stale(timezone.now()))
+
+    # Transitions. Each returns the number of rows it changed.
+
+    def claim(self, *, worker: str) -> int:
+        """Starts a new attempt on a queued row, or on a running one whose worker died, within the budget."""
+        now = timezone.now()
+        return self._update(
+            self.filter(Q(status=Status.QUEUED) | _stale(now), attempts__lt=F("max_attempts")),
+            now,
+            status=Status.RUNNING,
+            attempts=F("attempts") + 1,
+            progress=0,
+            worker=worker[:255],
+            started_at=now,
+            finished_at=None,
+        )
+
+    def report_progress(self, *, attempt: int, progress: int) -> int:
+        """Writes progress and the heartbeat; 0 means the run no longer owns its row and must stop."""
+        return self._update(self._held_by(attempt), timezone.now(), progress=progress)
+
+    def succeed(self, *, attempt: int, result: str) -> int:
+        now = timezone.now()
+        return self._update(
+            self._held_by(attempt), now, status=Status.SUCCEEDED, progress=100, result=result, finished_at=now
+        )
+
+    def fail(self, *, attempt: int, error: str) -> int:
+        now = timezone.now()
+        return self._update(self._held_by(attempt), now, status=Status.FAILED, error=error, finished_at=now)
+
+    def give_up(self, *, error: str) -> int:
+        """Fails in-flight rows whose attempts are used up (each attempt's worker died)."""
+        now = timezone.now()
+        exhausted = self.filter(Q(status=Status.QUEUED) | _stale(now), attempts__gte=F("max_attempts"))
+        return self._update(exhausted, now, status=Status.FAILED, error=error, finished_at=now)
+
+    def cancel(self) -> int:
+        """A queued row never starts; a running one stops at its next progress report."""
+        now = timezone.now()
+        return self._update(self.in_flight(), now, status=Status.CANCELLED, finished_at=now)
+
+    def requeue(self) -> int:
+        """Queues failed or cancelled rows again with a fresh budget of attempts; the caller enqueues them."""
+        return self._update(
+            self.filter(status__in=RETRYABLE),
+            timezone.now(),
+            status=Status.QUEUED,
+            task_id=uuid.uuid4(),
+            max_attempts=F("attempts") + settings.COMPUTATION_MAX_ATTEMPTS,
+            progress=0,
+            result="",
+            error="",
+            worker="",
+            started_at=None,
+            finished_at=None,
+        )
+
+    def _held_by(self, attempt: int) -> "ComputationQuerySet":
+        return self.filter(status=Status.RUNNING, attempts=attempt)
+
+    @staticmethod
+    def _update(queryset: "ComputationQuerySet", now: datetime, **changes_: object) -> int:
+        changed = queryset.update(updated_at=now, **changes_)
+        if changed:
+            transaction.on_commit(changes.record_change)
+        return changed
+
+
+class Computation(models.Model):
+    operation = models.CharField(_("operation"), max_length=64)
+    inputs = models.JSONField(_("inputs"))
+    work_seconds = models.PositiveSmallIntegerField(_("simulated work (seconds)"), default=0)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    result = models.TextField(_("result"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    max_attempts = models.PositiveSmallIntegerField(_("attempts allowed"), default=default_max_attempts)
+    worker = models.CharField(_("worker"), max_length=255, blank=True)
+    task_id = models.UUIDField(_("Celery task id"), unique=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Moved by every transition; a running row's heartbeat.
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    objects = ComputationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("computation")
+        verbose_name_plural = _("computations")
+        # InnoDB appends the primary key to every index, so each serves "filter, newest first" without a sort.
+        indexes = [
+            models.Index(fields=["status"], name="computation_status"),
+            models.Index(fields=["operation"], name="computation_operation"),
+            models.Index(fields=["status", "operation"], name="computation_status_operation"),
+            models.Index(fields=["status", "updated_at"], name="computation_status_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.operation}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("computation-detail", args=[self.pk])
+
+    @property
+    def spec(self) -> Operation | None:
+        return REGISTRY.get(self.operation)
+
+    @property
+    def label(self) -> str:
+        return gettext(self.spec.label) if self.spec else self.operation
+
+    @property
+    def inputs_text(self) -> str:
+        """The inputs as a person reads them: "x = 1.5, y = 2"."""
+        if self.spec is None:
+            return ", ".join(f"{name} = {value}" for name, value in self.inputs.items())
+        return ", ".join(f"{gettext(spec.label)} = {self.inputs.get(spec.name)}" for spec in self.spec.inputs)
+
+    @property
+    def is_in_flight(self) -> bool:
+        return self.status in IN_FLIGHT
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in IN_FLIGHT
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in RETRYABLE
+
+    @property
+    def run_time(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None

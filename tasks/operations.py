@@ -1,0 +1,282 @@
+"""The computations the dashboard can run: pure functions, their inputs and their bounds.
+
+Nothing here imports Django or Celery. An operation is a plain function `(inputs, report_progress) -> str` with a
+declared input schema, so it is tested and reused on its own. Adding a computation is one function, one entry in
+REGISTRY, and its test.
+
+Every operation that runs for more than an instant calls `report_progress(done, total)` often (several times a
+second): that call is where a cancelled run stops, where the time limit is enforced and where the worker's
+heartbeat is written.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from typing import Literal
+
+type Number = Decimal | int
+type Inputs = Mapping[str, Number]
+type ProgressCallback = Callable[[int, int], None]
+
+
+def gettext_noop(message: str) -> str:
+    """Marks a message for translation; it is translated where it is shown (makemessages finds this name)."""
+    return message
+
+
+class OperationError(Exception):
+    """Inputs that pass their bounds but cannot be computed, or a run that has to stop.
+
+    `message` is a translatable template (marked with gettext_noop) and `params` fill it, so the message can be
+    shown in the reader's language; `field` names the input at fault, if one is.
+    """
+
+    def __init__(self, message: str, params: Mapping[str, object] | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.params = dict(params or {})
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message % self.params if self.params else self.message
+
+
+class TimeLimitExceeded(OperationError):
+    def __init__(self, seconds: int):
+        super().__init__(
+            gettext_noop("Stopped: the computation ran longer than its time limit of %(seconds)s seconds."),
+            {"seconds": seconds},
+        )
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    label: str
+    kind: Literal["decimal", "integer"]
+    minimum: Number
+    maximum: Number
+    default: Number | None = None
+    help_text: str = ""
+
+    def parse(self, raw: object) -> Number:
+        """Reads a stored value back (JSON keeps decimals as strings, so they stay exact)."""
+        return Decimal(str(raw)) if self.kind == "decimal" else int(str(raw))
+
+    def serialize(self, value: Number) -> str | int:
+        return str(value) if self.kind == "decimal" else int(value)
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    label: str
+    inputs: tuple[Input, ...]
+    function: Callable[[Inputs, ProgressCallback], str]
+    # Seconds the computation itself may take; simulated work comes on top.
+    time_limit: int = 5
+    # Whether the function reports progress itself (the long ones); an instant one is a single step.
+    reports_progress: bool = False
+    # Raises OperationError for inputs that are within bounds but cannot be computed (division by zero).
+    check: Callable[[Inputs], None] | None = None
+
+    def parse_inputs(self, raw: Mapping[str, object]) -> dict[str, Number]:
+        return {spec.name: spec.parse(raw[spec.name]) for spec in self.inputs}
+
+    def serialize_inputs(self, values: Inputs) -> dict[str, str | int]:
+        return {spec.name: spec.serialize(values[spec.name]) for spec in self.inputs}
+
+    def validate(self, values: Inputs) -> None:
+        if self.check is not None:
+            self.check(values)
+
+
+# The four operations of the original project, on exact decimals.
+
+DECIMAL_BOUND = Decimal(10**12)  # not Decimal("1e12"), which messages would show as 1E+12
+DECIMAL_PLACES = 6
+ARITHMETIC_INPUTS = (
+    Input("x", gettext_noop("x"), "decimal", -DECIMAL_BOUND, DECIMAL_BOUND),
+    Input("y", gettext_noop("y"), "decimal", -DECIMAL_BOUND, DECIMAL_BOUND),
+)
+
+
+def _decimal_text(value: Decimal) -> str:
+    # Fixed-point, without trailing zeros or an exponent: 1E+2 reads 100, 2.50 reads 2.5.
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _exact(function: Callable[[Decimal, Decimal], Decimal]) -> Callable[[Inputs, ProgressCallback], str]:
+    def compute(inputs: Inputs, report_progress: ProgressCallback) -> str:
+        # 40 digits hold every sum and product of two bounded inputs exactly; a quotient is rounded to 40.
+        with localcontext(prec=40):
+            return _decimal_text(function(Decimal(inputs["x"]), Decimal(inputs["y"])))
+
+    return compute
+
+
+def _refuse_zero_divisor(inputs: Inputs) -> None:
+    if inputs["y"] == 0:
+        raise OperationError(gettext_noop("Division by zero is not possible."), field="y")
+
+
+# Longer computations that report their progress.
+
+
+def count_primes(inputs: Inputs, report_progress: ProgressCallback) -> str:
+    """The number of primes below n, by a segmented sieve of Eratosthenes."""
+    n = int(inputs["n"])
+    if n <= 2:
+        return "0"
+    root = math.isqrt(n - 1)
+    small = bytearray([1]) * (root + 1)
+    small[0:2] = b"\x00\x00"
+    for p in range(2, math.isqrt(root) + 1):
+        if small[p]:
+            small[p * p :: p] = bytes(len(range(p * p, root + 1, p)))
+    base_primes = [p for p in range(2, root + 1) if small[p]]
+    segment_size = 1 << 18
+    count = 0
+    for low in range(0, n, segment_size):
+        high = min(low + segment_size, n)
+        segment = bytearray([1]) * (high - low)
+        for p in base_primes:
+            if p * p >= high:
+                break
+            start = max(p * p, (low + p - 1) // p * p)
+            segment[start - low :: p] = bytes(len(range(start - low, high - low, p)))
+        if low == 0:
+            segment[0 : min(2, high)] = bytes(min(2, high))
+        count += segment.count(1)
+        report_progress(high, n)
+    return str(count)
+
+
+def estimate_pi(inputs: Inputs, report_progress: ProgressCallback) -> str:
+    """Pi from random points in the unit square; the seed makes a run repeatable."""
+    samples, rng = int(inputs["samples"]), random.Random(int(inputs["seed"]))  # noqa: S311 (sampling, not secrets)
+    chunk, inside, done = 100_000, 0, 0
+    while done < samples:
+        size = min(chunk, samples - done)
+        draw = rng.random
+        inside += sum(1 for _ in range(size) if draw() ** 2 + draw() ** 2 <= 1.0)
+        done += size
+        report_progress(done, samples)
+    return f"{4 * inside / samples:.6f}"
+
+
+def factorize(inputs: Inputs, report_progress: ProgressCallback) -> str:
+    """The prime factors of n by trial division, written as 2^3 × 3 × 7."""
+    n = remaining = int(inputs["n"])
+    factors: dict[int, int] = {}
+    for p in (2, 3, 5):
+        while remaining % p == 0:
+            factors[p] = factors.get(p, 0) + 1
+            remaining //= p
+    # Candidates 7, 11, 13, ... on a 2·3·5 wheel: 8 of every 30 numbers.
+    gaps = (4, 2, 4, 2, 4, 6, 2, 6)
+    candidate, step, checks, limit = 7, 0, 0, math.isqrt(remaining)
+    while candidate <= limit:
+        if remaining % candidate == 0:
+            while remaining % candidate == 0:
+                factors[candidate] = factors.get(candidate, 0) + 1
+                remaining //= candidate
+            limit = math.isqrt(remaining)
+        candidate += gaps[step]
+        step = (step + 1) % 8
+        checks += 1
+        if checks % 200_000 == 0:
+            report_progress(min(candidate, limit), max(limit, 1))
+    if remaining > 1:
+        factors[remaining] = factors.get(remaining, 0) + 1
+    report_progress(1, 1)
+    if n == 1:
+        return "1"
+    return " × ".join(f"{p}^{k}" if k > 1 else str(p) for p, k in sorted(factors.items()))
+
+
+def simulate_work(seconds: int, report_progress: ProgressCallback, *, step: float = 0.2) -> None:
+    """Sleeps in short steps, reporting each, as the original project slept to make the live refresh visible."""
+    total_ms = seconds * 1000
+    start = time.monotonic()
+    while (elapsed_ms := int((time.monotonic() - start) * 1000)) < total_ms:
+        report_progress(elapsed_ms, total_ms)
+        time.sleep(min(step, (total_ms - elapsed_ms) / 1000))
+    report_progress(total_ms, total_ms)
+
+
+REGISTRY: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation("add", gettext_noop("Add"), ARITHMETIC_INPUTS, _exact(lambda x, y: x + y)),
+        Operation("subtract", gettext_noop("Subtract"), ARITHMETIC_INPUTS, _exact(lambda x, y: x - y)),
+        Operation("multiply", gettext_noop("Multiply"), ARITHMETIC_INPUTS, _exact(lambda x, y: x * y)),
+        Operation(
+            "divide",
+            gettext_noop("Divide"),
+            ARITHMETIC_INPUTS,
+            _exact(lambda x, y: x / y),
+            check=_refuse_zero_divisor,
+        ),
+        Operation(
+            "count_primes",
+            gettext_noop("Count primes below n"),
+            (Input("n", gettext_noop("n"), "integer", 2, 1_000_000_000, 500_000_000),),
+            count_primes,
+            time_limit=60,
+            reports_progress=True,
+        ),
+        Operation(
+            "estimate_pi",
+            gettext_noop("Estimate pi by random sampling"),
+            (
+                Input("samples", gettext_noop("Samples"), "integer", 1, 50_000_000, 10_000_000),
+                Input("seed", gettext_noop("Random seed"), "integer", 0, 2**32 - 1, 1),
+            ),
+            estimate_pi,
+            time_limit=60,
+            reports_progress=True,
+        ),
+        Operation(
+            "factorize",
+            gettext_noop("Factorize n into primes"),
+            (Input("n", gettext_noop("n"), "integer", 1, 10**17, 10_000_000_000_000_061),),
+            factorize,
+            time_limit=60,
+            reports_progress=True,
+        ),
+    )
+}
+
+
+def run(operation: Operation, inputs: Inputs, *, work_seconds: int, report_progress: ProgressCallback) -> str:
+    """Runs the simulated work, then the computation, reporting one progress that goes once from 0 to total.
+
+    Each phase gets an equal share of the bar. Raises TimeLimitExceeded at the first report past the run's
+    time limit (the operation's own plus the simulated work).
+    """
+    phases = [p for p, present in (("work", work_seconds > 0), ("compute", operation.reports_progress)) if present]
+    time_limit = operation.time_limit + work_seconds
+    deadline = time.monotonic() + time_limit
+    current = 0
+    scale = 1000
+
+    def report(done: int, total: int) -> None:
+        if time.monotonic() > deadline:
+            raise TimeLimitExceeded(time_limit)
+        fraction = min(done / total, 1.0) if total else 1.0
+        report_progress(int((current + fraction) * scale), len(phases) * scale)
+
+    if work_seconds:
+        simulate_work(work_seconds, report)
+        current += 1
+    result = operation.function(inputs, report)
+    if time.monotonic() > deadline:
+        raise TimeLimitExceeded(time_limit)
+    return result

@@ -1,0 +1,20 @@
+"""The configuration the tests run with, set before Django reads it (loaded by `-p tests.environment`).
+
+Production mode (DEBUG off) with a secret of the tests' own, and Redis databases apart from the ones `make run`
+uses, so a test run never consumes a developer's queue. A local `.env` does not leak in: these win over it.
+DATABASE_URL may point the tests at another MySQL; pytest-django creates and drops `test_<name>` there.
+"""
+
+import os
+
+TEST_ENVIRONMENT = {
+    "DEBUG": "false",
+    "SECRET_KEY": "tests-only-secret-key-" + "t" * 40,
+    "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+    "REDIS_URL": "redis://127.0.0.1:6379/10",
+    "CACHE_URL": "redis://127.0.0.1:6379/11",
+    "LOG_LEVEL": "WARNING",
+}
+
+os.environ.update(TEST_ENVIRONMENT)
+os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/dashboard")

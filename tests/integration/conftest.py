@@ -1,0 +1,32 @@
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker) -> Iterator[object]:
+    """A real Celery worker, in threads of this process, consuming the real Redis broker (the tests' database)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from tasks.celery import app
+
+    app.control.purge()  # messages left by an earlier, interrupted run
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            app,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=30,
+        ) as worker,
+    ):
+        yield worker

@@ -1,0 +1,95 @@
+"""Live refresh: the list and the detail poll while something is in flight, answer 304 from the change counter
+without reading a row, and stop polling (286) when all is done."""
+
+import pytest
+from django.urls import reverse
+
+from tasks.models import Computation, Status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def poll(client, url, etag=None):
+    headers = {**HTMX, **({"HTTP_IF_NONE_MATCH": etag} if etag else {})}
+    return client.get(url, **headers)
+
+
+def test_list_poll_answers_200_then_304_then_200_after_a_change_then_286(client, django_assert_num_queries):
+    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    rows = Computation.objects.filter(pk=computation.pk)
+    url = reverse("computations")
+
+    first = poll(client, url)
+    assert first.status_code == 200
+    assert 'hx-trigger="every 1s, computations-changed from:body"' in first.content.decode()
+    etag = first["ETag"]
+
+    with django_assert_num_queries(0):
+        unchanged = poll(client, url, etag)
+    assert unchanged.status_code == 304
+
+    assert rows.claim(worker="test")
+    changed = poll(client, url, etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+    assert "Running" in changed.content.decode()
+
+    assert rows.succeed(attempt=1, result="3")
+    done = poll(client, url, changed["ETag"])
+    assert done.status_code == 286
+    html = done.content.decode()
+    assert "every 1s" not in html, "the new list element does not poll either"
+    assert 'hx-trigger="computations-changed from:body"' in html
+
+
+def test_a_poll_keeps_the_filters_and_position_it_was_rendered_with(client):
+    Computation.objects.create(operation="divide", inputs={"x": "1", "y": "2"}, status=Status.FAILED)
+    html = poll(client, reverse("computations") + "?status=failed&operation=divide").content.decode()
+    assert 'hx-get="/computations/?status=failed&amp;operation=divide"' in html
+
+
+def test_etags_differ_between_page_and_partial_and_between_filters(client):
+    url = reverse("computations")
+    partial, page = poll(client, url), client.get(url)
+    filtered = poll(client, url + "?status=failed")
+    assert len({partial["ETag"], page["ETag"], filtered["ETag"]}) == 3
+    for response in (partial, page):
+        assert response["Cache-Control"] == "no-cache"
+        assert "HX-Request" in response["Vary"]
+
+
+def test_invalid_filters_get_400_with_the_reason(client):
+    response = poll(client, reverse("computations") + "?status=lost")
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_detail_polls_while_running_and_stops_when_done(client, django_assert_num_queries):
+    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    rows = Computation.objects.filter(pk=computation.pk)
+    url = computation.get_absolute_url()
+    rows.claim(worker="test")
+    rows.report_progress(attempt=1, progress=30)
+
+    running = poll(client, url)
+    assert running.status_code == 200
+    assert 'value="30"' in running.content.decode()
+    with django_assert_num_queries(0):
+        assert poll(client, url, running["ETag"]).status_code == 304
+
+    rows.report_progress(attempt=1, progress=60)
+    moved = poll(client, url, running["ETag"])
+    assert moved.status_code == 200 and 'value="60"' in moved.content.decode()
+
+    rows.succeed(attempt=1, result="3")
+    done = poll(client, url, moved["ETag"])
+    assert done.status_code == 286
+    assert "every 1s" not in done.content.decode()
+
+
+def test_without_the_cache_pages_are_rendered_in_full(client, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    response = poll(client, reverse("computations"))
+    assert response.status_code == 286
+    assert not response.has_header("ETag")

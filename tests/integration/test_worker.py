@@ -1,0 +1,162 @@
+"""Computations run to their end on a real Celery worker consuming the real Redis broker."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from tasks import services
+from tasks.models import Computation, Status
+from tasks.operations import REGISTRY
+from tests.helpers import wait_for
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.worker,
+    pytest.mark.usefixtures("celery_worker"),
+]
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def submit_through_the_form(client, **data: str) -> Computation:
+    response = client.post(reverse("computations"), data, **HTMX)
+    assert response.status_code == 200, response.content
+    return Computation.objects.latest("pk")
+
+
+def final(computation: Computation, timeout: float = 30) -> Computation:
+    def ended() -> Computation | None:
+        computation.refresh_from_db()
+        return computation if not computation.is_in_flight else None
+
+    return wait_for(ended, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("data", "result"),
+    [
+        ({"operation": "add", "x": "0.1", "y": "0.2"}, "0.3"),
+        ({"operation": "divide", "x": "22", "y": "7"}, "3.142857142857142857142857142857142857143"),
+        ({"operation": "count_primes", "n": "1000000"}, "78498"),
+        ({"operation": "factorize", "n": "600851475143"}, "71 × 839 × 1471 × 6857"),
+        ({"operation": "estimate_pi", "samples": "1000", "seed": "3"}, None),
+    ],
+)
+def test_a_submission_reaches_succeeded_through_the_worker(client, data, result):
+    computation = final(submit_through_the_form(client, **data))
+    assert computation.status == Status.SUCCEEDED, computation.error
+    assert computation.progress == 100 and computation.attempts == 1
+    assert computation.worker and computation.started_at <= computation.finished_at
+    if result is not None:
+        assert computation.result == result
+    else:
+        assert computation.result == REGISTRY["estimate_pi"].function({"samples": 1000, "seed": 3}, lambda d, t: None)
+
+
+def test_progress_is_visible_while_running(client):
+    computation = submit_through_the_form(client, operation="count_primes", n="100000", work_seconds="3")
+
+    def midway() -> Computation | None:
+        computation.refresh_from_db()
+        return computation if computation.status == Status.RUNNING and 0 < computation.progress < 100 else None
+
+    wait_for(midway)
+    partial = client.get(reverse("computations"), **HTMX)
+    assert partial.status_code == 200
+    assert f'aria-label="Progress of #{computation.pk}"' in partial.content.decode()
+    assert final(computation).status == Status.SUCCEEDED
+
+
+def test_cancelling_a_running_computation_stops_it_at_its_next_report(client):
+    computation = submit_through_the_form(client, operation="add", x="1", y="2", work_seconds="30")
+    wait_for(lambda: Computation.objects.filter(pk=computation.pk, status=Status.RUNNING, progress__gt=0).exists())
+
+    response = client.post(reverse("computation-cancel", args=[computation.pk]), **HTMX)
+    assert response.status_code == 200
+    computation.refresh_from_db()
+    assert computation.status == Status.CANCELLED
+    progress = computation.progress
+
+    # The worker is free again at once: a new computation ends long before the cancelled one's 30 s.
+    follower = final(submit_through_the_form(client, operation="add", x="2", y="2"), timeout=10)
+    assert follower.status == Status.SUCCEEDED
+    computation.refresh_from_db()
+    assert (computation.status, computation.progress, computation.result) == (Status.CANCELLED, progress, "")
+
+
+def test_a_computation_cancelled_before_it_starts_never_runs():
+    with transaction.atomic():
+        computation = services.submit(operation=REGISTRY["add"], inputs={"x": 1, "y": 1})
+        assert services.cancel(computation_id=computation.pk)
+    # Its task is delivered and finds nothing to do; the next one proves the queue moved past it.
+    follower = final(services.submit(operation=REGISTRY["add"], inputs={"x": 2, "y": 2}))
+    assert follower.status == Status.SUCCEEDED
+    computation.refresh_from_db()
+    assert computation.status == Status.CANCELLED and computation.attempts == 0 and computation.started_at is None
+
+
+def test_retry_runs_a_cancelled_computation_again(client):
+    with transaction.atomic():
+        computation = services.submit(operation=REGISTRY["multiply"], inputs={"x": 6, "y": 7})
+        services.cancel(computation_id=computation.pk)
+    response = client.post(reverse("computation-retry", args=[computation.pk]), **HTMX)
+    assert response.status_code == 200
+    computation = final(computation)
+    assert computation.status == Status.SUCCEEDED and computation.result == "42"
+
+
+def test_a_failing_computation_records_its_error_and_can_be_retried():
+    computation = Computation.objects.create(operation="retired_operation", inputs={})
+    services.enqueue(computation)
+    computation = final(computation)
+    assert computation.status == Status.FAILED
+    assert computation.error == "Unknown operation retired_operation."
+    assert services.retry(computation_id=computation.pk)
+    computation = final(computation)
+    assert computation.status == Status.FAILED and computation.attempts == 2
+
+
+def test_a_duplicate_delivery_runs_nothing_twice():
+    computation = services.submit(operation=REGISTRY["add"], inputs={"x": 1, "y": 2})
+    final(computation)
+    services.enqueue(computation)
+    services.enqueue(computation)
+    follower = final(services.submit(operation=REGISTRY["add"], inputs={"x": 5, "y": 5}))
+    assert follower.status == Status.SUCCEEDED
+    computation.refresh_from_db()
+    assert computation.attempts == 1 and computation.result == "3"
+
+
+def test_a_row_left_running_by_a_dead_worker_is_taken_over():
+    stale = timezone.now() - timedelta(minutes=5)
+    computation = Computation.objects.create(
+        operation="add",
+        inputs={"x": "1", "y": "1"},
+        status=Status.RUNNING,
+        attempts=1,
+        worker="celery@gone",
+        updated_at=stale,
+    )
+    services.enqueue(computation)
+    computation = final(computation)
+    assert computation.status == Status.SUCCEEDED and computation.attempts == 2 and computation.result == "2"
+    assert computation.worker != "celery@gone"
+
+
+def test_a_row_whose_attempts_are_used_up_fails_with_a_clear_error():
+    stale = timezone.now() - timedelta(minutes=5)
+    computation = Computation.objects.create(
+        operation="add",
+        inputs={"x": "1", "y": "1"},
+        status=Status.RUNNING,
+        attempts=3,
+        max_attempts=3,
+        updated_at=stale,
+    )
+    services.enqueue(computation)
+    computation = final(computation)
+    assert computation.status == Status.FAILED
+    assert computation.error == "Gave up: the worker running this computation stopped on each attempt."
