@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup run test lint format
+.PHONY: help setup run dev test lint format
 
 help:  ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -12,10 +12,15 @@ help:  ## List the targets
 setup:  ## Install what is missing: system packages, uv, the locked Python environment
 	@compose/local/setup
 
-run: setup  ## Run the dashboard at http://127.0.0.1:8000/ with a Celery worker (Ctrl-C stops both)
-	@compose/local/run
+run: setup  ## Run the whole stack; the dashboard at http://127.0.0.1:8000/ (Ctrl-C stops it all)
+	@$(VENV)/bin/python -m compose.local.stack
 
-test: setup lint  ## Run the whole test suite against the local MySQL and Redis
+dev: setup  ## Run Django's development server and one worker instead (DEBUG on)
+	@$(VENV)/bin/python -m compose.local.stack --dev
+
+test:  ## Run the whole test suite (lint, unit, integration, stack, browser) against the local MySQL and Redis
+	@compose/local/setup --browser
+	@$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest
 
 lint:  ## Check the code with ruff

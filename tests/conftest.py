@@ -1,7 +1,16 @@
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+
 import MySQLdb
+import MySQLdb.cursors
 import pytest
 import redis
 from django.conf import settings
+from django.core.management import call_command
+
+from compose.local.stack import START, Ports, Stack
 
 START_MYSQL = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
 START_REDIS = (
@@ -11,16 +20,11 @@ START_REDIS = (
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The tests need the real MySQL and Redis: a missing one stops the run with how to start it."""
-    database = settings.DATABASES["default"]
+    """The tests need the real MySQL and Redis: a missing one stops the run with how to start it. Pages are
+    rendered with the production static files storage, whose manifest collectstatic writes."""
     try:
-        MySQLdb.connect(
-            host=database["HOST"],
-            port=int(database["PORT"] or 3306),
-            user=database["USER"],
-            password=database["PASSWORD"],
-            connect_timeout=3,
-        ).close()
+        with _mysql(settings.DATABASES["default"]) as cursor:
+            cursor.execute("SELECT 1")
     except MySQLdb.OperationalError as error:
         pytest.exit(f"MySQL is not reachable ({error}). Start it, e.g.: {START_MYSQL}", returncode=3)
     try:
@@ -30,3 +34,64 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"Redis is not reachable at {settings.REDIS_URL} ({error}). Start it, e.g.: {START_REDIS}",
             returncode=3,
         )
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The local stack (compose.local.stack, what `make run` starts) on free ports, in production mode, with a
+    database and Redis databases of its own; stopped, and its database dropped, at the end of the session."""
+    database = settings.DATABASES["default"]
+    name = f"test_stack_{os.getpid()}"
+    credentials = f"{database['USER']}:{database['PASSWORD']}" if database["PASSWORD"] else database["USER"]
+    environment = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": f"mysql://{credentials}@{database['HOST']}:{database['PORT'] or 3306}/{name}",
+        "REDIS_URL": "redis://127.0.0.1:6379/12",
+        "CACHE_URL": "redis://127.0.0.1:6379/13",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "INFO",
+        "ADMIN_USERNAME": "admin",
+        "ADMIN_EMAIL": "admin@example.com",
+        "ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        "FLOWER_USER": "flower",
+        "FLOWER_PASSWORD": secrets.token_urlsafe(16),
+        "STATS_USER": "stats",
+        "STATS_PASSWORD": secrets.token_urlsafe(16),
+    }
+    for url in (environment["REDIS_URL"], environment["CACHE_URL"]):
+        redis.Redis.from_url(url).flushdb()
+    log_path = tmp_path_factory.mktemp("stack") / "stack.log"
+    log = log_path.open("a", buffering=1)
+    stack = Stack(environment, Ports.free(), output=lambda process, line: log.write(f"{process:>8} | {line}\n"))
+    with _mysql(database) as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    try:
+        stack.run_once(str(START / "migrate"))
+        stack.start()
+        seconds = stack.wait_until_ready()
+        print(f"\nstack ready in {seconds:.1f} s at {stack.url} (log: {log_path})")
+        yield stack
+    finally:
+        stack.stop()
+        log.close()
+        with _mysql(database) as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@contextlib.contextmanager
+def _mysql(database: dict) -> Iterator[MySQLdb.cursors.Cursor]:
+    connection = MySQLdb.connect(
+        host=database["HOST"],
+        port=int(database["PORT"] or 3306),
+        user=database["USER"],
+        password=database["PASSWORD"],
+        connect_timeout=3,
+    )
+    try:
+        with connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()

@@ -14,6 +14,8 @@ TEST_ENVIRONMENT = {
     "REDIS_URL": "redis://127.0.0.1:6379/10",
     "CACHE_URL": "redis://127.0.0.1:6379/11",
     "LOG_LEVEL": "WARNING",
+    # Playwright's sync API runs an event loop in the main thread, which Django would take for async code.
+    "DJANGO_ALLOW_ASYNC_UNSAFE": "true",
 }
 
 os.environ.update(TEST_ENVIRONMENT)

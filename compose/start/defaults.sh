@@ -1,0 +1,30 @@
+# Sourced by every start script: the project root as working directory, and the defaults of the variables the
+# start scripts read themselves (Django's settings keep theirs in dashboard/settings.py). Compose and the local
+# stack set the same variables; .env.example lists them all.
+set -o errexit -o nounset -o pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+export DEBUG="${DEBUG:-false}"
+# uWSGI, per web replica. HAProxy sends a replica at most WEB_PROCESSES × WEB_THREADS requests at once and
+# queues the rest; WEB_TIMEOUT ends a request that runs longer (HAProxy waits 5 s more).
+export WEB_BIND="${WEB_BIND:-0.0.0.0:8000}"
+export WEB_PROCESSES="${WEB_PROCESSES:-2}"
+export WEB_THREADS="${WEB_THREADS:-4}"
+export WEB_TIMEOUT="${WEB_TIMEOUT:-30}"
+# Flower, under /flower behind HAProxy.
+export FLOWER_BIND="${FLOWER_BIND:-0.0.0.0:5555}"
+export FLOWER_MAX_TASKS="${FLOWER_MAX_TASKS:-10000}"
+
+die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# A password that guards something: required, and in production mode not a short or well-known one.
+require_password() {
+    local name=$1 value=${!1:-}
+    [[ -n $value ]] || die "$name must be set"
+    if [[ $DEBUG != true ]]; then
+        ((${#value} >= 12)) || die "$name must be at least 12 characters in production mode (DEBUG=false)"
+        case ${value,,} in *password* | *changeme* | admin* | flower* | secret*)
+            die "$name is a well-known password: choose another" ;;
+        esac
+    fi
+}

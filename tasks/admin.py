@@ -1,0 +1,49 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import services
+from .models import Computation
+
+
+@admin.register(Computation)
+class ComputationAdmin(admin.ModelAdmin):
+    list_display = ["id", "operation", "status", "progress", "created_at", "run_time", "attempts", "worker", "flower"]
+    list_filter = ["status", "operation", "created_at"]
+    search_fields = ["=id", "=task_id"]
+    date_hierarchy = "created_at"
+    ordering = ["-id"]
+    list_per_page = 50
+    # The row changes only through its transitions (tasks.services), never by hand.
+    readonly_fields = [field.name for field in Computation._meta.fields] + ["flower"]
+    actions = ["cancel", "retry"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Computation | None = None) -> bool:
+        return False
+
+    @admin.display(description=_("run time"))
+    def run_time(self, computation: Computation) -> str:
+        return f"{computation.run_time.total_seconds():.3f} s" if computation.run_time else "—"
+
+    @admin.display(description=_("Flower"))
+    def flower(self, computation: Computation) -> str:
+        return format_html('<a href="/flower/task/{}">{}</a>', computation.task_id, _("task in Flower"))
+
+    @admin.action(description=_("Cancel the selected computations"), permissions=["view"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
+        done = sum(services.cancel(computation_id=pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, ngettext("%d computation cancelled.", "%d computations cancelled.", done) % done)
+
+    @admin.action(description=_("Retry the selected computations"), permissions=["view"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
+        done = sum(services.retry(computation_id=pk) for pk in queryset.values_list("pk", flat=True))
+        level = messages.SUCCESS if done else messages.WARNING
+        self.message_user(
+            request, ngettext("%d computation queued again.", "%d computations queued again.", done) % done, level
+        )

@@ -1,0 +1,169 @@
+"""A person at the dashboard, in Chromium, through HAProxy: submit, watch, cancel, read the details.
+
+Every page load is checked for requests to any other host and for console errors (a CSP violation is one).
+Screenshots of each step go to var/screenshots/.
+"""
+
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from compose.local.stack import ROOT, Stack
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = ROOT / "var" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    # Debian's Chromium; Playwright's own browser download is not reachable from here.
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": args}
+
+
+@pytest.fixture(scope="session")
+def base_url(stack: Stack) -> str:
+    return stack.url
+
+
+@pytest.fixture
+def dashboard(page: Page, base_url: str) -> Iterator[Page]:
+    """The dashboard, opened, with a marker that a reload would lose; fails the test on any request to another
+    host and on any console error."""
+    foreign: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(base_url) else foreign.append(request.url))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/")
+    page.evaluate("window.notReloaded = true")
+    yield page
+    assert foreign == [], "requests to other hosts"
+    # Chromium logs every 4xx; those the page answers in place (400, 409, 422) are not errors.
+    expected = re.compile(r"Failed to load resource: the server responded with a status of (400|409|422)\b")
+    assert [error for error in errors if not expected.match(error)] == [], "console errors"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    # caret="initial": hiding the caret injects a <style>, which our CSP rightly blocks.
+    page.screenshot(path=path, full_page=True, caret="initial")
+    return path
+
+
+def submit(page: Page, operation: str, **inputs: str) -> str:
+    """Fills and submits the form; returns the new row's id attribute (computation-<pk>)."""
+    pick(page, operation)
+    for name, value in inputs.items():
+        page.fill(f"#computation-form input[name={name}]", value)
+    page.get_by_role("button", name="Compute").click()
+    link = page.locator("#computation-form .notice a")
+    expect(link).to_be_visible()
+    return f"computation-{link.inner_text().lstrip('#')}"
+
+
+def pick(page: Page, operation: str) -> None:
+    """Picks an operation and waits for its form to be swapped in (filling the old one would be lost)."""
+    with page.expect_response("**/computations/new/?operation=*"):
+        page.select_option("#id_operation", operation)
+    page.wait_for_load_state()
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_submit_then_watch_progress_and_result_arrive_without_a_reload(dashboard: Page):
+    screenshot(dashboard, "01-dashboard")
+    row_id = submit(dashboard, "add", x="1.5", y="2.25", work_seconds="4")
+    row = dashboard.locator(f"#{row_id}")
+    progress = row.locator("progress")
+    expect(progress).to_be_visible(timeout=10_000)
+    seen = set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(seen) < 3:
+        if progress.count():
+            seen.add(int(progress.get_attribute("value") or 0))
+        time.sleep(0.3)
+    screenshot(dashboard, "02-running")
+    assert len(seen) >= 3, f"the progress bar moved through {sorted(seen)}"
+    expect(row.locator(".status")).to_have_text("Succeeded", timeout=15_000)
+    expect(row.locator(".result-cell")).to_have_text("3.75")
+    screenshot(dashboard, "03-succeeded")
+    assert_not_reloaded(dashboard)
+
+
+def test_a_validation_message_appears_in_place(dashboard: Page):
+    rows_before = dashboard.locator("#computation-list tbody tr").count()
+    pick(dashboard, "divide")
+    dashboard.fill("#computation-form input[name=x]", "1")
+    dashboard.fill("#computation-form input[name=y]", "0")
+    dashboard.get_by_role("button", name="Compute").click()
+    expect(dashboard.locator("#computation-form .errorlist")).to_have_text("Division by zero is not possible.")
+    expect(dashboard.locator("#computation-form input[name=y]")).to_have_attribute("aria-invalid", "true")
+    screenshot(dashboard, "04-validation")
+    assert dashboard.locator("#computation-list tbody tr").count() == rows_before
+    assert_not_reloaded(dashboard)
+
+
+def test_cancel_a_running_computation(dashboard: Page):
+    row = dashboard.locator(f"#{submit(dashboard, 'count_primes', n='1000', work_seconds='30')}")
+    expect(row.locator(".status")).to_have_text("Running", timeout=10_000)
+    row.get_by_role("button", name="Cancel").click()
+    expect(dashboard.locator("#notice")).to_contain_text("is cancelled")
+    expect(row.locator(".status")).to_have_text("Cancelled")
+    expect(row.get_by_role("button", name="Retry")).to_be_visible()
+    screenshot(dashboard, "05-cancelled")
+    assert_not_reloaded(dashboard)
+
+
+def test_the_detail_page_is_live_while_the_computation_runs(dashboard: Page):
+    row_id = submit(dashboard, "factorize", n="600851475143", work_seconds="3")
+    dashboard.locator(f"#{row_id} a").first.click()
+    expect(dashboard.locator("#computation-detail h1")).to_contain_text("Factorize n into primes")
+    dashboard.evaluate("window.notReloaded = true")
+    expect(dashboard.locator("#computation-detail .status")).to_have_text("Running", timeout=10_000)
+    expect(dashboard.locator("#computation-detail .result")).to_have_text("71 × 839 × 1471 × 6857", timeout=15_000)
+    expect(dashboard.locator("#computation-detail .status")).to_have_text("Succeeded")
+    screenshot(dashboard, "06-detail")
+    assert_not_reloaded(dashboard)
+
+
+def test_the_list_stays_intact_across_unchanged_polls(dashboard: Page, stack: Stack):
+    """With the worker paused nothing changes: the server answers each poll 304, the browser hands htmx its
+    cached copy as a 200 (PITFALLS.md), and the list must stay whole and keep polling."""
+
+    def answered_304() -> int:
+        return next(
+            int(row["hrsp_3xx"]) for row in stack.stats() if row["# pxname"] == "web" and row["svname"] == "BACKEND"
+        )
+
+    stack.signal("worker", signal.SIGSTOP)
+    try:
+        row = dashboard.locator(f"#{submit(dashboard, 'add', x='1', y='1')}")
+        expect(row.locator(".status")).to_have_text("Queued")
+        before = answered_304()
+        time.sleep(4)
+        not_modified = answered_304() - before
+        expect(row.locator(".status")).to_have_text("Queued")
+        expect(dashboard.locator("#computation-list h2")).to_have_text("Computations")
+        assert not_modified >= 3, f"{not_modified} polls answered 304"
+    finally:
+        stack.signal("worker", signal.SIGCONT)
+    expect(row.locator(".status")).to_have_text("Succeeded", timeout=15_000)
+    print(f"\nworker paused 4 s: {not_modified} polls answered 304, the list intact")
+
+
+def test_on_a_phone_nothing_scrolls_sideways(dashboard: Page):
+    dashboard.set_viewport_size({"width": 360, "height": 780})
+    dashboard.reload()
+    width = dashboard.evaluate("document.documentElement.scrollWidth")
+    screenshot(dashboard, "07-phone")
+    assert width <= 360

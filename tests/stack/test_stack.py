@@ -1,0 +1,177 @@
+"""The local stack, driven over HTTP through HAProxy as people and operators use it."""
+
+import re
+import threading
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from compose.local.stack import Stack
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.stack
+
+
+def session_with_csrf(stack: Stack) -> tuple[requests.Session, str]:
+    session = requests.Session()
+    page = session.get(f"{stack.url}/", timeout=10)
+    assert page.status_code == 200
+    return session, session.cookies["csrftoken"]
+
+
+def submit(stack: Stack, **data: str) -> int:
+    """A plain form post, as a browser without script sends it; returns the new computation's id."""
+    session, token = session_with_csrf(stack)
+    response = session.post(f"{stack.url}/computations/", data={"csrfmiddlewaretoken": token, **data}, timeout=10)
+    assert response.history and response.history[0].status_code == 303, response.text[:500]
+    return int(re.search(r"Computation #(\d+) is queued", response.text).group(1))
+
+
+def computation(stack: Stack, pk: int) -> dict:
+    return requests.get(f"{stack.url}/api/computations/{pk}", timeout=10).json()
+
+
+def ended(stack: Stack, pk: int, timeout: float = 30) -> dict:
+    return wait_for(
+        lambda: (data := computation(stack, pk))["status"] not in ("queued", "running") and data, timeout=timeout
+    )
+
+
+def test_a_form_submission_through_haproxy_runs_to_its_result(stack):
+    pk = submit(stack, operation="factorize", n="360", work_seconds="1")
+    data = ended(stack, pk)
+    assert data["status"] == "succeeded" and data["result"] == "2^3 × 3^2 × 5"
+    assert data["worker"].startswith("worker@") and data["attempts"] == 1
+
+
+def test_a_post_without_the_csrf_token_is_refused(stack):
+    response = requests.post(f"{stack.url}/computations/", data={"operation": "add", "x": "1", "y": "2"}, timeout=10)
+    assert response.status_code == 403
+
+
+def test_flower_requires_credentials_and_lists_the_task(stack):
+    pk = submit(stack, operation="add", x="2", y="3")
+    task_id = ended(stack, pk)["task_id"]
+    assert requests.get(f"{stack.url}/flower/", timeout=10).status_code == 401
+    wrong = (stack.environment["FLOWER_USER"], "not-the-password")
+    assert requests.get(f"{stack.url}/flower/", auth=wrong, timeout=10).status_code == 401
+    auth = (stack.environment["FLOWER_USER"], stack.environment["FLOWER_PASSWORD"])
+    assert requests.get(f"{stack.url}/flower/", auth=auth, timeout=10).status_code == 200
+
+    def listed() -> dict | None:
+        tasks = requests.get(f"{stack.url}/flower/api/tasks", auth=auth, timeout=10).json()
+        return tasks.get(task_id)
+
+    task = wait_for(listed, timeout=20)
+    assert task["name"] == "tasks.run_computation"
+
+
+def test_flowers_open_endpoints_are_only_on_the_monitoring_listener(stack):
+    for path in ("/flower/metrics", "/flower/healthcheck"):
+        assert requests.get(f"{stack.url}{path}", timeout=10).status_code == 404
+        assert requests.get(f"http://127.0.0.1:{stack.ports.monitor}{path}", timeout=10).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{stack.ports.monitor}/", timeout=10).status_code == 404
+
+
+def test_haproxy_stats_require_credentials(stack):
+    assert requests.get(f"{stack.url}/haproxy/stats", timeout=10).status_code == 401
+    auth = (stack.environment["STATS_USER"], stack.environment["STATS_PASSWORD"])
+    assert requests.get(f"{stack.url}/haproxy/stats", auth=auth, timeout=10).status_code == 200
+
+
+def test_the_admin_requires_login_and_shows_computations(stack):
+    pk = submit(stack, operation="multiply", x="6", y="7")
+    ended(stack, pk)
+    anonymous = requests.get(f"{stack.url}/admin/tasks/computation/", allow_redirects=False, timeout=10)
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous.headers["Location"]
+
+    session = requests.Session()
+    login_page = session.get(f"{stack.url}/admin/login/", timeout=10)
+    assert login_page.status_code == 200
+    token = session.cookies["csrftoken"]
+    env = stack.environment
+    bad = session.post(
+        f"{stack.url}/admin/login/",
+        data={"csrfmiddlewaretoken": token, "username": env["ADMIN_USERNAME"], "password": "wrong-password"},
+        timeout=10,
+    )
+    assert "Please enter the correct username and password" in bad.text
+    good = session.post(
+        f"{stack.url}/admin/login/?next=/admin/tasks/computation/",
+        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "username": env["ADMIN_USERNAME"],
+              "password": env["ADMIN_PASSWORD"], "next": "/admin/tasks/computation/"},
+        timeout=10,
+    )  # fmt: skip
+    assert good.status_code == 200 and good.url.endswith("/admin/tasks/computation/")
+    assert f"/admin/tasks/computation/{pk}/change/" in good.text
+    detail = session.get(f"{stack.url}/admin/tasks/computation/{pk}/change/", timeout=10)
+    assert detail.status_code == 200 and "/flower/task/" in detail.text
+
+
+def test_static_files_are_served_with_far_future_caching(stack):
+    page = requests.get(f"{stack.url}/", timeout=10).text
+    for path in re.findall(r'(?:href|src)="(/static/[^"]+\.[0-9a-f]{12}\.(?:css|js))"', page):
+        response = requests.get(f"{stack.url}{path}", timeout=10)
+        assert response.status_code == 200
+        assert "immutable" in response.headers["Cache-Control"]
+    assert len(re.findall(r"/static/[^\"]+\.[0-9a-f]{12}\.", page)) >= 2
+
+
+def test_readiness_through_haproxy(stack):
+    response = requests.get(f"{stack.url}/readyz", timeout=10)
+    assert response.status_code == 200 and response.json() == {"database": "ok", "broker": "ok", "cache": "ok"}
+
+
+def test_request_bodies_over_the_limit_are_refused(stack):
+    response = requests.post(f"{stack.url}/computations/", data=b"x" * (1024 * 1024 + 1), timeout=10)
+    assert response.status_code == 413
+
+
+def test_both_replicas_serve_requests(stack):
+    def served() -> Counter:
+        return Counter({row["svname"]: int(row["stot"]) for row in stack.stats() if row["# pxname"] == "web"})
+
+    before = served()
+    for _ in range(20):
+        assert requests.get(f"{stack.url}/healthz", timeout=10).status_code == 200
+    after = served()
+    assert after["web1"] - before["web1"] >= 5 and after["web2"] - before["web2"] >= 5
+
+
+@pytest.mark.parametrize("how", ["killed", "stopped"])
+def test_losing_a_replica_while_requests_flow_fails_no_get(stack, how):
+    """Four clients GET the dashboard and its list while one replica dies (kill -9) or stops (TERM)."""
+    statuses: Counter = Counter()
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def client(path: str) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    statuses[session.get(f"{stack.url}{path}", timeout=15).status_code] += 1
+                except requests.RequestException as error:
+                    errors.append(repr(error))
+
+    threads = [threading.Thread(target=client, args=(path,)) for path in ("/", "/computations/?status=failed") * 2]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.5)
+        if how == "killed":
+            stack.kill("web1")
+        else:
+            stack.stop("web1")
+        time.sleep(3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        stack.start("web1")
+        wait_for(lambda: "web/web1" in stack.servers_up(), timeout=30)
+    total = sum(statuses.values()) + len(errors)
+    print(f"\nreplica {how}: {total} GETs, {dict(statuses)}, {len(errors)} errors")
+    assert total > 50
+    assert errors == [] and set(statuses) == {200}, (statuses, errors[:3])
