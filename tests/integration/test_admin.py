@@ -1,0 +1,56 @@
+"""The admin site: operators read computations and cancel or retry them through the same services."""
+
+import pytest
+from django.urls import reverse
+
+from tasks.models import Computation, Status
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:tasks_computation_changelist")
+
+
+def test_the_admin_requires_a_staff_login(client):
+    response = client.get(CHANGELIST)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
+
+
+def test_the_list_shows_filters_and_searches_by_id_and_task_id(admin_client):
+    first = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, status=Status.SUCCEEDED)
+    second = Computation.objects.create(operation="divide", inputs={"x": "1", "y": "2"}, status=Status.FAILED)
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert f"/flower/task/{first.task_id}" in page and "divide" in page
+
+    by_id = admin_client.get(CHANGELIST, {"q": str(second.pk)}).context["cl"].result_list
+    assert list(by_id) == [second]
+    by_task = admin_client.get(CHANGELIST, {"q": str(first.task_id)}).context["cl"].result_list
+    assert list(by_task) == [first]
+    assert admin_client.get(CHANGELIST, {"q": "not-a-number"}).status_code == 200
+    failed = admin_client.get(CHANGELIST, {"status__exact": "failed"}).context["cl"].result_list
+    assert list(failed) == [second]
+
+
+def test_rows_cannot_be_added_or_edited_by_hand(admin_client):
+    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    assert admin_client.get(reverse("admin:tasks_computation_add")).status_code == 403
+    change = reverse("admin:tasks_computation_change", args=[computation.pk])
+    assert admin_client.post(change, {"status": "succeeded", "result": "forged"}).status_code == 403
+    computation.refresh_from_db()
+    assert computation.status == Status.QUEUED and computation.result == ""
+
+
+def test_cancel_and_retry_actions_go_through_the_services(admin_client, django_capture_on_commit_callbacks):
+    queued = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    failed = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, status=Status.FAILED, error="x")
+    admin_client.post(CHANGELIST, {"action": "cancel", "_selected_action": [queued.pk, failed.pk]})
+    queued.refresh_from_db()
+    failed.refresh_from_db()
+    assert queued.status == Status.CANCELLED and failed.status == Status.FAILED
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            CHANGELIST, {"action": "retry", "_selected_action": [queued.pk, failed.pk]}, follow=True
+        )
+    assert "2 computations queued again." in response.content.decode()
+    assert Computation.objects.filter(status=Status.QUEUED).count() == 2
+    assert len(callbacks) == 4, "each retried computation is recorded and sent after commit"
