@@ -70,10 +70,10 @@ def submit(page: Page, operation: str, **inputs: str) -> str:
 
 
 def pick(page: Page, operation: str) -> None:
-    """Picks an operation and waits for its form to be swapped in (filling the old one would be lost)."""
-    with page.expect_response("**/computations/new/?operation=*"):
-        page.select_option("#id_operation", operation)
-    page.wait_for_load_state()
+    """Picks an operation and waits until its form has been swapped in (what is typed into the old one is lost)."""
+    page.locator("#computation-form").evaluate("form => { form.dataset.stale = 'true' }")
+    page.select_option("#id_operation", operation)
+    page.locator("#computation-form:not([data-stale])").wait_for()
 
 
 def assert_not_reloaded(page: Page) -> None:
