@@ -19,7 +19,7 @@ dev: setup  ## Run Django's development server and one worker instead (DEBUG on)
 	@$(VENV)/bin/python -m compose.local.stack --dev
 
 test:  ## Run the whole test suite (lint, unit, integration, stack, browser) against the local MySQL and Redis
-	@compose/local/setup --browser
+	@compose/local/setup --test
 	@$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest
 

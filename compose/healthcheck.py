@@ -1,0 +1,42 @@
+"""Health checks of the containers (compose/compose.yaml and the Dockerfile's HEALTHCHECK).
+
+`python compose/healthcheck.py web|flower|worker`: exit status 0 when healthy. Web and Flower answer their
+health endpoint on their own address; a worker answers a Celery ping by its node name.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+
+
+def _get(bind: str, path: str) -> bool:
+    """GET on this container's own port (the one of an address such as 0.0.0.0:8000)."""
+    url = f"http://127.0.0.1:{bind.rsplit(':', 1)[1]}{path}"
+    with urllib.request.urlopen(url, timeout=3) as response:
+        return response.status == 200
+
+
+def web() -> bool:
+    return _get(os.environ.get("WEB_BIND", "0.0.0.0:8000"), "/healthz")
+
+
+def flower() -> bool:
+    return _get(os.environ.get("FLOWER_BIND", "0.0.0.0:5555"), "/flower/healthcheck")
+
+
+def worker() -> bool:
+    node = f"{os.environ.get('WORKER_NAME', 'worker')}@{socket.gethostname()}"
+    command = ["celery", "--app", "tasks", "inspect", "ping", "--destination", node, "--timeout", "5"]
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0  # noqa: S603
+
+
+if __name__ == "__main__":
+    checks = {"web": web, "flower": flower, "worker": worker}
+    try:
+        healthy = checks[sys.argv[1]]()
+    except Exception as error:  # any failure means unhealthy, said once
+        print(f"unhealthy: {error}", file=sys.stderr)
+        healthy = False
+    sys.exit(0 if healthy else 1)

@@ -1,0 +1,207 @@
+"""Compose, validated without a Docker engine: the specification's schema, a Compose linter, hadolint, HAProxy's
+own check, and parity with the local stack, so that Compose runs exactly what the stack tests exercise."""
+
+import ast
+import os
+import re
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compose.local.stack import PROCESSES, ROOT, START
+
+COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
+DOCKERFILE = ROOT / "compose" / "Dockerfile"
+DCLINT = ROOT / ".tools" / "node_modules" / ".bin" / "dclint"
+# Images of others, configured by their own variables.
+THIRD_PARTY = {"mysql", "redis"}
+# Ordering rules we do not follow: services read in the order they start (data, migrate, app, proxy), and the
+# x- anchors come first because the services use them.
+DCLINT_SKIPPED_RULES = ["services-alphabetical-order", "service-keys-order", "top-level-properties-order"]
+
+
+def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(part) for part in command], capture_output=True, text=True, check=False, cwd=ROOT)
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def interpolate(value: str, environment: dict[str, str]) -> str:
+    """Compose's ${NAME}, ${NAME:-default} and ${NAME:?error} over `environment`."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, argument = match.group(1), match.group(2), match.group(3) or ""
+        if environment.get(name):
+            return environment[name]
+        if operator == ":?":
+            raise KeyError(f"{name}: {argument}")
+        return argument
+
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", substitute, str(value)).replace("$$", "$")
+
+
+def deployment_environment() -> dict[str, str]:
+    """What an operator's .env holds: .env.example, its empty secrets filled in."""
+    values = env_example()
+    for name in ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "ADMIN_PASSWORD", "FLOWER_PASSWORD",
+                 "STATS_PASSWORD"):  # fmt: skip
+        values[name] = secrets.token_urlsafe(24)
+    return values
+
+
+def service_environment(service: dict) -> dict[str, str]:
+    return {name: interpolate(value, deployment_environment()) for name, value in service["environment"].items()}
+
+
+def variables_read_by_settings() -> dict[str, ast.expr | None]:
+    """{NAME: default expression} for every env.<type>("NAME", default=...) in dashboard/settings.py."""
+    tree = ast.parse((ROOT / "dashboard" / "settings.py").read_text())
+    found = {}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "env"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            defaults = [keyword.value for keyword in node.keywords if keyword.arg == "default"]
+            found[node.args[0].value] = defaults[0] if defaults else None
+    return found
+
+
+def variables_read_by_scripts() -> set[str]:
+    """Variables the start scripts, HAProxy's configuration and the health checks read."""
+    names: set[str] = set()
+    for path in [*START.iterdir(), ROOT / "haproxy" / "haproxy.cfg"]:
+        text = path.read_text()
+        names |= set(re.findall(r"\$\{!?([A-Z][A-Z0-9_]*)", text))
+        names |= set(re.findall(r"(?:require_password|defined\()\s*([A-Z][A-Z0-9_]*)", text))
+    healthcheck = (ROOT / "compose" / "healthcheck.py").read_text()
+    names |= set(re.findall(r"environ\.get\(['\"]([A-Z][A-Z0-9_]*)", healthcheck))
+    return {name for name in names if not name.startswith("BASH_")}
+
+
+def variables_required_by_scripts(script: str) -> set[str]:
+    text = (START / script).read_text()
+    return set(re.findall(r"require_password ([A-Z_]+)", text)) | set(
+        re.findall(r"\[\[ -n \$\{([A-Z_]+):-\} \]\] \|\| die", text)
+    )
+
+
+def variables_compose_must_set() -> set[str]:
+    """The settings' variables whose defaults only serve a development machine (localhost, the development
+    secret), so a deployment that leaves them out would run against nothing or with a known secret."""
+    required = set()
+    for name, default in variables_read_by_settings().items():
+        literal = ast.literal_eval(default) if isinstance(default, ast.Constant | ast.List) else None
+        if default is None or literal is None or re.search(r"127\.0\.0\.1|localhost", str(literal)):
+            required.add(name)
+    return required
+
+
+def drift(document: dict) -> list[str]:
+    """Where Compose and the local stack disagree: commands the stack tests do not run, variables nobody
+    reads, required variables left out."""
+    problems = []
+    scripts = {f"compose/start/{name}" for name in {*PROCESSES.values(), "migrate"}}
+    known = set(variables_read_by_settings()) | variables_read_by_scripts()
+    must_set = variables_compose_must_set()
+    for name, service in document["services"].items():
+        if name in THIRD_PARTY:
+            continue
+        command = service.get("command", [])
+        script = command[0].removeprefix("/app/") if command else None
+        if len(command) != 1 or script not in scripts:
+            problems.append(f"{name}: command {command} is not one of the start scripts {sorted(scripts)}")
+            continue
+        variables = set(service.get("environment", {}))
+        problems += [f"{name}: sets {variable}, which nothing reads" for variable in sorted(variables - known)]
+        needed = variables_required_by_scripts(Path(script).name)
+        if Path(script).name != "haproxy":
+            needed |= must_set
+        problems += [f"{name}: does not set {variable}" for variable in sorted(needed - variables)]
+    return problems
+
+
+def test_the_compose_file_follows_the_compose_specification():
+    result = run(ROOT / ".venv" / "bin" / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", COMPOSE_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_file_passes_the_compose_linter():
+    assert DCLINT.exists(), "dclint is missing: run `compose/local/setup --test` (make test does)"
+    skipped = [argument for rule in DCLINT_SKIPPED_RULES for argument in ("--disable-rule", rule)]
+    result = run(DCLINT, COMPOSE_FILE, "--max-warnings", "0", "--color", "false", *skipped)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_dockerfile_passes_hadolint():
+    result = run(ROOT / ".venv" / "bin" / "hadolint", "--failure-threshold", "info", "--no-color", DOCKERFILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_haproxy_accepts_its_configuration_with_composes_environment():
+    environment = {"PATH": f"/usr/sbin:{os.environ['PATH']}", **service_environment(compose()["services"]["haproxy"])}
+    result = subprocess.run(
+        [START / "haproxy", "--check"], env=environment, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    # Outside Docker the service names do not resolve; HAProxy resolves them at run time (init-addr none).
+    other = [line for line in result.stderr.splitlines() if "WARNING" in line and "could not resolve" not in line]
+    assert other == [] and "ALERT" not in result.stderr
+
+
+def test_compose_runs_the_start_scripts_the_stack_tests_run_with_the_variables_they_read():
+    assert drift(compose()) == []
+
+
+def test_a_command_or_variable_the_stack_does_not_know_is_reported():
+    document = compose()
+    document["services"]["worker"]["command"] = ["celery", "--app", "tasks", "worker"]
+    document["services"]["web"]["environment"]["WEB_WORKERS"] = "4"
+    del document["services"]["flower"]["environment"]["REDIS_URL"]
+    del document["services"]["haproxy"]["environment"]["STATS_PASSWORD"]
+    problems = drift(document)
+    assert any(problem.startswith("worker: command") for problem in problems)
+    assert "web: sets WEB_WORKERS, which nothing reads" in problems
+    assert "flower: does not set REDIS_URL" in problems
+    assert "haproxy: does not set STATS_PASSWORD" in problems
+
+
+def test_every_variable_is_documented_in_env_example():
+    documented = set(env_example())
+    read = set(variables_read_by_settings()) | variables_read_by_scripts()
+    derived = {"WEB_MAXCONN", "HAPROXY_SERVER_TIMEOUT", "HAPROXY_CHECK_HOST", "WEB_PORT"}
+    assert read - derived - documented == set()
+
+
+def test_the_image_installs_the_locked_environment_the_tests_use():
+    dockerfile = DOCKERFILE.read_text()
+    assert "COPY pyproject.toml uv.lock ./" in dockerfile
+    assert re.search(r"uv sync --locked --no-dev", dockerfile)
+    setup = (ROOT / "compose" / "local" / "setup").read_text()
+    assert re.search(r"uv\" sync --locked", setup)
+    assert (ROOT / "uv.lock").read_text().startswith("version = 1"), "one lock file, written by uv"
+
+
+@pytest.mark.parametrize("service", ["web", "worker", "flower", "migrate"])
+def test_each_app_service_gets_the_same_settings_the_local_stack_gets(service):
+    environment = service_environment(compose()["services"][service])
+    assert environment["DEBUG"] == "false"
+    assert (
+        environment["DATABASE_URL"].startswith("mysql://dashboard:")
+        and "@mysql:3306/dashboard" in environment["DATABASE_URL"]
+    )
+    assert environment["REDIS_URL"] == "redis://redis:6379/0" and environment["CACHE_URL"] == "redis://redis:6379/1"
