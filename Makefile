@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup run dev test lint format
+.PHONY: help setup run dev test faults lint format
 
 help:  ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,6 +22,10 @@ test:  ## Run the whole test suite (lint, unit, integration, stack, browser) aga
 	@compose/local/setup --test
 	@$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest
+
+faults:  ## The fault tests in full: 10,000 submissions, 20 worker kills, outages (figures in var/faults.txt)
+	@compose/local/setup --test
+	FAULTS=full $(VENV)/bin/pytest tests/faults -s
 
 lint:  ## Check the code with ruff
 	$(VENV)/bin/ruff check .

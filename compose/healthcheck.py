@@ -1,7 +1,7 @@
 """Health checks of the containers (compose/compose.yaml and the Dockerfile's HEALTHCHECK).
 
-`python compose/healthcheck.py web|flower|worker`: exit status 0 when healthy. Web and Flower answer their
-health endpoint on their own address; a worker answers a Celery ping by its node name.
+`python compose/healthcheck.py web|flower|worker|beat`: exit status 0 when healthy. Web and Flower answer their
+health endpoint on their own address; a worker answers a Celery ping by its node name; beat's sweeps arrive.
 """
 
 import os
@@ -32,8 +32,22 @@ def worker() -> bool:
     return subprocess.run(command, capture_output=True, check=False).returncode == 0  # noqa: S603
 
 
+def beat() -> bool:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from tasks.jobs import seconds_since_last_sweep
+
+    age = seconds_since_last_sweep()
+    return age is not None and age < 3 * settings.COMPUTATION_SWEEP_SECONDS + 30
+
+
 if __name__ == "__main__":
-    checks = {"web": web, "flower": flower, "worker": worker}
+    sys.path.insert(0, os.getcwd())
+    checks = {"web": web, "flower": flower, "worker": worker, "beat": beat}
     try:
         healthy = checks[sys.argv[1]]()
     except Exception as error:  # any failure means unhealthy, said once

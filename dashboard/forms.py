@@ -1,5 +1,6 @@
 """Forms built from the operation registry: what a person may submit, and which list they see."""
 
+import uuid
 from collections.abc import Mapping
 
 from django import forms
@@ -47,9 +48,11 @@ class ComputationForm(forms.Form):
         required=False,
         help_text=_("Waits this long before computing, so you can watch its progress."),
     )
+    # New with every fresh form: posting the same form twice (a double click, a browser retry) submits once.
+    idempotency_key = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, data: Mapping[str, str] | None = None, *, operation: str | None = None):
-        super().__init__(data)
+        super().__init__(data, initial={"idempotency_key": uuid.uuid4()})
         name = data.get("operation") if data is not None else operation
         # An unknown name in submitted data is the operation field's error; in a link it falls back to the default.
         self.spec: Operation | None = REGISTRY.get(name or "") or (

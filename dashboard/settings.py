@@ -29,9 +29,20 @@ if not DEBUG and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50):
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# HAProxy sets this header on every request (overwriting any a client sent), and only HAProxy reaches the
-# web replicas, so the scheme it reports can be trusted.
+# HAProxy sets X-Forwarded-Proto and -For on every request (overwriting what a client sent). The scheme is
+# trusted as it comes (only HAProxy reaches the web replicas); the client's address only from these proxies.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1/32", "::1/128"])
+
+# Served over HTTPS (TLS ends at HAProxy or in front of it): secure cookies, HSTS, redirect to https. On by
+# default in production mode; HTTPS=false only for plain HTTP on a trusted network, as `make run` on loopback.
+HTTPS = env.bool("HTTPS", default=not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
+# HAProxy's health checks speak plain HTTP to the replicas.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -46,6 +57,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dashboard.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "dashboard.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -159,14 +172,25 @@ COMPUTATION_MAX_ATTEMPTS = env.int("COMPUTATION_MAX_ATTEMPTS", default=3)
 COMPUTATION_HEARTBEAT_SECONDS = 2
 # A running row whose heartbeat is older than this is taken to belong to a dead worker.
 COMPUTATION_STALE_AFTER_SECONDS = env.int("COMPUTATION_STALE_AFTER_SECONDS", default=15)
+# How often the sweep sends again the tasks of rows that would otherwise never end.
+COMPUTATION_SWEEP_SECONDS = env.int("COMPUTATION_SWEEP_SECONDS", default=10)
+# How long a worker keeps trying to write a row while the database is unreachable.
+COMPUTATION_DATABASE_RETRY_SECONDS = env.int("COMPUTATION_DATABASE_RETRY_SECONDS", default=60)
+# Submissions are refused (503) while this many wait; those accepted are never dropped.
+COMPUTATION_MAX_QUEUED = env.int("COMPUTATION_MAX_QUEUED", default=10_000)
+# Per client address, as "count/period" (s, m, h); beyond it a submission gets 429 with Retry-After.
+SUBMISSION_RATE_LIMIT = env.str("SUBMISSION_RATE_LIMIT", default="30/m")
 
 # Celery, configured from here through the CELERY_ namespace (tasks/celery.py).
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request that sends a task while the broker is down gives up within about a second; the row stays
+# queued for the sweep.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 # Redelivery of an unacknowledged task waits for the visibility timeout: it must exceed the longest run (the
 # hard time limit) plus the wait of a prefetched task, or a slow task would be delivered twice.
 CELERY_TASK_TIME_LIMIT = 300
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT, "socket_connect_timeout": 2}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -182,3 +206,11 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {
+        "task": "tasks.sweep",
+        "schedule": COMPUTATION_SWEEP_SECONDS,
+        # With no worker to take them, sweeps expire instead of piling up.
+        "options": {"expires": COMPUTATION_SWEEP_SECONDS},
+    }
+}

@@ -15,3 +15,5 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "dashboard.views.server_error"

@@ -10,12 +10,12 @@ import hashlib
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import get_language, gettext
+from django.utils.translation import get_language, gettext, ngettext
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import condition, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
@@ -24,8 +24,9 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 from tasks import changes, services
 from tasks.models import Computation, Page, Status
 
-from . import health
+from . import health, throttling
 from .forms import ComputationForm, ListFilterForm
+from .middleware import outage_notice
 
 PAGE = "dashboard/index.html"
 DETAIL = "dashboard/detail.html"
@@ -33,11 +34,12 @@ CHANGED_EVENT = "computations-changed"
 
 
 def version_etag(request: HttpRequest, *args: Any, **kwargs: Any) -> str | None:
-    """The change counter, plus everything else the HTML depends on: the address, partial or page, language."""
+    """The change counter, plus everything else the HTML depends on: the address, partial or page, language,
+    whether the broker answers."""
     version = changes.current_version()
     if version is None:
         return None
-    varies = f"{request.get_full_path()}|{bool(request.htmx)}|{get_language()}"
+    varies = f"{request.get_full_path()}|{bool(request.htmx)}|{get_language()}|{health.broker_reachable()}"
     return f"{version}-{hashlib.blake2b(varies.encode(), digest_size=8).hexdigest()}"
 
 
@@ -72,6 +74,7 @@ def _list_context(filters: ListFilterForm) -> dict:
         "page": page,
         "summary": [(status.value, status.label, counts[status]) for status in Status],
         "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
+        "broker_reachable": health.broker_reachable(),
     }
 
 
@@ -112,17 +115,46 @@ def computation_list(request: HttpRequest) -> HttpResponse:
 
 def create_computation(request: HttpRequest) -> HttpResponse:
     form = ComputationForm(request.POST)
+    if wait := throttling.submission_wait(request):
+        message = ngettext(
+            "Too many submissions from your address: try again in %(seconds)d second.",
+            "Too many submissions from your address: try again in %(seconds)d seconds.",
+            wait,
+        )
+        return _form_refused(request, form, message % {"seconds": wait}, status=429, retry_after=wait)
     if not form.is_valid():
-        if request.htmx:
-            return render(request, f"{PAGE}#form", {"form": form}, status=422)
-        return render(request, PAGE, _page_context(form, ListFilterForm({})), status=422)
-    computation = services.submit(operation=form.spec, inputs=form.inputs, work_seconds=form.work)
+        return _form_refused(request, form, status=422)
+    try:
+        computation = services.submit(
+            operation=form.spec,
+            inputs=form.inputs,
+            work_seconds=form.work,
+            idempotency_key=form.cleaned_data["idempotency_key"],
+        )
+    except services.QueueFull:
+        message = gettext("The queue is full: nothing was submitted. Try again in a minute.")
+        return _form_refused(request, form, message, status=503, retry_after=60)
     if request.htmx:
         fresh = ComputationForm(operation=form.spec.name)
         response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
         return trigger_client_event(response, CHANGED_EVENT)
     messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
     return _see_other(reverse("dashboard"))
+
+
+def _form_refused(
+    request: HttpRequest, form: ComputationForm, message: str = "", *, status: int, retry_after: int | None = None
+) -> HttpResponse:
+    """The form again, with its messages in place (and `message` above the fields); nothing was recorded."""
+    if message:
+        form.add_error(None, message)
+    if request.htmx:
+        response = render(request, f"{PAGE}#form", {"form": form}, status=status)
+    else:
+        response = render(request, PAGE, _page_context(form, ListFilterForm({})), status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @require_safe
@@ -200,6 +232,11 @@ def _see_other(url: str) -> HttpResponseRedirect:
     response = HttpResponseRedirect(url)
     response.status_code = 303
     return response
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500, which an HTMX request shows in the page's outage notice."""
+    return outage_notice(request, HttpResponseServerError(render_to_string("500.html")))
 
 
 @require_safe

@@ -4,14 +4,20 @@ Delivery is at least once (late acknowledgement, requeue when a worker dies); th
 tasks.models make a second delivery harmless, so no computation is lost and none is recorded twice.
 """
 
+import contextlib
 import time
+from collections.abc import Callable
 
-from celery import Task, shared_task
+from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from django.conf import settings
+from django.core.cache import cache
+from django.db import InterfaceError, OperationalError, connection
+from kombu.exceptions import ChannelError
+from redis.exceptions import RedisError
 
-from . import operations
+from . import operations, services
 from .models import Computation, ComputationQuerySet
 from .operations import OperationError, TimeLimitExceeded, gettext_noop
 
@@ -20,6 +26,25 @@ logger = get_task_logger(__name__)
 # Progress is written when it moves, at most this often; the heartbeat is written at least every
 # COMPUTATION_HEARTBEAT_SECONDS even when it does not move.
 PROGRESS_WRITE_INTERVAL = 0.25
+SWEEP_LOCK = "dashboard:sweep:lock"
+SWEEP_LAST = "dashboard:sweep:last"
+
+
+def persist[T](write: Callable[[], T]) -> T:
+    """Runs a read or write of the row, retrying while the database is unreachable, so a short outage delays a
+    run instead of failing it. Gives up (raises) after COMPUTATION_DATABASE_RETRY_SECONDS."""
+    deadline = time.monotonic() + settings.COMPUTATION_DATABASE_RETRY_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError) as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("database unreachable (%s); trying again in %.1f s", error, delay)
+            connection.close()  # a broken connection is not reused
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
 
 
 class RunStopped(Exception):
@@ -37,7 +62,7 @@ class ProgressWriter:
         elapsed = time.monotonic() - self.written
         moved = percent != self.percent and elapsed >= PROGRESS_WRITE_INTERVAL
         if moved or elapsed >= settings.COMPUTATION_HEARTBEAT_SECONDS:
-            if not self.rows.report_progress(attempt=self.attempt, progress=percent):
+            if not persist(lambda: self.rows.report_progress(attempt=self.attempt, progress=percent)):
                 raise RunStopped
             self.percent, self.written = percent, time.monotonic()
 
@@ -45,10 +70,14 @@ class ProgressWriter:
 @shared_task(bind=True, name="tasks.run_computation", max_retries=60)
 def run_computation(self: Task, computation_id: int) -> None:
     rows = Computation.objects.filter(pk=computation_id)
-    if not rows.claim(worker=self.request.hostname or ""):
+    try:
+        claimed = persist(lambda: rows.claim(worker=self.request.hostname or ""))
+    except (OperationalError, InterfaceError) as error:
+        raise self.retry(countdown=settings.COMPUTATION_STALE_AFTER_SECONDS, exc=error) from error
+    if not claimed:
         _not_claimed(self, rows)
         return
-    computation = rows.get()
+    computation = persist(rows.get)
     attempt, spec = computation.attempts, computation.spec
     logger.info("computation %s attempt %s started", computation_id, attempt)
     try:
@@ -64,26 +93,64 @@ def run_computation(self: Task, computation_id: int) -> None:
         logger.info("computation %s attempt %s stopped: cancelled or taken over", computation_id, attempt)
         return
     except OperationError as error:
-        outcome = rows.fail(attempt=attempt, error=str(error))
+        message = str(error)
+        outcome = persist(lambda: rows.fail(attempt=attempt, error=message))
     except SoftTimeLimitExceeded:
-        error = TimeLimitExceeded(spec.time_limit + computation.work_seconds)
-        outcome = rows.fail(attempt=attempt, error=str(error))
+        message = str(TimeLimitExceeded(spec.time_limit + computation.work_seconds))
+        outcome = persist(lambda: rows.fail(attempt=attempt, error=message))
+    except (OperationalError, InterfaceError):
+        # The database stayed away longer than the retries: the row keeps running until its heartbeat goes
+        # stale and the sweep sends it again.
+        logger.exception("computation %s attempt %s lost the database", computation_id, attempt)
+        raise
     except Exception:
         logger.exception("computation %s attempt %s raised", computation_id, attempt)
-        outcome = rows.fail(attempt=attempt, error=gettext_noop("The computation stopped on an unexpected error."))
+        unexpected = gettext_noop("The computation stopped on an unexpected error.")
+        outcome = persist(lambda: rows.fail(attempt=attempt, error=unexpected))
     else:
-        outcome = rows.succeed(attempt=attempt, result=result)
+        outcome = persist(lambda: rows.succeed(attempt=attempt, result=result))
     logger.info("computation %s attempt %s %s", computation_id, attempt, "ended" if outcome else "superseded")
 
 
 def _not_claimed(task: Task, rows: ComputationQuerySet) -> None:
-    computation = rows.first()
+    computation = persist(rows.first)
     if computation is None or not computation.is_in_flight:
         return  # deleted, or already ended: a duplicate delivery
     budget_error = gettext_noop("Gave up: the worker running this computation stopped on each attempt.")
-    if rows.give_up(error=budget_error):
+    if persist(lambda: rows.give_up(error=budget_error)):
         logger.warning("computation %s failed: its attempts are used up", computation.pk)
         return
     # Running with a fresh heartbeat: another worker has it, or one that died a moment ago (its task was
     # requeued at once). Look again once such a heartbeat would be stale.
     raise task.retry(countdown=settings.COMPUTATION_STALE_AFTER_SECONDS)
+
+
+@shared_task(name="tasks.sweep", ignore_result=True, time_limit=120)
+def sweep() -> None:
+    """Celery beat runs this every COMPUTATION_SWEEP_SECONDS: no row stays queued or running for good."""
+    # Without the cache two sweeps may overlap, which is harmless: a task sent twice runs once.
+    with contextlib.suppress(RedisError):
+        if not cache.add(SWEEP_LOCK, 1, timeout=120):
+            return  # another sweep is still at it
+    try:
+        services.sweep(queue_is_empty=_queue_length() == 0)
+    finally:
+        with contextlib.suppress(RedisError):
+            cache.delete(SWEEP_LOCK)
+    with contextlib.suppress(RedisError):
+        cache.set(SWEEP_LAST, time.time(), timeout=None)
+
+
+def seconds_since_last_sweep() -> float | None:
+    """For beat's health check: sweeps that keep coming mean beat, the broker and a worker all work."""
+    last = cache.get(SWEEP_LAST)
+    return None if last is None else time.time() - last
+
+
+def _queue_length() -> int:
+    queue = current_app.conf.task_default_queue
+    with current_app.connection_for_read() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError:
+            return 0  # Redis drops an empty list: no queue is an empty queue

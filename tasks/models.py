@@ -78,6 +78,22 @@ class ComputationQuerySet(models.QuerySet):
         rows = rows[:size]
         return Page(rows, newer_after=rows[0].pk if before and rows else None, older_before=older)
 
+    def needing_a_task(self, *, queue_is_empty: bool) -> "ComputationQuerySet":
+        """Rows that would never end unless their task is sent (again): queued ones the broker never took (it was
+        down); running ones whose worker died; and, while the broker's queue is empty, queued ones whose task no
+        worker is running (a worker that died held it). Each was last sent longer ago than a heartbeat's grace."""
+        now = timezone.now()
+        sent_long_ago = Q(enqueued_at__lt=now - timedelta(seconds=settings.COMPUTATION_STALE_AFTER_SECONDS))
+        never_sent = Q(status=Status.QUEUED, enqueued_at__isnull=True)
+        condition = never_sent | (_stale(now) & sent_long_ago)
+        if queue_is_empty:
+            condition |= Q(status=Status.QUEUED) & sent_long_ago
+        return self.filter(condition).order_by("pk")
+
+    def queue_is_full(self) -> bool:
+        """Whether COMPUTATION_MAX_QUEUED computations wait already: a bounded index scan, never a full count."""
+        return self.filter(status=Status.QUEUED)[settings.COMPUTATION_MAX_QUEUED - 1 :].exists()
+
     def count_by_status(self) -> dict[str, int]:
         """{status: count} for every status, zeros included: one GROUP BY over the status index."""
         counts = dict.fromkeys(Status.values, 0)
@@ -137,6 +153,7 @@ class ComputationQuerySet(models.QuerySet):
             timezone.now(),
             status=Status.QUEUED,
             task_id=uuid.uuid4(),
+            enqueued_at=timezone.now(),
             max_attempts=F("attempts") + settings.COMPUTATION_MAX_ATTEMPTS,
             progress=0,
             result="",
@@ -169,6 +186,10 @@ class Computation(models.Model):
     max_attempts = models.PositiveSmallIntegerField(_("attempts allowed"), default=default_max_attempts)
     worker = models.CharField(_("worker"), max_length=255, blank=True)
     task_id = models.UUIDField(_("Celery task id"), unique=True, default=uuid.uuid4, editable=False)
+    # When its task was last handed to the broker; empty while the broker has not taken it (it was down).
+    enqueued_at = models.DateTimeField(_("sent to the queue"), null=True, blank=True)
+    # Sent by the form: a second post of the same form (a double click, a browser's retry) finds this row.
+    idempotency_key = models.UUIDField(_("idempotency key"), unique=True, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -186,6 +207,7 @@ class Computation(models.Model):
             models.Index(fields=["operation"], name="computation_operation"),
             models.Index(fields=["status", "operation"], name="computation_status_operation"),
             models.Index(fields=["status", "updated_at"], name="computation_status_updated"),
+            models.Index(fields=["status", "enqueued_at"], name="computation_status_enqueued"),
         ]
 
     def __str__(self) -> str:

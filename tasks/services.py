@@ -1,15 +1,16 @@
 """The use cases: the only ways to create or change a computation.
 
-Views, the admin and management commands call these; none of them talks to Celery directly.
+Views, the admin, the sweep and management commands call these; none of them talks to Celery directly.
 """
 
 import logging
+import uuid
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from . import changes
-from .jobs import run_computation
+from . import changes, jobs
 from .models import Computation
 from .operations import Inputs, Operation
 
@@ -20,11 +21,34 @@ logger = logging.getLogger(__name__)
 SOFT_LIMIT_MARGIN, HARD_LIMIT_MARGIN = 10, 20
 
 
-def submit(*, operation: Operation, inputs: Inputs, work_seconds: int = 0) -> Computation:
-    """Records a computation and queues it once the transaction commits. `inputs` are validated (forms do it)."""
-    computation = Computation.objects.create(
-        operation=operation.name, inputs=operation.serialize_inputs(inputs), work_seconds=work_seconds
-    )
+class QueueFull(Exception):
+    """COMPUTATION_MAX_QUEUED computations are waiting already; nothing was recorded."""
+
+
+def submit(
+    *, operation: Operation, inputs: Inputs, work_seconds: int = 0, idempotency_key: uuid.UUID | None = None
+) -> Computation:
+    """Records a computation and sends its task once the transaction commits. `inputs` are validated (forms do
+    it). A second submission with the same idempotency key returns the first computation instead."""
+    if idempotency_key and (existing := Computation.objects.filter(idempotency_key=idempotency_key).first()):
+        return existing
+    if Computation.objects.queue_is_full():
+        raise QueueFull
+    try:
+        with transaction.atomic():
+            computation = Computation.objects.create(
+                operation=operation.name,
+                inputs=operation.serialize_inputs(inputs),
+                work_seconds=work_seconds,
+                idempotency_key=idempotency_key,
+                # Sent right after the commit; if that fails, enqueue() clears it for the sweep to see.
+                enqueued_at=timezone.now(),
+            )
+    except IntegrityError:
+        # The same form, posted twice at once: the other request's row won the unique key.
+        if idempotency_key and (existing := Computation.objects.filter(idempotency_key=idempotency_key).first()):
+            return existing
+        raise
     transaction.on_commit(changes.record_change)
     transaction.on_commit(lambda: enqueue(computation))
     return computation
@@ -46,15 +70,32 @@ def retry(*, computation_id: int) -> bool:
     return True
 
 
-def enqueue(computation: Computation) -> None:
-    """Sends the computation's task. With the broker down the row stays queued, to be sent again later."""
+def sweep(*, queue_is_empty: bool, limit: int = 1000) -> int:
+    """Sends again the tasks of rows that would otherwise never end (see needing_a_task); returns how many.
+
+    A task sent twice is harmless: the second finds its row claimed or ended and does nothing.
+    """
+    stuck = list(Computation.objects.needing_a_task(queue_is_empty=queue_is_empty)[:limit])
+    sent = [computation.pk for computation in stuck if enqueue(computation, record=False)]
+    if sent:
+        Computation.objects.filter(pk__in=sent).update(enqueued_at=timezone.now())
+        logger.warning("sweep: sent the tasks of %d stuck computations again: %s", len(sent), sent[:20])
+    return len(sent)
+
+
+def enqueue(computation: Computation, *, record: bool = True) -> bool:
+    """Sends the computation's task; False, and the row marked unsent for the sweep, when the broker is down."""
     time_limit = (computation.spec.time_limit if computation.spec else 0) + computation.work_seconds
     try:
-        run_computation.apply_async(
+        jobs.run_computation.apply_async(
             (computation.pk,),
             task_id=str(computation.task_id),
             soft_time_limit=time_limit + SOFT_LIMIT_MARGIN,
             time_limit=time_limit + HARD_LIMIT_MARGIN,
         )
     except BrokerUnreachable:
-        logger.warning("broker unreachable: computation %s stays queued until it is sent again", computation.pk)
+        logger.warning("broker unreachable: computation %s stays queued until the sweep sends it", computation.pk)
+        if record:
+            Computation.objects.filter(pk=computation.pk).update(enqueued_at=None)
+        return False
+    return True

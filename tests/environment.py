@@ -9,6 +9,10 @@ import os
 
 TEST_ENVIRONMENT = {
     "DEBUG": "false",
+    # The test client speaks plain HTTP; the HTTPS settings have a test of their own (check --deploy).
+    "HTTPS": "false",
+    # Tests submit far faster than a person; the limit has tests of its own.
+    "SUBMISSION_RATE_LIMIT": "100000/m",
     "SECRET_KEY": "tests-only-secret-key-" + "t" * 40,
     "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
     "REDIS_URL": "redis://127.0.0.1:6379/10",

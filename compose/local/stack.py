@@ -33,8 +33,14 @@ VENV_BIN = ROOT / ".venv" / "bin"
 GENERATED_ENV = ROOT / "var" / "local.env"
 
 # Name → start script. Two replicas of the same web script.
-PROCESSES = {"haproxy": "haproxy", "web1": "web", "web2": "web", "worker": "worker", "flower": "flower"}
-DEV_PROCESSES = {"web": None, "worker": "worker"}
+PROCESSES = {
+    "haproxy": "haproxy",
+    "web1": "web",
+    "web2": "web",
+    "worker": "worker",
+    "beat": "beat",
+    "flower": "flower",
+}
 
 type Output = Callable[[str, str], None]
 
@@ -110,14 +116,14 @@ class Stack:
             self._relay(name, process)
 
     def start_dev(self) -> None:
-        """Django's development server and one worker, for `make dev`."""
+        """Django's development server, a worker and beat, for `make dev`."""
         self.processes["web"] = subprocess.Popen(
             [str(VENV_BIN / "python"), "manage.py", "runserver", f"127.0.0.1:{self.ports.front}"],
             cwd=ROOT, env=self.environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         self._relay("web", self.processes["web"])
-        self.start("worker")
+        self.start("worker", "beat")
 
     def signal(self, name: str, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -208,7 +214,8 @@ def local_environment() -> dict[str, str]:
         }
         GENERATED_ENV.write_text("".join(f"{key}={value}\n" for key, value in generated.items()))
         GENERATED_ENV.chmod(0o600)
-    values = {**dotenv_values(GENERATED_ENV), **dotenv_values(ROOT / ".env"), **os.environ}
+    # Plain HTTP on loopback: cookies without the Secure flag, no redirect to https.
+    values = {"HTTPS": "false", **dotenv_values(GENERATED_ENV), **dotenv_values(ROOT / ".env"), **os.environ}
     return {key: value for key, value in values.items() if value is not None}
 
 

@@ -4,12 +4,16 @@ Every page load is checked for requests to any other host and for console errors
 Screenshots of each step go to var/screenshots/.
 """
 
+import json
 import re
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dj_database_url
+import MySQLdb
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -167,3 +171,33 @@ def test_on_a_phone_nothing_scrolls_sideways(dashboard: Page):
     width = dashboard.evaluate("document.documentElement.scrollWidth")
     screenshot(dashboard, "07-phone")
     assert width <= 360
+
+
+def test_hostile_values_in_a_computation_are_shown_as_text_and_run_nothing(dashboard: Page, stack: Stack):
+    """Inputs and errors are validated on the way in; if such values reached the database anyway (an old row,
+    another writer), the pages still show them as text."""
+    script, image = "<script>alert('inputs')</script>", '"><img src=x onerror=alert(1)>'
+    database = dj_database_url.parse(stack.environment["DATABASE_URL"])
+    connection = MySQLdb.connect(
+        host=database["HOST"], port=int(database["PORT"]), user=database["USER"], password=database["PASSWORD"],
+        database=database["NAME"], autocommit=True,
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error, attempts,"
+            " max_attempts, worker, task_id, created_at, updated_at) VALUES (%s, %s, 0, 'failed', 0, '', %s, 1, 3, %s,"
+            " %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+            (script, json.dumps({"x": image}), f"{script}{image}", image, uuid.uuid4().hex),
+        )
+        pk = cursor.lastrowid
+    connection.close()
+    dialogs: list[str] = []
+    dashboard.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    dashboard.goto("/")
+    row = dashboard.locator(f"#computation-{pk}")
+    expect(row.locator("td").nth(1)).to_have_text(script)
+    expect(row.locator(".inputs-cell")).to_have_text(f"x = {image}")
+    dashboard.goto(f"/computations/{pk}/")
+    expect(dashboard.locator("#computation-detail .error-text")).to_have_text(f"{script}{image}")
+    screenshot(dashboard, "08-hostile-values")
+    assert dialogs == [] and dashboard.locator("#computation-detail img").count() == 0

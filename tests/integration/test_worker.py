@@ -7,7 +7,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks import services
+from tasks import jobs, services
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
 from tests.helpers import wait_for
@@ -160,3 +160,36 @@ def test_a_row_whose_attempts_are_used_up_fails_with_a_clear_error():
     computation = final(computation)
     assert computation.status == Status.FAILED
     assert computation.error == "Gave up: the worker running this computation stopped on each attempt."
+
+
+def test_the_sweep_sends_what_the_broker_never_took():
+    # As submit() leaves a row when the broker was down: committed, queued, never sent.
+    computation = Computation.objects.create(operation="add", inputs={"x": "20", "y": "22"}, enqueued_at=None)
+    jobs.sweep()
+    computation = final(computation)
+    assert computation.status == Status.SUCCEEDED and computation.result == "42"
+    assert computation.enqueued_at is not None
+
+
+def test_the_sweep_sends_a_dead_workers_rows_again():
+    long_ago = timezone.now() - timedelta(minutes=5)
+    running = Computation.objects.create(
+        operation="add", inputs={"x": "1", "y": "1"}, status=Status.RUNNING, attempts=1, updated_at=long_ago,
+        enqueued_at=long_ago,
+    )  # fmt: skip
+    # Held by a worker that died before it started it; the broker's queue is empty meanwhile.
+    reserved = Computation.objects.create(operation="add", inputs={"x": "2", "y": "2"}, enqueued_at=long_ago)
+    jobs.sweep()
+    assert (final(running).status, running.attempts, running.result) == (Status.SUCCEEDED, 2, "2")
+    assert (final(reserved).status, reserved.attempts, reserved.result) == (Status.SUCCEEDED, 1, "4")
+
+
+def test_the_sweep_leaves_rows_that_are_on_their_way_alone():
+    now = timezone.now()
+    Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, enqueued_at=now)
+    Computation.objects.create(
+        operation="add", inputs={"x": "1", "y": "1"}, status=Status.RUNNING, attempts=1, updated_at=now,
+        enqueued_at=now - timedelta(minutes=5),
+    )  # fmt: skip
+    Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.SUCCEEDED, enqueued_at=None)
+    assert services.sweep(queue_is_empty=True) == 0

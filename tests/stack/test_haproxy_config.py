@@ -4,8 +4,10 @@ import secrets
 import subprocess
 
 import pytest
+import requests
 
-from compose.local.stack import START, Ports, Stack
+from compose.local.stack import START, Ports, Stack, free_ports
+from tests.helpers import wait_for
 
 
 def check(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -32,3 +34,36 @@ def test_a_missing_password_stops_haproxy_before_it_starts(local_environment):
     assert result.returncode == 1 and "STATS_PASSWORD must be set" in result.stderr
     weak = check({**local_environment, "STATS_PASSWORD": "changeme"})
     assert weak.returncode == 1 and "at least 12 characters" in weak.stderr
+
+
+def test_haproxy_answers_429_past_the_per_address_limit(stack):
+    """A second HAProxy with the stack's configuration but a limit of 20 requests in 10 s, in front of the
+    stack's replicas."""
+    front, monitor = free_ports(2)
+    environment = {
+        **stack.environment,
+        "HAPROXY_BIND": f"127.0.0.1:{front}",
+        "HAPROXY_MONITOR_BIND": f"127.0.0.1:{monitor}",
+        "HAPROXY_RATE_LIMIT": "20",
+    }
+    haproxy = subprocess.Popen(
+        [START / "haproxy"], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: _status(f"http://127.0.0.1:{front}/healthz") == 200, timeout=20)
+        answers = [requests.get(f"http://127.0.0.1:{front}/healthz", timeout=5) for _ in range(30)]
+    finally:
+        haproxy.terminate()
+        haproxy.wait(timeout=20)
+    codes = [answer.status_code for answer in answers]
+    assert codes.count(429) >= 5 and set(codes) == {200, 429}
+    refused = next(answer for answer in answers if answer.status_code == 429)
+    assert refused.headers["Retry-After"] == "10"
+    assert refused.headers["HX-Retarget"] == "#outage" and "Too many requests" in refused.text
+
+
+def _status(url: str) -> int | None:
+    try:
+        return requests.get(url, timeout=2).status_code
+    except requests.RequestException:
+        return None

@@ -14,14 +14,17 @@ def errors(data: dict[str, str]) -> dict[str, list[str]]:
 
 
 def test_each_operation_gets_the_fields_of_its_inputs():
-    assert list(ComputationForm(operation="divide").fields) == ["operation", "x", "y", "work_seconds"]
-    assert list(ComputationForm(operation="estimate_pi").fields) == [
-        "operation",
-        "samples",
-        "seed",
-        "work_seconds",
-    ]
-    assert list(ComputationForm(operation="no-such-thing").fields) == ["operation", "x", "y", "work_seconds"]
+    common = ["work_seconds", "idempotency_key"]
+    assert list(ComputationForm(operation="divide").fields) == ["operation", "x", "y", *common]
+    assert list(ComputationForm(operation="estimate_pi").fields) == ["operation", "samples", "seed", *common]
+    assert list(ComputationForm(operation="no-such-thing").fields) == ["operation", "x", "y", *common]
+
+
+def test_each_fresh_form_carries_a_new_idempotency_key():
+    first, second = ComputationForm(), ComputationForm()
+    assert first["idempotency_key"].value() != second["idempotency_key"].value()
+    bound = ComputationForm({"operation": "add", "x": "1", "y": "2", "idempotency_key": "not-a-uuid"})
+    assert "idempotency_key" in bound.errors
 
 
 def test_a_valid_submission_gives_typed_inputs_and_work():

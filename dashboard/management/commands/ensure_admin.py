@@ -21,13 +21,13 @@ class Command(BaseCommand):
         if not password:
             raise CommandError("ADMIN_PASSWORD must be set along with ADMIN_USERNAME.")
         User = get_user_model()
-        user = User.objects.filter(username=username).first() or User(username=username)
         if not settings.DEBUG:
             try:
-                password_validation.validate_password(password, user)
+                password_validation.validate_password(password, User(username=username, email=email))
             except ValidationError as error:
                 messages = " ".join(error.messages)
                 raise CommandError(f"ADMIN_PASSWORD is too weak for production mode: {messages}") from error
+        user = User.objects.filter(username=username).first() or User(username=username)
         created = user.pk is None
         user.email, user.is_staff, user.is_superuser, user.is_active = email, True, True, True
         user.set_password(password)

@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 class Command(BaseCommand):
     help = "Create the configured MySQL database (utf8mb4) if it is missing."
+    # The system checks would connect to the very database that may not exist yet.
+    requires_system_checks = []
 
     def handle(self, *args: object, **options: object) -> None:
         database = settings.DATABASES["default"]

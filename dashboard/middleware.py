@@ -1,0 +1,69 @@
+"""Request handling around every view: who the client is behind HAProxy, and a page for a database outage."""
+
+import ipaddress
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django_htmx.http import reselect, reswap, retarget
+
+logger = logging.getLogger(__name__)
+
+type GetResponse = Callable[[HttpRequest], HttpResponse]
+
+RETRY_AFTER_SECONDS = 10
+
+
+class TrustedProxyMiddleware:
+    """REMOTE_ADDR becomes the client's address that HAProxy forwarded, when (and only when) the request came
+    from one of TRUSTED_PROXIES: a client cannot pick the address its rate limit counts against."""
+
+    def __init__(self, get_response: GetResponse):
+        self.get_response = get_response
+        self.proxies = [ipaddress.ip_network(network) for network in settings.TRUSTED_PROXIES]
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded and self._trusted(request.META.get("REMOTE_ADDR", "")):
+            request.META["REMOTE_ADDR"] = forwarded.rsplit(",", 1)[-1].strip()
+        return self.get_response(request)
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            peer = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(peer in network for network in self.proxies)
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that cannot reach the database answers 503 with a page that says so, not a traceback or a 500.
+
+    The page is rendered without the request's context processors (they could reach for the database again).
+    An HTMX request gets it in the page's outage notice, the rest of the page untouched.
+    """
+
+    def __init__(self, get_response: GetResponse):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.warning("database unreachable, answering 503 for %s: %s", request.path, exception)
+        response = HttpResponse(render_to_string("503.html", {"reason": "database"}), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return outage_notice(request, response)
+
+
+def outage_notice(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """For HTMX, puts an error page's message in the page's #outage notice instead of where the request aimed
+    (HAProxy's own error pages carry the same headers)."""
+    if request.headers.get("HX-Request"):
+        reselect(reswap(retarget(response, "#outage"), "innerHTML"), ".notice")
+    return response
