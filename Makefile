@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup run dev test faults lint format
+.PHONY: help setup run dev test faults bench lint format
 
 help:  ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ test:  ## Run the whole test suite (lint, unit, integration, stack, browser) aga
 faults:  ## The fault tests in full: 10,000 submissions, 20 worker kills, outages (figures in var/faults.txt)
 	@compose/local/setup --test
 	FAULTS=full $(VENV)/bin/pytest tests/faults -s
+
+bench:  ## Measure: our figures beside the stack's own limits, as a table (and JSON in var/bench/)
+	@compose/local/setup --bench
+	$(VENV)/bin/python -m compose.local.bench
 
 lint:  ## Check the code with ruff
 	$(VENV)/bin/ruff check .

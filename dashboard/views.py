@@ -22,7 +22,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from tasks import changes, services
-from tasks.models import Computation, Page, Status
+from tasks.models import COUNT_CAP, Computation, Page, Status
 
 from . import health, throttling
 from .forms import ComputationForm, ListFilterForm
@@ -73,6 +73,7 @@ def _list_context(filters: ListFilterForm) -> dict:
         "filter_values": matching,  # what its links keep: the filters only
         "page": page,
         "summary": [(status.value, status.label, counts[status]) for status in Status],
+        "count_cap": COUNT_CAP,
         "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
         "broker_reachable": health.broker_reachable(),
     }

@@ -264,3 +264,15 @@ def test_pages_carry_a_strict_content_security_policy(client):
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert '"allowEval": false' in response.content.decode()
+
+
+def test_counts_by_status_stop_at_their_cap(client, settings):
+    Computation.objects.bulk_create(
+        [Computation(operation="add", inputs={"x": "1", "y": "1"}, status=Status.SUCCEEDED) for _ in range(4)]
+        + [Computation(operation="add", inputs={"x": "1", "y": "1"}, status=Status.FAILED)]
+    )
+    counts = Computation.objects.count_by_status(cap=3)
+    assert counts == {"queued": 0, "running": 0, "succeeded": 4, "failed": 1, "cancelled": 0}
+    assert Computation.objects.filter(operation="divide").count_by_status(cap=3)["succeeded"] == 0
+    html = client.get("/").content.decode()
+    assert "Succeeded <strong>4</strong>" in html
