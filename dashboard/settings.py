@@ -203,8 +203,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_SERIALIZER = "json"
 # The outcome is written on the Computation row; Celery keeps no second copy.
 CELERY_TASK_IGNORE_RESULT = True
+# Flower sees every task from the moment a worker receives it. (The "sent" event would cost every submission
+# a second message to the broker, for a state the dashboard shows itself.)
 CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {

@@ -2,14 +2,17 @@
 
 Each view parses (a form), calls a service or a query, and renders. An HTMX request gets a partial of the same
 template that renders the whole page (`page.html#name`), so each piece of HTML has one source. Lists and details
-that poll answer 304 from the change counter without loading a row, and stop the polling (286) once nothing is
-queued or running.
+that poll answer 304 from the change counter without loading a row, are rendered once per change for everyone
+who polls them, and stop the polling (286) once nothing is queued or running.
 """
 
+import contextlib
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -20,6 +23,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import condition, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+from redis.exceptions import RedisError
 
 from tasks import changes, services
 from tasks.models import COUNT_CAP, Computation, Page, Status
@@ -31,16 +35,19 @@ from .middleware import outage_notice
 PAGE = "dashboard/index.html"
 DETAIL = "dashboard/detail.html"
 CHANGED_EVENT = "computations-changed"
+# A rendered partial outlives its version only briefly: a new version is a new key.
+PARTIAL_CACHE_SECONDS = 120
 
 
 def version_etag(request: HttpRequest, *args: Any, **kwargs: Any) -> str | None:
     """The change counter, plus everything else the HTML depends on: the address, partial or page, language,
-    whether the broker answers."""
-    version = changes.current_version()
-    if version is None:
-        return None
-    varies = f"{request.get_full_path()}|{bool(request.htmx)}|{get_language()}|{health.broker_reachable()}"
-    return f"{version}-{hashlib.blake2b(varies.encode(), digest_size=8).hexdigest()}"
+    whether the broker answers. Worked out once per request: the view keys its rendered partial by it."""
+    if not hasattr(request, "live_etag"):
+        version = changes.current_version()
+        varies = f"{request.get_full_path()}|{bool(request.htmx)}|{get_language()}|{health.broker_reachable()}"
+        digest = hashlib.blake2b(varies.encode(), digest_size=8).hexdigest()
+        request.live_etag = None if version is None else f"{version}-{digest}"
+    return request.live_etag
 
 
 def live(view):
@@ -54,9 +61,28 @@ def _wants_partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def _partial_response(request: HttpRequest, template: str, context: dict, *, in_flight: bool) -> HttpResponse:
-    content = render_to_string(template, context, request)
+def _live_partial(request: HttpRequest, template: str, build: Callable[[], tuple[dict, bool]]) -> HttpResponse:
+    """A polled partial, 286 once nothing it shows is in flight. It is rendered once per change for everyone who
+    polls it: the HTML is kept in the cache under its ETag (it holds nothing personal, not even a CSRF token)."""
+    key = f"dashboard:partial:{etag}" if (etag := version_etag(request)) else None
+    cached = _cached(key)
+    if cached is None:
+        context, in_flight = build()
+        cached = (render_to_string(template, context, request), in_flight)
+        if key:
+            with contextlib.suppress(RedisError):
+                cache.set(key, cached, timeout=PARTIAL_CACHE_SECONDS)
+    content, in_flight = cached
     return HttpResponse(content) if in_flight else HttpResponseStopPolling(content)
+
+
+def _cached(key: str | None) -> tuple[str, bool] | None:
+    if key is None:
+        return None
+    try:
+        return cache.get(key)
+    except RedisError:
+        return None
 
 
 def _list_context(filters: ListFilterForm) -> dict:
@@ -105,13 +131,16 @@ def computations(request: HttpRequest) -> HttpResponse:
 @live
 def computation_list(request: HttpRequest) -> HttpResponse:
     filters = ListFilterForm(request.GET)
-    context = _list_context(filters)
+    if _wants_partial(request) and filters.is_valid():
+        return _live_partial(request, f"{PAGE}#list", lambda: _with_flight(_list_context(filters)))
     status = 200 if filters.is_valid() else 400
-    if not _wants_partial(request):
-        return render(request, PAGE, {"form": ComputationForm(), **context}, status=status)
-    if status != 200:
-        return render(request, f"{PAGE}#list", context, status=status)
-    return _partial_response(request, f"{PAGE}#list", context, in_flight=context["in_flight"])
+    if _wants_partial(request):
+        return render(request, f"{PAGE}#list", _list_context(filters), status=status)
+    return render(request, PAGE, {"form": ComputationForm(), **_list_context(filters)}, status=status)
+
+
+def _with_flight(context: dict) -> tuple[dict, bool]:
+    return context, context["in_flight"]
 
 
 def create_computation(request: HttpRequest) -> HttpResponse:
@@ -161,11 +190,14 @@ def _form_refused(
 @require_safe
 @live
 def computation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    if _wants_partial(request):
+        return _live_partial(request, f"{DETAIL}#detail", lambda: _detail_context(pk))
+    return render(request, DETAIL, _detail_context(pk)[0])
+
+
+def _detail_context(pk: int) -> tuple[dict, bool]:
     computation = get_object_or_404(Computation, pk=pk)
-    context = {"computation": computation}
-    if not _wants_partial(request):
-        return render(request, DETAIL, context)
-    return _partial_response(request, f"{DETAIL}#detail", context, in_flight=computation.is_in_flight)
+    return {"computation": computation}, computation.is_in_flight
 
 
 @require_safe

@@ -14,12 +14,13 @@ from celery.utils.log import get_task_logger
 from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection
+from django.utils import timezone
 from kombu.exceptions import ChannelError
 from redis.exceptions import RedisError
 
 from . import operations, services
 from .models import Computation, ComputationQuerySet
-from .operations import OperationError, TimeLimitExceeded, gettext_noop
+from .operations import REGISTRY, Operation, OperationError, TimeLimitExceeded, gettext_noop
 
 logger = get_task_logger(__name__)
 
@@ -68,8 +69,18 @@ class ProgressWriter:
 
 
 @shared_task(bind=True, name="tasks.run_computation", max_retries=60)
-def run_computation(self: Task, computation_id: int) -> None:
+def run_computation(
+    self: Task, computation_id: int, operation: str | None = None, inputs: dict | None = None, work_seconds: int = 0
+) -> None:
+    """Runs one computation. The message carries its operation and inputs (a row's are never changed), so an
+    instant computation is computed and recorded without reading the row first."""
     rows = Computation.objects.filter(pk=computation_id)
+    spec = REGISTRY.get(operation or "")
+    instant = spec is not None and inputs is not None and not spec.reports_progress and work_seconds == 0
+    if instant and _run_at_once(self, computation_id, spec, inputs):
+        return
+    # Not instant, or not queued any more (cancelled, ended, or left running by a worker that died): the claim
+    # tells which, and takes over a dead worker's row.
     try:
         claimed = persist(lambda: rows.claim(worker=self.request.hostname or ""))
     except (OperationalError, InterfaceError) as error:
@@ -110,6 +121,27 @@ def run_computation(self: Task, computation_id: int) -> None:
     else:
         outcome = persist(lambda: rows.succeed(attempt=attempt, result=result))
     logger.info("computation %s attempt %s %s", computation_id, attempt, "ended" if outcome else "superseded")
+
+
+def _run_at_once(task: Task, pk: int, spec: Operation, inputs: dict) -> bool:
+    """An instant computation: computed, then recorded in one conditional UPDATE (tasks.models.record_at_once),
+    which only a queued row takes. Whether it was recorded."""
+    rows, started, worker = Computation.objects.filter(pk=pk), timezone.now(), task.request.hostname or ""
+    logger.info("computation %s instant run started", pk)
+    result = error = ""
+    try:
+        result = operations.run(spec, spec.parse_inputs(inputs), work_seconds=0, report_progress=lambda d, t: None)
+    except OperationError as failure:
+        error = str(failure)
+    except Exception:
+        logger.exception("computation %s instant run raised", pk)
+        error = gettext_noop("The computation stopped on an unexpected error.")
+    try:
+        recorded = persist(lambda: rows.record_at_once(worker=worker, started_at=started, result=result, error=error))
+    except (OperationalError, InterfaceError) as failure:
+        raise task.retry(countdown=settings.COMPUTATION_STALE_AFTER_SECONDS, exc=failure) from failure
+    logger.info("computation %s instant run %s", pk, "ended" if recorded else "not recorded: the row is not queued")
+    return bool(recorded)
 
 
 def _not_claimed(task: Task, rows: ComputationQuerySet) -> None:

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connections, models, transaction
 from django.db.models import F, Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -122,6 +124,23 @@ class ComputationQuerySet(models.QuerySet):
             worker=worker[:255],
             started_at=now,
             finished_at=None,
+        )
+
+    def record_at_once(self, *, worker: str, started_at: datetime, result: str = "", error: str = "") -> int:
+        """The outcome of an instant computation, recorded from queued in one UPDATE as one attempt: it holds no
+        row while it runs (there is nothing to watch), and whichever delivery records first wins."""
+        now = timezone.now()
+        return self._update(
+            self.filter(status=Status.QUEUED, attempts__lt=F("max_attempts")),
+            now,
+            status=Status.FAILED if error else Status.SUCCEEDED,
+            attempts=F("attempts") + 1,
+            worker=worker[:255],
+            started_at=started_at,
+            finished_at=now,
+            progress=0 if error else 100,
+            result=result,
+            error=error,
         )
 
     def report_progress(self, *, attempt: int, progress: int) -> int:
@@ -235,6 +254,11 @@ class Computation(models.Model):
         return ", ".join(f"{gettext(spec.label)} = {self.inputs.get(spec.name)}" for spec in self.spec.inputs)
 
     @property
+    def is_instant(self) -> bool:
+        """Computed in an instant: no simulated work and no progress to report (the arithmetic)."""
+        return self.spec is not None and not self.spec.reports_progress and self.work_seconds == 0
+
+    @property
     def is_in_flight(self) -> bool:
         return self.status in IN_FLIGHT
 
@@ -251,3 +275,9 @@ class Computation(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+@receiver(post_delete, sender=Computation)
+def _record_deletion(**kwargs: object) -> None:
+    # A row deleted (in the admin) changes the lists that showed it.
+    transaction.on_commit(changes.record_change)

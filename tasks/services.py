@@ -3,12 +3,15 @@
 Views, the admin, the sweep and management commands call these; none of them talks to Celery directly.
 """
 
+import contextlib
 import logging
 import uuid
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
+from redis.exceptions import RedisError
 
 from . import changes, jobs
 from .models import Computation
@@ -21,6 +24,10 @@ logger = logging.getLogger(__name__)
 SOFT_LIMIT_MARGIN, HARD_LIMIT_MARGIN = 10, 20
 
 
+QUEUE_CHECK_SECONDS = 1
+QUEUE_FULL_KEY = "dashboard:queue-full"
+
+
 class QueueFull(Exception):
     """COMPUTATION_MAX_QUEUED computations are waiting already; nothing was recorded."""
 
@@ -30,9 +37,7 @@ def submit(
 ) -> Computation:
     """Records a computation and sends its task once the transaction commits. `inputs` are validated (forms do
     it). A second submission with the same idempotency key returns the first computation instead."""
-    if idempotency_key and (existing := Computation.objects.filter(idempotency_key=idempotency_key).first()):
-        return existing
-    if Computation.objects.queue_is_full():
+    if _queue_is_full():
         raise QueueFull
     try:
         with transaction.atomic():
@@ -45,13 +50,27 @@ def submit(
                 enqueued_at=timezone.now(),
             )
     except IntegrityError:
-        # The same form, posted twice at once: the other request's row won the unique key.
+        # The same form posted again (a double click, a browser's retry): the first row holds the unique key.
         if idempotency_key and (existing := Computation.objects.filter(idempotency_key=idempotency_key).first()):
             return existing
         raise
     transaction.on_commit(changes.record_change)
     transaction.on_commit(lambda: enqueue(computation))
     return computation
+
+
+def _queue_is_full() -> bool:
+    """Computation.objects.queue_is_full(), asked of the database at most once a second (the answer is shared
+    in the cache): the cap guards against an unbounded backlog, and a second's overshoot does not matter to it."""
+    try:
+        full = cache.get(QUEUE_FULL_KEY)
+    except RedisError:
+        return Computation.objects.queue_is_full()
+    if full is None:
+        full = Computation.objects.queue_is_full()
+        with contextlib.suppress(RedisError):
+            cache.set(QUEUE_FULL_KEY, full, timeout=QUEUE_CHECK_SECONDS)
+    return full
 
 
 def cancel(*, computation_id: int) -> bool:
@@ -88,7 +107,7 @@ def enqueue(computation: Computation, *, record: bool = True) -> bool:
     time_limit = (computation.spec.time_limit if computation.spec else 0) + computation.work_seconds
     try:
         jobs.run_computation.apply_async(
-            (computation.pk,),
+            (computation.pk, computation.operation, computation.inputs, computation.work_seconds),
             task_id=str(computation.task_id),
             soft_time_limit=time_limit + SOFT_LIMIT_MARGIN,
             time_limit=time_limit + HARD_LIMIT_MARGIN,

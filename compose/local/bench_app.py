@@ -9,7 +9,8 @@ import os
 import redis
 from celery import Celery
 
-app = Celery("bench", broker=os.environ["REDIS_URL"], backend=os.environ["BENCH_RESULT_URL"])
+# Not the current app: the benchmark process sends the dashboard's own tasks too, through the dashboard's app.
+app = Celery("bench", broker=os.environ["REDIS_URL"], backend=os.environ["BENCH_RESULT_URL"], set_as_current=False)
 app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -18,7 +19,6 @@ app.conf.update(
     accept_content=["json"],
     result_serializer="json",
     worker_send_task_events=True,
-    task_send_sent_event=True,
     task_default_queue="bench",
     broker_connection_retry_on_startup=True,
 )

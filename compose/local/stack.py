@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import secrets
 import signal
@@ -43,6 +45,8 @@ PROCESSES = {
 }
 
 type Output = Callable[[str, str], None]
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,12 @@ def free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in sockets]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: TERM when the launcher dies, even by kill -9, so nothing is left behind.
+    (Only a C call here: the child of a process with threads must not take Python's locks.)"""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def print_line(name: str, line: str) -> None:
@@ -111,7 +121,7 @@ class Stack:
             command = [str(START / PROCESSES[name])]
             self.processes[name] = process = subprocess.Popen(
                 command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )  # fmt: skip
             self._relay(name, process)
 
@@ -120,7 +130,7 @@ class Stack:
         self.processes["web"] = subprocess.Popen(
             [str(VENV_BIN / "python"), "manage.py", "runserver", f"127.0.0.1:{self.ports.front}"],
             cwd=ROOT, env=self.environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         self._relay("web", self.processes["web"])
         self.start("worker", "beat")

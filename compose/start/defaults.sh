@@ -11,6 +11,9 @@ export WEB_BIND="${WEB_BIND:-0.0.0.0:8000}"
 export WEB_PROCESSES="${WEB_PROCESSES:-2}"
 export WEB_THREADS="${WEB_THREADS:-4}"
 export WEB_TIMEOUT="${WEB_TIMEOUT:-30}"
+# Recycling costs a worker's warm caches; memory (300 MB) is the first guard, this count the second.
+export WEB_MAX_REQUESTS="${WEB_MAX_REQUESTS:-100000}"
+export WEB_MAX_REQUESTS_DELTA=$((WEB_MAX_REQUESTS / 5))
 # Flower, under /flower behind HAProxy.
 export FLOWER_BIND="${FLOWER_BIND:-0.0.0.0:5555}"
 export FLOWER_MAX_TASKS="${FLOWER_MAX_TASKS:-10000}"

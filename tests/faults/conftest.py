@@ -16,7 +16,8 @@ from .servers import PrivateMariaDB, PrivateRedis
 FULL = os.environ.get("FAULTS") == "full"
 
 REPORT = ROOT / "var" / "faults.txt"
-WORKER_LINE = re.compile(r"computation (\d+) attempt (\d+) (started|ended)")
+# The worker's log: "computation 12 attempt 2 started", "computation 13 instant run ended", ...
+WORKER_LINE = re.compile(r"computation (\d+) (?:attempt \d+|instant run) (started|ended)")
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Faults:
         started, ended = Counter(), Counter()
         for line in self.worker_lines:
             if match := WORKER_LINE.search(line):
-                (started if match.group(3) == "started" else ended)[int(match.group(1))] += 1
+                (started if match.group(2) == "started" else ended)[int(match.group(1))] += 1
         return started, ended
 
     def restart(self, name: str) -> None:

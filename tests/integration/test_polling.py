@@ -2,8 +2,10 @@
 without reading a row, and stop polling (286) when all is done."""
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
+from tasks import changes
 from tasks.models import Computation, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,8 +90,25 @@ def test_detail_polls_while_running_and_stops_when_done(client, django_assert_nu
     assert "every 1s" not in done.content.decode()
 
 
-def test_without_the_cache_pages_are_rendered_in_full(client, settings):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
-    response = poll(client, reverse("computations"))
+def test_without_redis_pages_are_rendered_in_full(client, settings):
+    settings.CACHE_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": settings.CACHE_URL}}
+    changes._redis.cache_clear()
+    try:
+        response = poll(client, reverse("computations"))
+    finally:
+        changes._redis.cache_clear()
     assert response.status_code == 286
     assert not response.has_header("ETag")
+    assert "Computations" in response.content.decode()
+
+
+def test_a_partial_is_rendered_once_per_change_for_everyone(client, django_assert_num_queries):
+    Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    url = reverse("computations")
+    first = poll(client, url)
+    with django_assert_num_queries(0):
+        other_viewer = poll(Client(), url)
+    assert other_viewer.status_code == first.status_code == 200
+    assert other_viewer.content == first.content
+    assert "csrfmiddlewaretoken" not in first.content.decode(), "the shared HTML holds no one's CSRF token"
