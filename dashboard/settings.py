@@ -97,7 +97,7 @@ DATABASES = {
         "DATABASE_URL",
         default="mysql://root@127.0.0.1:3306/dashboard",
         conn_max_age=env.int("DATABASE_CONN_MAX_AGE", default=60),
-        conn_health_checks=True,
+        conn_health_checks=env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
     )
 }
 DATABASES["default"]["OPTIONS"] = {"charset": "utf8mb4"}
