@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tasks.models import Status
 from tasks.operations import DECIMAL_PLACES, REGISTRY, Input, Number, Operation, OperationError
+from tasks.services import BULK_CAP, Selection
 
 DEFAULT_OPERATION = "add"
 MAX_WORK_SECONDS = 60
@@ -110,3 +111,53 @@ class ListFilterForm(forms.Form):
         if cleaned.get("before") and cleaned.get("after") is not None:
             raise forms.ValidationError(gettext("Give either 'before' or 'after', not both."))
         return cleaned
+
+
+class IdListField(forms.Field):
+    """Computation ids from ticked checkboxes (or hidden inputs): positive whole numbers, at most BULK_CAP."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: object) -> list[int]:
+        try:
+            ids = sorted({int(item) for item in value or []})
+        except (TypeError, ValueError) as error:
+            raise forms.ValidationError(gettext("Computations are chosen by their ids, whole numbers.")) from error
+        if any(pk <= 0 for pk in ids):
+            raise forms.ValidationError(gettext("Computations are chosen by their ids, whole numbers."))
+        if len(ids) > BULK_CAP:
+            raise forms.ValidationError(gettext("At most %(cap)s computations at once.") % {"cap": BULK_CAP})
+        return ids
+
+
+class BulkActionForm(ListFilterForm):
+    """Cancel or retry the ticked computations, or all that match the list's filters. The first post asks for
+    confirmation (showing how many); the second, with `confirm`, acts."""
+
+    DO_CHOICES = [
+        ("cancel-selected", _("Cancel selected")),
+        ("retry-selected", _("Retry selected")),
+        ("cancel-matching", _("Cancel all matching")),
+        ("retry-matching", _("Retry all matching")),
+    ]
+
+    do = forms.ChoiceField(choices=DO_CHOICES)
+    ids = IdListField(required=False)
+    confirm = forms.BooleanField(required=False)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("do", "").endswith("-selected") and not cleaned.get("ids"):
+            raise forms.ValidationError(gettext("Tick at least one computation first."))
+        return cleaned
+
+    @property
+    def action(self) -> str:
+        return self.cleaned_data["do"].split("-")[0]
+
+    @property
+    def selection(self) -> Selection:
+        if self.cleaned_data["do"].endswith("-selected"):
+            return Selection(ids=self.cleaned_data["ids"])
+        filters = {key: self.cleaned_data[key] for key in ("status", "operation") if self.cleaned_data.get(key)}
+        return Selection(filters=filters)

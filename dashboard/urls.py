@@ -1,16 +1,19 @@
 from django.contrib import admin
 from django.urls import path
 
-from . import views
+from . import api, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("computations/", views.computations, name="computations"),
     path("computations/new/", views.new_computation, name="computation-new"),
+    path("computations/bulk/", views.bulk_action, name="computations-bulk"),
     path("computations/<int:pk>/", views.computation_detail, name="computation-detail"),
     path("computations/<int:pk>/cancel/", views.cancel_computation, name="computation-cancel"),
     path("computations/<int:pk>/retry/", views.retry_computation, name="computation-retry"),
-    path("api/computations/<int:pk>", views.computation_json, name="api-computation"),
+    path("api/computations/<int:pk>", api.computation_json, name="api-computation"),
+    path("api/computations/<int:pk>/cancel", api.cancel_json, name="api-computation-cancel"),
+    path("api/computations/<int:pk>/retry", api.retry_json, name="api-computation-retry"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),

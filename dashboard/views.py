@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.cache import cache
@@ -26,10 +27,10 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 from redis.exceptions import RedisError
 
 from tasks import changes, services
-from tasks.models import COUNT_CAP, Computation, Page, Status
+from tasks.models import COUNT_CAP, AuditEntry, Computation, Page, Status
 
 from . import health, throttling
-from .forms import ComputationForm, ListFilterForm
+from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .middleware import outage_notice
 
 PAGE = "dashboard/index.html"
@@ -197,42 +198,19 @@ def computation_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _detail_context(pk: int) -> tuple[dict, bool]:
     computation = get_object_or_404(Computation, pk=pk)
-    return {"computation": computation}, computation.is_in_flight
+    history = computation.audit_entries.select_related("user")[:20]
+    return {"computation": computation, "history": history}, computation.is_in_flight
 
 
-@require_safe
-def computation_json(request: HttpRequest, pk: int) -> JsonResponse:
-    computation = Computation.objects.filter(pk=pk).first()
-    if computation is None:
-        return JsonResponse({"error": gettext("No computation has this id.")}, status=404)
-    return JsonResponse(as_json(computation))
-
-
-def as_json(computation: Computation) -> dict[str, Any]:
-    return {
-        "id": computation.pk,
-        "operation": computation.operation,
-        "inputs": computation.inputs,
-        "work_seconds": computation.work_seconds,
-        "status": computation.status,
-        "progress": computation.progress,
-        "result": computation.result or None,
-        "error": computation.error or None,
-        "attempts": computation.attempts,
-        "worker": computation.worker or None,
-        "task_id": str(computation.task_id),
-        "created_at": computation.created_at,
-        "started_at": computation.started_at,
-        "finished_at": computation.finished_at,
-        "updated_at": computation.updated_at,
-        "url": computation.get_absolute_url(),
-    }
+def actor(request: HttpRequest, source: str = AuditEntry.Source.DASHBOARD) -> services.Actor:
+    """Who acts, for the audit trail: the address is the client's, as HAProxy forwarded it."""
+    return services.Actor(source=source, address=request.META.get("REMOTE_ADDR"), user=request.user)
 
 
 @require_POST
 def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
     get_object_or_404(Computation.objects.only("pk"), pk=pk)
-    if services.cancel(computation_id=pk):
+    if services.cancel(selection=services.Selection(ids=[pk]), actor=actor(request)).changed:
         return _acted(request, pk, gettext("Computation #%(id)s is cancelled."))
     return _acted(request, pk, gettext("Computation #%(id)s has already ended: nothing to cancel."), status=409)
 
@@ -240,9 +218,52 @@ def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
     get_object_or_404(Computation.objects.only("pk"), pk=pk)
-    if services.retry(computation_id=pk):
+    if services.retry(selection=services.Selection(ids=[pk]), actor=actor(request)).changed:
         return _acted(request, pk, gettext("Computation #%(id)s is queued again."))
     return _acted(request, pk, gettext("Only a failed or cancelled computation can be retried (#%(id)s)."), status=409)
+
+
+@require_POST
+def bulk_action(request: HttpRequest) -> HttpResponse:
+    """Cancel or retry many: the first post shows how many it would change and asks to confirm; the second acts.
+    HTMX shows both in the #bulk panel above the list; without script each is a page."""
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        return _bulk_response(request, {"bulk_form": form}, status=400)
+    if not form.cleaned_data["confirm"]:
+        rows = services.actionable(form.selection, form.action)
+        count = rows.order_by()[: services.BULK_CAP + 1].count()
+        context = {
+            "bulk_form": form,
+            "bulk_count": min(count, services.BULK_CAP),
+            "bulk_capped": count > services.BULK_CAP,
+        }
+        return _bulk_response(request, context)
+    act = services.cancel if form.action == AuditEntry.Action.CANCEL else services.retry
+    outcome = act(selection=form.selection, actor=actor(request))
+    if form.action == AuditEntry.Action.CANCEL:
+        message = ngettext("%(count)d computation cancelled.", "%(count)d computations cancelled.", outcome.changed)
+    else:
+        message = ngettext(
+            "%(count)d computation queued again.", "%(count)d computations queued again.", outcome.changed
+        )
+    text = message % {"count": outcome.changed}
+    if not request.htmx:
+        messages.success(request, text)
+        return _see_other(reverse("dashboard") + _filter_query(form))
+    return trigger_client_event(render(request, f"{PAGE}#bulk", {"bulk_done": text}), CHANGED_EVENT)
+
+
+def _bulk_response(request: HttpRequest, context: dict, *, status: int = 200) -> HttpResponse:
+    if request.htmx:
+        return render(request, f"{PAGE}#bulk", context, status=status)
+    filters = ListFilterForm({key: value for key, value in request.POST.items() if key in ("status", "operation")})
+    return render(request, PAGE, {**_page_context(ComputationForm(), filters), **context}, status=status)
+
+
+def _filter_query(form: ListFilterForm) -> str:
+    values = {key: form.cleaned_data[key] for key in ("status", "operation") if form.cleaned_data.get(key)}
+    return f"?{urlencode(values)}" if values else ""
 
 
 def _acted(request: HttpRequest, pk: int, message: str, *, status: int = 200) -> HttpResponse:

@@ -6,7 +6,15 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import services
-from .models import Computation
+from .models import AuditEntry, Computation
+
+
+def _actor(request: HttpRequest) -> services.Actor:
+    return services.Actor(source=AuditEntry.Source.ADMIN, address=request.META.get("REMOTE_ADDR"), user=request.user)
+
+
+def _selection(queryset: QuerySet[Computation]) -> services.Selection:
+    return services.Selection(ids=list(queryset.values_list("pk", flat=True)[: services.BULK_CAP]))
 
 
 @admin.register(Computation)
@@ -37,13 +45,34 @@ class ComputationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Cancel the selected computations"), permissions=["view"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
-        done = sum(services.cancel(computation_id=pk) for pk in queryset.values_list("pk", flat=True))
+        done = services.cancel(selection=_selection(queryset), actor=_actor(request)).changed
         self.message_user(request, ngettext("%d computation cancelled.", "%d computations cancelled.", done) % done)
 
     @admin.action(description=_("Retry the selected computations"), permissions=["view"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
-        done = sum(services.retry(computation_id=pk) for pk in queryset.values_list("pk", flat=True))
+        done = services.retry(selection=_selection(queryset), actor=_actor(request)).changed
         level = messages.SUCCESS if done else messages.WARNING
         self.message_user(
             request, ngettext("%d computation queued again.", "%d computations queued again.", done) % done, level
         )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: entries are only ever added, by tasks.services."""
+
+    list_display = ["created_at", "action", "source", "user", "address", "requested", "changed"]
+    list_filter = ["action", "source", "created_at"]
+    search_fields = ["=address", "user__username"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["created_at", "action", "source", "user", "address", "selection", "requested", "changed"]
+    exclude = ["computations"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False

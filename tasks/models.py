@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, models, transaction
-from django.db.models import F, Q
+from django.db.models import F, Func, Q, Value
+from django.db.models.functions import Replace
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
@@ -63,6 +64,9 @@ def _stale(now: datetime) -> Q:
 class ComputationQuerySet(models.QuerySet):
     def in_flight(self) -> "ComputationQuerySet":
         return self.filter(status__in=IN_FLIGHT)
+
+    def retryable(self) -> "ComputationQuerySet":
+        return self.filter(status__in=RETRYABLE)
 
     def newest_first(self) -> "ComputationQuerySet":
         return self.order_by("-pk")
@@ -163,18 +167,20 @@ class ComputationQuerySet(models.QuerySet):
         exhausted = self.filter(Q(status=Status.QUEUED) | _stale(now), attempts__gte=F("max_attempts"))
         return self._update(exhausted, now, status=Status.FAILED, error=error, finished_at=now)
 
-    def cancel(self) -> int:
+    def cancel(self, now: datetime | None = None) -> int:
         """A queued row never starts; a running one stops at its next progress report."""
-        now = timezone.now()
+        now = now or timezone.now()
         return self._update(self.in_flight(), now, status=Status.CANCELLED, finished_at=now)
 
-    def requeue(self) -> int:
-        """Queues failed or cancelled rows again with a fresh budget of attempts; the caller enqueues them."""
+    def requeue(self, now: datetime | None = None) -> int:
+        """Queues failed or cancelled rows again with a fresh budget of attempts and a new task id each; the caller
+        enqueues them (the rows it changed are those whose updated_at is `now`)."""
         return self._update(
             self.filter(status__in=RETRYABLE),
-            timezone.now(),
+            now or timezone.now(),
             status=Status.QUEUED,
-            task_id=uuid.uuid4(),
+            # A new id per row, made by the database, so that one UPDATE serves any number of rows.
+            task_id=Replace(Func(function="UUID", output_field=models.CharField()), Value("-"), Value("")),
             enqueued_at=timezone.now(),
             max_attempts=F("attempts") + settings.COMPUTATION_MAX_ATTEMPTS,
             progress=0,
@@ -281,3 +287,58 @@ class Computation(models.Model):
 def _record_deletion(**kwargs: object) -> None:
     # A row deleted (in the admin) changes the lists that showed it.
     transaction.on_commit(changes.record_change)
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    """Append-only: entries are created, never changed or deleted."""
+
+    def update(self, **kwargs: object) -> int:
+        raise PermissionError("The audit trail is append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The audit trail is append-only.")
+
+
+class AuditEntry(models.Model):
+    """Who cancelled or retried what, when and from where: one entry per action, single or bulk."""
+
+    class Action(models.TextChoices):
+        CANCEL = "cancel", _("Cancel")
+        RETRY = "retry", _("Retry")
+
+    class Source(models.TextChoices):
+        DASHBOARD = "dashboard", _("Dashboard")
+        ADMIN = "admin", _("Admin site")
+        API = "api", _("API")
+
+    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    action = models.CharField(_("action"), max_length=16, choices=Action)
+    source = models.CharField(_("from"), max_length=16, choices=Source)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    address = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    # {"ids": [...]} for a selection, {"filter": {...}} for "all matching".
+    selection = models.JSONField(_("selection"))
+    requested = models.PositiveIntegerField(_("computations selected"))
+    changed = models.PositiveIntegerField(_("computations changed"))
+    computations = models.ManyToManyField(Computation, verbose_name=_("computations"), related_name="audit_entries")
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit trail")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} ×{self.changed} ({self.created_at:%Y-%m-%d %H:%M:%S})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise PermissionError("The audit trail is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The audit trail is append-only.")

@@ -1,12 +1,17 @@
 """The use cases: the only ways to create or change a computation.
 
-Views, the admin, the sweep and management commands call these; none of them talks to Celery directly.
+Views, the admin, the API, the sweep and management commands call these; none of them talks to Celery directly.
+Every cancel and retry, of one computation or of thousands, is one call here, recorded in the audit trail.
 """
 
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
+from celery import current_app
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -14,7 +19,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import RedisError
 
 from . import changes, jobs
-from .models import Computation
+from .models import AuditEntry, Computation, ComputationQuerySet, Status
 from .operations import Inputs, Operation
 
 logger = logging.getLogger(__name__)
@@ -22,14 +27,46 @@ logger = logging.getLogger(__name__)
 # Celery's own limits sit above the run's cooperative one (checked at each progress report): the soft one stops
 # an operation stuck between reports, the hard one kills its process.
 SOFT_LIMIT_MARGIN, HARD_LIMIT_MARGIN = 10, 20
-
-
 QUEUE_CHECK_SECONDS = 1
 QUEUE_FULL_KEY = "dashboard:queue-full"
+# A bulk action changes at most this many computations at once, in UPDATEs of CHUNK rows each.
+BULK_CAP, CHUNK = 10_000, 1_000
 
 
 class QueueFull(Exception):
     """COMPUTATION_MAX_QUEUED computations are waiting already; nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, for the audit trail: a signed-in user if any, the client's address, and through what."""
+
+    source: str
+    address: str | None = None
+    user: object | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which computations an action is for: these ids, or all that match the list's filters."""
+
+    ids: Sequence[int] = ()
+    filters: Mapping[str, object] | None = None
+
+    def queryset(self) -> ComputationQuerySet:
+        rows = Computation.objects.all()
+        return rows.filter(**self.filters) if self.filters is not None else rows.filter(pk__in=list(self.ids))
+
+    def describe(self) -> dict:
+        return {"filter": dict(self.filters)} if self.filters is not None else {"ids": list(self.ids)}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    requested: int  # computations selected that the action could apply to, up to BULK_CAP
+    changed: int  # those it did change (others changed state meanwhile)
+    capped: bool = False  # more matched than BULK_CAP
+    entry: AuditEntry | None = field(default=None, compare=False)
 
 
 def submit(
@@ -73,20 +110,60 @@ def _queue_is_full() -> bool:
     return full
 
 
-def cancel(*, computation_id: int) -> bool:
-    """Cancels a queued or running computation; False when it has already ended."""
-    return bool(Computation.objects.filter(pk=computation_id).cancel())
+def actionable(selection: Selection, action: str) -> ComputationQuerySet:
+    """The selected computations the action applies to: in flight for cancel, failed or cancelled for retry."""
+    rows = selection.queryset()
+    return rows.in_flight() if action == AuditEntry.Action.CANCEL else rows.retryable()
 
 
-def retry(*, computation_id: int) -> bool:
-    """Queues a failed or cancelled computation again; False when it is not in one of those states."""
-    rows = Computation.objects.filter(pk=computation_id)
+def cancel(*, selection: Selection, actor: Actor) -> Outcome:
+    """Cancels the selected computations that are queued or running (at most BULK_CAP)."""
+    return _act(AuditEntry.Action.CANCEL, selection, actor, lambda rows, now: rows.cancel(now))
+
+
+def retry(*, selection: Selection, actor: Actor) -> Outcome:
+    """Queues the selected failed or cancelled computations again (at most BULK_CAP), each sent once the
+    transaction commits."""
+
+    def requeue(rows: ComputationQuerySet, now: datetime) -> int:
+        changed = rows.requeue(now)
+        if changed:
+            requeued = list(rows.filter(updated_at=now, status=Status.QUEUED))
+            transaction.on_commit(lambda: enqueue_many(requeued))
+        return changed
+
+    return _act(AuditEntry.Action.RETRY, selection, actor, requeue)
+
+
+def _act(
+    action: str, selection: Selection, actor: Actor, change: Callable[[ComputationQuerySet, datetime], int]
+) -> Outcome:
+    ids = list(actionable(selection, action).order_by("-pk").values_list("pk", flat=True)[: BULK_CAP + 1])
+    capped, ids = len(ids) > BULK_CAP, ids[:BULK_CAP]
+    now = timezone.now()
     with transaction.atomic():
-        if not rows.requeue():
-            return False
-        computation = rows.get()
-        transaction.on_commit(lambda: enqueue(computation))
-    return True
+        # One conditional UPDATE per chunk: a row that changed state meanwhile is left as it is.
+        changed = sum(change(Computation.objects.filter(pk__in=chunk), now) for chunk in _chunks(ids))
+        entry = AuditEntry.objects.create(
+            action=action,
+            source=actor.source,
+            user=actor.user if getattr(actor.user, "is_authenticated", False) else None,
+            address=actor.address,
+            selection=selection.describe(),
+            requested=len(ids),
+            changed=changed,
+        )
+        for chunk in _chunks(ids):
+            AuditEntry.computations.through.objects.bulk_create(
+                [AuditEntry.computations.through(auditentry_id=entry.pk, computation_id=pk) for pk in chunk]
+            )
+        # The entry shows on the computations' pages, even when the action changed none of them.
+        transaction.on_commit(changes.record_change)
+    return Outcome(requested=len(ids), changed=changed, capped=capped, entry=entry)
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    return (ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK))
 
 
 def sweep(*, queue_is_empty: bool, limit: int = 1000) -> int:
@@ -95,7 +172,7 @@ def sweep(*, queue_is_empty: bool, limit: int = 1000) -> int:
     A task sent twice is harmless: the second finds its row claimed or ended and does nothing.
     """
     stuck = list(Computation.objects.needing_a_task(queue_is_empty=queue_is_empty)[:limit])
-    sent = [computation.pk for computation in stuck if enqueue(computation, record=False)]
+    sent = enqueue_many(stuck, record=False)
     if sent:
         Computation.objects.filter(pk__in=sent).update(enqueued_at=timezone.now())
         logger.warning("sweep: sent the tasks of %d stuck computations again: %s", len(sent), sent[:20])
@@ -104,17 +181,28 @@ def sweep(*, queue_is_empty: bool, limit: int = 1000) -> int:
 
 def enqueue(computation: Computation, *, record: bool = True) -> bool:
     """Sends the computation's task; False, and the row marked unsent for the sweep, when the broker is down."""
-    time_limit = (computation.spec.time_limit if computation.spec else 0) + computation.work_seconds
+    return bool(enqueue_many([computation], record=record))
+
+
+def enqueue_many(computations: Sequence[Computation], *, record: bool = True) -> list[int]:
+    """Sends the computations' tasks over one connection to the broker; returns the ids sent. With the broker
+    down the rest stay queued, marked unsent (`record`) for the sweep."""
+    sent: list[int] = []
     try:
-        jobs.run_computation.apply_async(
-            (computation.pk, computation.operation, computation.inputs, computation.work_seconds),
-            task_id=str(computation.task_id),
-            soft_time_limit=time_limit + SOFT_LIMIT_MARGIN,
-            time_limit=time_limit + HARD_LIMIT_MARGIN,
-        )
+        with current_app.producer_or_acquire() as producer:
+            for computation in computations:
+                time_limit = (computation.spec.time_limit if computation.spec else 0) + computation.work_seconds
+                jobs.run_computation.apply_async(
+                    (computation.pk, computation.operation, computation.inputs, computation.work_seconds),
+                    task_id=str(computation.task_id),
+                    soft_time_limit=time_limit + SOFT_LIMIT_MARGIN,
+                    time_limit=time_limit + HARD_LIMIT_MARGIN,
+                    producer=producer,
+                )
+                sent.append(computation.pk)
     except BrokerUnreachable:
-        logger.warning("broker unreachable: computation %s stays queued until the sweep sends it", computation.pk)
+        unsent = [computation.pk for computation in computations if computation.pk not in set(sent)]
+        logger.warning("broker unreachable: %d computations stay queued until the sweep sends them", len(unsent))
         if record:
-            Computation.objects.filter(pk=computation.pk).update(enqueued_at=None)
-        return False
-    return True
+            Computation.objects.filter(pk__in=unsent).update(enqueued_at=None)
+    return sent

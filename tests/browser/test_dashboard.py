@@ -201,3 +201,24 @@ def test_hostile_values_in_a_computation_are_shown_as_text_and_run_nothing(dashb
     expect(dashboard.locator("#computation-detail .error-text")).to_have_text(f"{script}{image}")
     screenshot(dashboard, "08-hostile-values")
     assert dialogs == [] and dashboard.locator("#computation-detail img").count() == 0
+
+
+def test_bulk_cancel_of_ticked_rows_with_a_confirmation(dashboard: Page, stack: Stack):
+    stack.signal("worker", signal.SIGSTOP)  # they stay queued while we tick them
+    try:
+        rows = [dashboard.locator(f"#{submit(dashboard, 'add', x=str(n), y='1')}") for n in range(3)]
+        for row in rows[:2]:
+            row.locator("td.select input").check()
+        time.sleep(2.5)  # polls replace the list around the ticks
+        assert [row.locator("td.select input").is_checked() for row in rows] == [True, True, False]
+        dashboard.locator("#bulk-form").get_by_role("button", name="Cancel").first.click()
+        expect(dashboard.locator("#bulk")).to_contain_text("Cancel 2 computations?")
+        screenshot(dashboard, "09-bulk-confirm")
+        dashboard.get_by_role("button", name="Yes, cancel them").click()
+        expect(dashboard.locator("#bulk")).to_contain_text("2 computations cancelled.")
+        for row, status in zip(rows, ["Cancelled", "Cancelled", "Queued"], strict=True):
+            expect(row.locator(".status")).to_have_text(status)
+        screenshot(dashboard, "10-bulk-done")
+    finally:
+        stack.signal("worker", signal.SIGCONT)
+    assert_not_reloaded(dashboard)

@@ -39,6 +39,14 @@ class Faults:
         where = f"WHERE id IN ({','.join(map(str, ids))})" if ids else ""
         return Counter(dict(self.query(f"SELECT status, COUNT(*) FROM tasks_computation {where} GROUP BY status")))
 
+    def running_now(self, ids: list[int]) -> int:
+        """How many of `ids` run right now: running, with a heartbeat of the last second."""
+        (count,) = self.query(
+            f"SELECT COUNT(*) FROM tasks_computation WHERE id IN ({','.join(map(str, ids))}) AND status = 'running'"
+            " AND updated_at > UTC_TIMESTAMP(6) - INTERVAL 1 SECOND"
+        )[0]
+        return count
+
     def wait_until_ended(self, ids: list[int], timeout: float) -> float:
         """Seconds until none of `ids` is queued or running; fails after `timeout`."""
         started = time.monotonic()

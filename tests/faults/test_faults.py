@@ -78,8 +78,9 @@ def test_killing_the_worker_again_and_again_loses_nothing_and_records_nothing_tw
     started = time.monotonic()
     rng = random.Random(7)
     for _ in range(kills):
-        # At a random moment while the worker runs something (a fresh worker takes seconds to start).
-        wait_for(lambda: faults.statuses(ids)["running"] > 0, timeout=60)
+        # At a random moment while the worker runs something: a row whose heartbeat is fresh (a killed run's row
+        # stays "running" until the sweep sends it again, and a fresh worker takes seconds to start).
+        wait_for(lambda: faults.running_now(ids), timeout=60)
         time.sleep(rng.uniform(0, 1))
         faults.stack.kill("worker")
         faults.restart("worker")

@@ -229,7 +229,7 @@ def test_retry_queues_a_failed_computation_again(client, django_capture_on_commi
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(reverse("computation-retry", args=[computation.pk]), **HTMX)
     assert response.status_code == 200
-    assert len(callbacks) == 2, "the change is recorded and the new task sent after commit"
+    assert len(callbacks) == 3, "after the commit: the change recorded, the new task sent, the audit recorded"
     computation.refresh_from_db()
     assert computation.status == Status.QUEUED and computation.error == ""
     assert computation.task_id != old_task and computation.max_attempts == 6

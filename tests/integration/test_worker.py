@@ -19,6 +19,7 @@ pytestmark = [
 ]
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
+ACTOR = services.Actor(source="api")
 
 
 def submit_through_the_form(client, **data: str) -> Computation:
@@ -90,7 +91,7 @@ def test_cancelling_a_running_computation_stops_it_at_its_next_report(client):
 def test_a_computation_cancelled_before_it_starts_never_runs():
     with transaction.atomic():
         computation = services.submit(operation=REGISTRY["add"], inputs={"x": 1, "y": 1})
-        assert services.cancel(computation_id=computation.pk)
+        assert services.cancel(selection=services.Selection(ids=[computation.pk]), actor=ACTOR).changed
     # Its task is delivered and finds nothing to do; the next one proves the queue moved past it.
     follower = final(services.submit(operation=REGISTRY["add"], inputs={"x": 2, "y": 2}))
     assert follower.status == Status.SUCCEEDED
@@ -101,7 +102,7 @@ def test_a_computation_cancelled_before_it_starts_never_runs():
 def test_retry_runs_a_cancelled_computation_again(client):
     with transaction.atomic():
         computation = services.submit(operation=REGISTRY["multiply"], inputs={"x": 6, "y": 7})
-        services.cancel(computation_id=computation.pk)
+        services.cancel(selection=services.Selection(ids=[computation.pk]), actor=ACTOR)
     response = client.post(reverse("computation-retry", args=[computation.pk]), **HTMX)
     assert response.status_code == 200
     computation = final(computation)
@@ -114,7 +115,7 @@ def test_a_failing_computation_records_its_error_and_can_be_retried():
     computation = final(computation)
     assert computation.status == Status.FAILED
     assert computation.error == "Unknown operation retired_operation."
-    assert services.retry(computation_id=computation.pk)
+    assert services.retry(selection=services.Selection(ids=[computation.pk]), actor=ACTOR).changed
     computation = final(computation)
     assert computation.status == Status.FAILED and computation.attempts == 2
 

@@ -1,0 +1,66 @@
+"""The JSON API: one computation, and its cancel and retry (the same services as the pages; CSRF as everywhere,
+so a script sends the csrftoken cookie back in an X-CSRFToken header)."""
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext
+from django.views.decorators.http import require_POST, require_safe
+
+from tasks import services
+from tasks.models import AuditEntry, Computation
+
+from .views import actor
+
+
+@require_safe
+def computation_json(request: HttpRequest, pk: int) -> JsonResponse:
+    computation = Computation.objects.filter(pk=pk).first()
+    if computation is None:
+        return _not_found()
+    return JsonResponse(as_json(computation))
+
+
+@require_POST
+def cancel_json(request: HttpRequest, pk: int) -> JsonResponse:
+    return _act(request, pk, services.cancel, gettext("Only a queued or running computation can be cancelled."))
+
+
+@require_POST
+def retry_json(request: HttpRequest, pk: int) -> JsonResponse:
+    return _act(request, pk, services.retry, gettext("Only a failed or cancelled computation can be retried."))
+
+
+def _act(request: HttpRequest, pk: int, action, refusal: str) -> JsonResponse:
+    if not Computation.objects.filter(pk=pk).exists():
+        return _not_found()
+    outcome = action(selection=services.Selection(ids=[pk]), actor=actor(request, AuditEntry.Source.API))
+    computation = Computation.objects.get(pk=pk)
+    if not outcome.changed:
+        return JsonResponse({"error": refusal, "computation": as_json(computation)}, status=409)
+    return JsonResponse(as_json(computation))
+
+
+def _not_found() -> JsonResponse:
+    return JsonResponse({"error": gettext("No computation has this id.")}, status=404)
+
+
+def as_json(computation: Computation) -> dict[str, Any]:
+    return {
+        "id": computation.pk,
+        "operation": computation.operation,
+        "inputs": computation.inputs,
+        "work_seconds": computation.work_seconds,
+        "status": computation.status,
+        "progress": computation.progress,
+        "result": computation.result or None,
+        "error": computation.error or None,
+        "attempts": computation.attempts,
+        "worker": computation.worker or None,
+        "task_id": str(computation.task_id),
+        "created_at": computation.created_at,
+        "started_at": computation.started_at,
+        "finished_at": computation.finished_at,
+        "updated_at": computation.updated_at,
+        "url": computation.get_absolute_url(),
+    }
