@@ -8,7 +8,16 @@ from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tasks.models import Status
-from tasks.operations import DECIMAL_PLACES, REGISTRY, Input, Number, Operation, OperationError
+from tasks.operations import (
+    DECIMAL_PLACES,
+    MAX_RANGE_VALUES,
+    REGISTRY,
+    Input,
+    Number,
+    Operation,
+    OperationError,
+    expand_range,
+)
 from tasks.services import BULK_CAP, Selection
 
 DEFAULT_OPERATION = "add"
@@ -86,6 +95,55 @@ class ComputationForm(forms.Form):
     @property
     def input_fields(self) -> list[forms.BoundField]:
         return [self[spec.name] for spec in self.spec.inputs] if self.spec else []
+
+
+class BatchForm(ComputationForm):
+    """One operation over a range of one of its inputs: from, to (included) and step, at most MAX_RANGE_VALUES
+    values; the other inputs are fixed."""
+
+    varied = forms.ChoiceField(label=_("Input to vary"))
+    start = forms.DecimalField(label=_("From"), max_digits=25, decimal_places=DECIMAL_PLACES, initial=1)
+    stop = forms.DecimalField(label=_("To (included)"), max_digits=25, decimal_places=DECIMAL_PLACES, initial=10)
+    step = forms.DecimalField(label=_("Step"), max_digits=25, decimal_places=DECIMAL_PLACES, initial=1)
+
+    def __init__(self, data: Mapping[str, str] | None = None, *, operation: str | None = None):
+        super().__init__(data, operation=operation)
+        self.fields["step"].help_text = gettext_lazy("At most %(limit)s values.") % {"limit": MAX_RANGE_VALUES}
+        if self.spec is not None:
+            self.fields["varied"].choices = [(spec.name, gettext_lazy(spec.label)) for spec in self.spec.inputs]
+            for spec in self.spec.inputs:
+                self.fields[spec.name].required = False  # all but the varied one, checked in clean()
+            names = [spec.name for spec in self.spec.inputs]
+            self.order_fields(["operation", "varied", "start", "stop", "step", *names, "work_seconds"])
+
+    def clean(self) -> dict:
+        cleaned = forms.Form.clean(self)
+        if self.spec is None or self.errors:
+            return cleaned
+        varied = next(spec for spec in self.spec.inputs if spec.name == cleaned["varied"])
+        for spec in self.spec.inputs:
+            if spec != varied and cleaned.get(spec.name) is None:
+                self.add_error(spec.name, forms.Field.default_error_messages["required"])
+        if self.errors:
+            return cleaned
+        try:
+            values = expand_range(varied, cleaned["start"], cleaned["stop"], cleaned["step"])
+        except OperationError as error:
+            self.add_error(error.field, gettext(error.message) % error.params)
+            return cleaned
+        for value in values:
+            try:
+                self.spec.validate({**self.fixed_inputs, varied.name: value})
+            except OperationError as error:
+                reason = gettext(error.message) % error.params
+                self.add_error("start", f"{gettext(varied.label)} = {value}: {reason}")
+                break
+        return cleaned
+
+    @property
+    def fixed_inputs(self) -> dict[str, Number]:
+        varied = self.cleaned_data["varied"]
+        return {spec.name: self.cleaned_data[spec.name] for spec in self.spec.inputs if spec.name != varied}
 
 
 class ListFilterForm(forms.Form):

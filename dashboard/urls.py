@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from . import api, views
+from . import api, batches, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -11,6 +11,12 @@ urlpatterns = [
     path("computations/<int:pk>/", views.computation_detail, name="computation-detail"),
     path("computations/<int:pk>/cancel/", views.cancel_computation, name="computation-cancel"),
     path("computations/<int:pk>/retry/", views.retry_computation, name="computation-retry"),
+    path("batches/", batches.create_batch, name="batches"),
+    path("batches/new/", batches.new_batch, name="batch-new"),
+    path("batches/<int:pk>/", batches.batch_detail, name="batch-detail"),
+    path("batches/<int:pk>/rows/", batches.batch_rows, name="batch-rows"),
+    path("batches/<int:pk>/cancel/", batches.cancel_batch, name="batch-cancel"),
+    path("batches/<int:pk>/retry/", batches.retry_batch, name="batch-retry"),
     path("api/computations/<int:pk>", api.computation_json, name="api-computation"),
     path("api/computations/<int:pk>/cancel", api.cancel_json, name="api-computation-cancel"),
     path("api/computations/<int:pk>/retry", api.retry_json, name="api-computation-retry"),

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.cache import cache
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -27,7 +28,7 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 from redis.exceptions import RedisError
 
 from tasks import changes, services
-from tasks.models import COUNT_CAP, AuditEntry, Computation, Page, Status
+from tasks.models import COUNT_CAP, AuditEntry, Batch, Computation, Page, Status
 
 from . import health, throttling
 from .forms import BulkActionForm, ComputationForm, ListFilterForm
@@ -91,7 +92,11 @@ def _list_context(filters: ListFilterForm) -> dict:
     if filters.is_valid():
         params = {key: value for key, value in filters.cleaned_data.items() if value not in (None, "")}
         matching = {key: params[key] for key in ("status", "operation") if key in params}
-        page = Computation.objects.filter(**matching).page(before=params.get("before"), after=params.get("after"))
+        # Unfiltered, a batch is one row (its first computation's); filtered, its computations show one by one.
+        rows = Computation.objects.filter(**matching) if matching else Computation.objects.filter(in_main_list=True)
+        page = rows.page(before=params.get("before"), after=params.get("after"))
+        if not matching:
+            _show_batches(page.rows)
     else:
         params, matching, page = {}, {}, Page([], newer_after=None, older_before=None)
     return {
@@ -104,6 +109,24 @@ def _list_context(filters: ListFilterForm) -> dict:
         "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
         "broker_reachable": health.broker_reachable(),
     }
+
+
+def _show_batches(rows: list[Computation]) -> None:
+    """Gives each batch's row in the list its batch and progress: one query for all batches on the page."""
+    batches = Batch.objects.in_bulk({row.batch_id for row in rows if row.batch_id})
+    if not batches:
+        return
+    counts: dict[int, dict[str, int]] = {pk: dict.fromkeys(Status.values, 0) for pk in batches}
+    grouped = Computation.objects.filter(batch__in=list(batches)).order_by().values_list("batch", "status")
+    for batch_id, status, count in grouped.annotate(n=Count("pk")):
+        counts[batch_id][status] = count
+    for row in rows:
+        if row.batch_id:
+            row.shown_batch = batches[row.batch_id]
+            row.batch_counts = counts[row.batch_id]
+            row.batch_done = sum(
+                counts[row.batch_id][status] for status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+            )
 
 
 def _page_context(form: ComputationForm, filters: ListFilterForm) -> dict:

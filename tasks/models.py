@@ -202,6 +202,54 @@ class ComputationQuerySet(models.QuerySet):
         return changed
 
 
+class Batch(models.Model):
+    """One operation over a range of one input's values (the others fixed): a computation per value."""
+
+    operation = models.CharField(_("operation"), max_length=64)
+    varied = models.CharField(_("varied input"), max_length=32)
+    # The range, as exact decimal text: start, start + step, ... up to stop included.
+    start = models.CharField(_("from"), max_length=40)
+    stop = models.CharField(_("to"), max_length=40)
+    step = models.CharField(_("step"), max_length=40)
+    fixed_inputs = models.JSONField(_("other inputs"))
+    work_seconds = models.PositiveSmallIntegerField(_("simulated work (seconds)"), default=0)
+    size = models.PositiveIntegerField(_("computations"))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # As a computation's: posting the same form twice makes one batch.
+    idempotency_key = models.UUIDField(_("idempotency key"), unique=True, null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("batch")
+        verbose_name_plural = _("batches")
+
+    def __str__(self) -> str:
+        return f"batch #{self.pk} {self.operation}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("batch-detail", args=[self.pk])
+
+    @property
+    def spec(self) -> Operation | None:
+        return REGISTRY.get(self.operation)
+
+    @property
+    def label(self) -> str:
+        return gettext(self.spec.label) if self.spec else self.operation
+
+    @property
+    def range_text(self) -> str:
+        """The range and the fixed inputs as a person reads them: "y = 1 … 10, step 1; x = 2"."""
+        labels = {spec.name: gettext(spec.label) for spec in self.spec.inputs} if self.spec else {}
+        text = gettext("%(name)s = %(start)s … %(stop)s, step %(step)s") % {
+            "name": labels.get(self.varied, self.varied),
+            "start": self.start,
+            "stop": self.stop,
+            "step": self.step,
+        }
+        fixed = ", ".join(f"{labels.get(name, name)} = {value}" for name, value in self.fixed_inputs.items())
+        return f"{text}; {fixed}" if fixed else text
+
+
 class Computation(models.Model):
     operation = models.CharField(_("operation"), max_length=64)
     inputs = models.JSONField(_("inputs"))
@@ -218,6 +266,11 @@ class Computation(models.Model):
     enqueued_at = models.DateTimeField(_("sent to the queue"), null=True, blank=True)
     # Sent by the form: a second post of the same form (a double click, a browser's retry) finds this row.
     idempotency_key = models.UUIDField(_("idempotency key"), unique=True, null=True, blank=True, editable=False)
+    batch = models.ForeignKey(
+        Batch, verbose_name=_("batch"), null=True, blank=True, on_delete=models.CASCADE, related_name="computations"
+    )
+    # The unfiltered list shows a batch as one row, its first computation's: the others are not listed there.
+    in_main_list = models.BooleanField(_("in the main list"), default=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -236,6 +289,8 @@ class Computation(models.Model):
             models.Index(fields=["status", "operation"], name="computation_status_operation"),
             models.Index(fields=["status", "updated_at"], name="computation_status_updated"),
             models.Index(fields=["status", "enqueued_at"], name="computation_status_enqueued"),
+            models.Index(fields=["in_main_list"], name="computation_main_list"),
+            models.Index(fields=["batch", "status"], name="computation_batch_status"),
         ]
 
     def __str__(self) -> str:

@@ -201,6 +201,36 @@ def factorize(inputs: Inputs, report_progress: ProgressCallback) -> str:
     return " × ".join(f"{p}^{k}" if k > 1 else str(p) for p, k in sorted(factors.items()))
 
 
+MAX_RANGE_VALUES = 1000
+
+
+def expand_range(spec: Input, start: Number, stop: Number, step: Number) -> list[Number]:
+    """The values start, start + step, ... up to stop included, for one input of a batch: at most
+    MAX_RANGE_VALUES of them, each within the input's bounds and of its kind (whole numbers stay whole)."""
+    if spec.kind == "integer" and any(Decimal(str(v)) % 1 for v in (start, stop, step)):
+        raise OperationError(gettext_noop("%(input)s takes whole numbers only."), {"input": spec.name}, "step")
+    kind = int if spec.kind == "integer" else Decimal
+    start, stop, step = (kind(Decimal(str(value))) for value in (start, stop, step))
+    if step <= 0:
+        raise OperationError(gettext_noop("The step must be greater than zero."), field="step")
+    if stop < start:
+        raise OperationError(gettext_noop("The range must end at or after its start."), field="stop")
+    count = int((stop - start) / step) + 1
+    if count > MAX_RANGE_VALUES:
+        raise OperationError(
+            gettext_noop("This range has %(count)s values; a batch takes at most %(limit)s."),
+            {"count": count, "limit": MAX_RANGE_VALUES},
+            "step",
+        )
+    if start < spec.minimum or start + (count - 1) * step > spec.maximum:
+        raise OperationError(
+            gettext_noop("The values of %(input)s must lie between %(minimum)s and %(maximum)s."),
+            {"input": spec.name, "minimum": spec.minimum, "maximum": spec.maximum},
+            "stop",
+        )
+    return [start + index * step for index in range(count)]
+
+
 def simulate_work(seconds: int, report_progress: ProgressCallback, *, step: float = 0.2) -> None:
     """Sleeps in short steps, reporting each, as the original project slept to make the live refresh visible."""
     total_ms = seconds * 1000

@@ -19,8 +19,8 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import RedisError
 
 from . import changes, jobs
-from .models import AuditEntry, Computation, ComputationQuerySet, Status
-from .operations import Inputs, Operation
+from .models import AuditEntry, Batch, Computation, ComputationQuerySet, Status
+from .operations import Inputs, Number, Operation, expand_range
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,50 @@ def submit(
     transaction.on_commit(changes.record_change)
     transaction.on_commit(lambda: enqueue(computation))
     return computation
+
+
+def submit_batch(
+    *, operation: Operation, varied: str, start: Number, stop: Number, step: Number, fixed: Inputs,
+    work_seconds: int = 0, idempotency_key: uuid.UUID | None = None,
+) -> Batch:  # fmt: skip
+    """Records a batch and a computation for each value of `varied` from start to stop, in one transaction, and
+    sends their tasks over one broker connection once it commits: a crash leaves all of it or none, and the sweep
+    sends whatever the broker did not take. The values are validated (BatchForm does it)."""
+    if idempotency_key and (existing := Batch.objects.filter(idempotency_key=idempotency_key).first()):
+        return existing
+    spec = next(spec for spec in operation.inputs if spec.name == varied)
+    values = expand_range(spec, start, stop, step)
+    if _queue_is_full():
+        raise QueueFull
+    now = timezone.now()
+    with transaction.atomic():
+        batch = Batch.objects.create(
+            operation=operation.name,
+            varied=varied,
+            start=str(start),
+            stop=str(stop),
+            step=str(step),
+            fixed_inputs={each.name: each.serialize(fixed[each.name]) for each in operation.inputs if each != spec},
+            work_seconds=work_seconds,
+            size=len(values),
+            created_at=now,
+            idempotency_key=idempotency_key,
+        )
+        Computation.objects.bulk_create(
+            Computation(
+                operation=operation.name,
+                inputs=operation.serialize_inputs({**fixed, varied: value}),
+                work_seconds=work_seconds,
+                batch=batch,
+                in_main_list=index == 0,
+                created_at=now,
+                enqueued_at=now,
+            )
+            for index, value in enumerate(values)
+        )
+        transaction.on_commit(changes.record_change)
+        transaction.on_commit(lambda: enqueue_many(list(batch.computations.order_by("pk"))))
+    return batch
 
 
 def _queue_is_full() -> bool:

@@ -133,24 +133,23 @@ class Bench:
             if current == 0:
                 cursor.execute(
                     "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error,"
-                    " attempts, max_attempts, worker, task_id, created_at, started_at, finished_at, updated_at)"
-                    " VALUES ('add', '{\"x\": \"1\", \"y\": \"2\"}', 0, 'succeeded', 100, '3', '', 1, 3, 'bench',"
-                    " REPLACE(UUID(), '-', ''), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6),"
-                    " UTC_TIMESTAMP(6))"
+                    " attempts, max_attempts, worker, task_id, created_at, started_at, finished_at, updated_at,"
+                    " in_main_list) VALUES ('add', '{\"x\": \"1\", \"y\": \"2\"}', 0, 'succeeded', 100, '3', '', 1, 3,"
+                    " 'bench', REPLACE(UUID(), '-', ''), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6),"
+                    " UTC_TIMESTAMP(6), TRUE)"
                 )
                 current = 1
             while current < rows:
                 batch = min(current, rows - current, 200_000)
+                # Doubling the table: every operation, nine in ten succeeded, the rest failed or cancelled.
                 cursor.execute(
                     "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error,"
-                    " attempts, max_attempts, worker, task_id, created_at, started_at, finished_at, updated_at)"
-                    " SELECT ELT(1 + FLOOR(RAND() * 7), 'add', 'subtract', 'multiply', 'divide', 'count_primes',"
-                    " 'estimate_pi', 'factorize'), inputs, 0, ELT(1 + FLOOR(RAND() * 20), 'succeeded', 'succeeded',"
-                    " 'succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded',"
-                    " 'succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded',"
-                    " 'succeeded', 'succeeded', 'failed', 'cancelled'), 100, result, '', 1, 3, 'bench',"
-                    " REPLACE(UUID(), '-', ''), created_at, started_at, finished_at, updated_at"
-                    " FROM tasks_computation LIMIT %s",
+                    " attempts, max_attempts, worker, task_id, created_at, started_at, finished_at, updated_at,"
+                    " in_main_list) SELECT ELT(1 + FLOOR(RAND() * 7), 'add', 'subtract', 'multiply', 'divide',"
+                    " 'count_primes', 'estimate_pi', 'factorize'), inputs, 0,"
+                    " CASE WHEN RAND() < 0.9 THEN 'succeeded' WHEN RAND() < 0.5 THEN 'failed' ELSE 'cancelled' END,"
+                    " 100, result, '', 1, 3, 'bench', REPLACE(UUID(), '-', ''), created_at, started_at, finished_at,"
+                    " updated_at, TRUE FROM tasks_computation LIMIT %s",
                     [batch],
                 )
                 current += batch

@@ -73,11 +73,11 @@ def submit(page: Page, operation: str, **inputs: str) -> str:
     return f"computation-{link.inner_text().lstrip('#')}"
 
 
-def pick(page: Page, operation: str) -> None:
+def pick(page: Page, operation: str, form: str = "#computation-form") -> None:
     """Picks an operation and waits until its form has been swapped in (what is typed into the old one is lost)."""
-    page.locator("#computation-form").evaluate("form => { form.dataset.stale = 'true' }")
+    page.locator(form).evaluate("form => { form.dataset.stale = 'true' }")
     page.select_option("#id_operation", operation)
-    page.locator("#computation-form:not([data-stale])").wait_for()
+    page.locator(f"{form}:not([data-stale])").wait_for()
 
 
 def assert_not_reloaded(page: Page) -> None:
@@ -185,8 +185,8 @@ def test_hostile_values_in_a_computation_are_shown_as_text_and_run_nothing(dashb
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error, attempts,"
-            " max_attempts, worker, task_id, created_at, updated_at) VALUES (%s, %s, 0, 'failed', 0, '', %s, 1, 3, %s,"
-            " %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+            " max_attempts, worker, task_id, created_at, updated_at, in_main_list) VALUES (%s, %s, 0, 'failed', 0, '',"
+            " %s, 1, 3, %s, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), TRUE)",
             (script, json.dumps({"x": image}), f"{script}{image}", image, uuid.uuid4().hex),
         )
         pk = cursor.lastrowid
@@ -195,7 +195,7 @@ def test_hostile_values_in_a_computation_are_shown_as_text_and_run_nothing(dashb
     dashboard.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     dashboard.goto("/")
     row = dashboard.locator(f"#computation-{pk}")
-    expect(row.locator("td").nth(1)).to_have_text(script)
+    expect(row.locator("td").nth(2)).to_have_text(script)
     expect(row.locator(".inputs-cell")).to_have_text(f"x = {image}")
     dashboard.goto(f"/computations/{pk}/")
     expect(dashboard.locator("#computation-detail .error-text")).to_have_text(f"{script}{image}")
@@ -222,3 +222,27 @@ def test_bulk_cancel_of_ticked_rows_with_a_confirmation(dashboard: Page, stack: 
     finally:
         stack.signal("worker", signal.SIGCONT)
     assert_not_reloaded(dashboard)
+
+
+def test_a_batch_from_the_form_to_its_live_page_and_its_row_in_the_list(dashboard: Page):
+    dashboard.get_by_role("link", name="Run over a range…").click()
+    expect(dashboard.locator("#batch-heading")).to_have_text("Run over a range")
+    dashboard.evaluate("window.notReloaded = true")
+    pick(dashboard, "multiply", form="#batch-form")
+    dashboard.select_option("#id_varied", "y")
+    for name, value in {"start": "1", "stop": "12", "step": "1", "x": "3", "work_seconds": "1"}.items():
+        dashboard.fill(f"#batch-form input[name={name}]", value)
+    screenshot(dashboard, "11-batch-form")
+    dashboard.get_by_role("button", name="Run the batch").click()
+    expect(dashboard.locator("#batch-title")).to_contain_text("Batch #")
+    expect(dashboard.locator("#batch .batch-progress")).to_contain_text("of 12 ended")
+    screenshot(dashboard, "12-batch-running")
+    expect(dashboard.locator("#batch .batch-progress")).to_contain_text("12 of 12 ended", timeout=30_000)
+    expect(dashboard.locator("#batch tbody tr").nth(11)).to_contain_text("36")
+    screenshot(dashboard, "13-batch-done")
+    dashboard.goto("/")
+    expect(dashboard.locator(".batch-row").first).to_contain_text("y = 1 … 12, step 1; x = 3")
+    values = dashboard.locator(".batch-values").first
+    values.locator("summary").click()
+    expect(values.locator("details table tbody tr")).to_have_count(10)
+    screenshot(dashboard, "14-batch-in-the-list")

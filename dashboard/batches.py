@@ -1,0 +1,148 @@
+"""Batches: one operation over a range of one input's values, a computation per value, on a page of their own
+that is live while any of them runs (the same 304 and 286 polling as the list)."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext, ngettext
+from django.views.decorators.http import require_POST, require_safe
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from tasks import services
+from tasks.models import AuditEntry, Batch, Status
+from tasks.operations import MAX_RANGE_VALUES
+
+from . import throttling
+from .forms import BatchForm
+from .views import CHANGED_EVENT, _live_partial, _see_other, _wants_partial, actor, live
+
+FORM = "dashboard/batch_form.html"
+PAGE = "dashboard/batch.html"
+ROWS_PER_PAGE = 100
+
+
+@require_safe
+def new_batch(request: HttpRequest) -> HttpResponse:
+    form = BatchForm(operation=request.GET.get("operation"))
+    return render(request, f"{FORM}#form" if _wants_partial(request) else FORM, _form_context(form))
+
+
+@require_POST
+def create_batch(request: HttpRequest) -> HttpResponse:
+    form = BatchForm(request.POST)
+    if wait := throttling.submission_wait(request):
+        message = gettext("Too many submissions from your address: try again in %(seconds)d seconds.")
+        return _refused(request, form, message % {"seconds": wait}, status=429, retry_after=wait)
+    if not form.is_valid():
+        return _refused(request, form, status=422)
+    try:
+        batch = services.submit_batch(
+            operation=form.spec,
+            varied=form.cleaned_data["varied"],
+            start=form.cleaned_data["start"],
+            stop=form.cleaned_data["stop"],
+            step=form.cleaned_data["step"],
+            fixed=form.fixed_inputs,
+            work_seconds=form.work,
+            idempotency_key=form.cleaned_data["idempotency_key"],
+        )
+    except services.QueueFull:
+        message = gettext("The queue is full: nothing was submitted. Try again in a minute.")
+        return _refused(request, form, message, status=503, retry_after=60)
+    if request.htmx:
+        return HttpResponseClientRedirect(batch.get_absolute_url())
+    return _see_other(batch.get_absolute_url())
+
+
+def _refused(
+    request: HttpRequest, form: BatchForm, message: str = "", *, status: int, retry_after: int | None = None
+) -> HttpResponse:
+    if message:
+        form.add_error(None, message)
+    response = render(request, f"{FORM}#form" if request.htmx else FORM, _form_context(form), status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _form_context(form: BatchForm) -> dict:
+    return {"form": form, "limit": MAX_RANGE_VALUES}
+
+
+@require_safe
+@live
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    rows_from = _int(request.GET.get("from"))
+    if _wants_partial(request):
+        return _live_partial(request, f"{PAGE}#batch", lambda: _batch_context(pk, rows_from))
+    return render(request, PAGE, _batch_context(pk, rows_from)[0])
+
+
+@require_safe
+def batch_rows(request: HttpRequest, pk: int) -> HttpResponse:
+    """The first values of a batch, for its row in the main list when it is opened."""
+    context, _ = _batch_context(pk, 0, size=10)
+    return render(request, f"{PAGE}#rows", context)
+
+
+def _batch_context(pk: int, rows_from: int, size: int = ROWS_PER_PAGE) -> tuple[dict, bool]:
+    batch = get_object_or_404(Batch, pk=pk)
+    members = batch.computations.all()
+    counts = members.count_by_status()
+    rows = list(members.filter(pk__gte=rows_from).order_by("pk")[: size + 1])
+    next_from = rows[size].pk if len(rows) > size else None
+    for computation in rows[:size]:
+        computation.varied_value = computation.inputs.get(batch.varied)
+    varied = next((spec for spec in batch.spec.inputs if spec.name == batch.varied), None) if batch.spec else None
+    context = {
+        "batch": batch,
+        "varied_label": gettext(varied.label) if varied else batch.varied,
+        "summary": [(status.value, status.label, counts[status]) for status in Status],
+        "done": counts[Status.SUCCEEDED] + counts[Status.FAILED] + counts[Status.CANCELLED],
+        "can_cancel": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
+        "can_retry": counts[Status.FAILED] + counts[Status.CANCELLED] > 0,
+        "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
+        "rows": rows[:size],
+        "rows_from": rows_from,
+        "next_from": next_from,
+    }
+    return context, context["in_flight"]
+
+
+@require_POST
+def cancel_batch(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, AuditEntry.Action.CANCEL)
+
+
+@require_POST
+def retry_batch(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, AuditEntry.Action.RETRY)
+
+
+def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    batch = get_object_or_404(Batch, pk=pk)
+    act = services.cancel if action == AuditEntry.Action.CANCEL else services.retry
+    changed = act(selection=services.Selection(filters={"batch": batch.pk}), actor=actor(request)).changed
+    if action == AuditEntry.Action.CANCEL:
+        message = ngettext(
+            "%(count)d computation of the batch cancelled.", "%(count)d computations of the batch cancelled.", changed
+        )
+    else:
+        message = ngettext(
+            "%(count)d computation of the batch queued again.",
+            "%(count)d computations of the batch queued again.",
+            changed,
+        )
+    text = message % {"count": changed}
+    if request.htmx:
+        response = render(request, "dashboard/base.html#notice", {"notice": text, "notice_level": "success"})
+        return trigger_client_event(response, CHANGED_EVENT)
+    messages.success(request, text)
+    return _see_other(batch.get_absolute_url())
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0
