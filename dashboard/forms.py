@@ -7,7 +7,7 @@ from django import forms
 from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from tasks.models import Status
+from tasks.models import Computation, ComputationQuerySet, Status
 from tasks.operations import (
     DECIMAL_PLACES,
     MAX_RANGE_VALUES,
@@ -219,3 +219,22 @@ class BulkActionForm(ListFilterForm):
             return Selection(ids=self.cleaned_data["ids"])
         filters = {key: self.cleaned_data[key] for key in ("status", "operation") if self.cleaned_data.get(key)}
         return Selection(filters=filters)
+
+
+class ExportFilterForm(ListFilterForm):
+    """The list's filters, and a batch and a creation date range, for an export."""
+
+    batch = forms.IntegerField(min_value=1, required=False)
+    created_from = forms.DateTimeField(required=False)
+    created_to = forms.DateTimeField(required=False)
+
+    def queryset(self) -> ComputationQuerySet:
+        rows = Computation.objects.all()
+        for key in ("status", "operation", "batch"):
+            if self.cleaned_data.get(key):
+                rows = rows.filter(**{key: self.cleaned_data[key]})
+        if self.cleaned_data.get("created_from"):
+            rows = rows.filter(created_at__gte=self.cleaned_data["created_from"])
+        if self.cleaned_data.get("created_to"):
+            rows = rows.filter(created_at__lte=self.cleaned_data["created_to"])
+        return rows

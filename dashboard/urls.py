@@ -1,13 +1,15 @@
 from django.contrib import admin
 from django.urls import path
 
-from . import api, batches, views
+from . import api, batches, exports, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("computations/", views.computations, name="computations"),
     path("computations/new/", views.new_computation, name="computation-new"),
     path("computations/bulk/", views.bulk_action, name="computations-bulk"),
+    path("computations/export.csv", exports.export_csv, name="export-csv"),
+    path("computations/export.json", exports.export_json, name="export-json"),
     path("computations/<int:pk>/", views.computation_detail, name="computation-detail"),
     path("computations/<int:pk>/cancel/", views.cancel_computation, name="computation-cancel"),
     path("computations/<int:pk>/retry/", views.retry_computation, name="computation-retry"),

@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 from tasks import changes, services
 from tasks.models import COUNT_CAP, AuditEntry, Batch, Computation, Page, Status
 
-from . import health, throttling
+from . import activity, health, throttling
 from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .middleware import outage_notice
 
@@ -108,6 +108,7 @@ def _list_context(filters: ListFilterForm) -> dict:
         "count_cap": COUNT_CAP,
         "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
         "broker_reachable": health.broker_reachable(),
+        "activity": activity.activity(),
     }
 
 

@@ -231,6 +231,29 @@ class Bench:
                     "flat (≤ 1.5×)", flat,
                 ))  # fmt: skip
 
+    def export(self) -> None:
+        """The whole table as CSV through HAProxy: rows per second, and the web workers' memory before and after."""
+        import requests
+
+        from tasks.models import Computation
+
+        expected = Computation.objects.count()
+        before = {pid: rss_mb(pid) for name in ("web1", "web2") for pid in self.children(name)}
+        started, lines = time.monotonic(), 0
+        with requests.get(f"{self.url}/computations/export.csv", stream=True, timeout=600) as response:
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                lines += chunk.count(b"\n")
+        seconds = time.monotonic() - started
+        after = {pid: rss_mb(pid) for pid in before if Path(f"/proc/{pid}").exists()}
+        grown = max((after[pid] - before[pid] for pid in after), default=0)
+        rows = lines - 1
+        self.rows += [
+            Row(f"export of {expected:,} rows as CSV: rows per second", rows / seconds, None, "rows/s", "reported",
+                None, f"{rows:,} rows in {seconds:.1f} s{'' if rows == expected else ' (INCOMPLETE)'}"),
+            Row("web worker RSS growth during the export", grown, max(before.values()), "MB", "flat", grown < 20,
+                f"largest worker {max(after.values(), default=0):.0f} MB after, {max(before.values()):.0f} MB before"),
+        ]  # fmt: skip
+
     def submissions(self) -> None:
         import requests
 
@@ -494,6 +517,8 @@ def main() -> int:
             bench.worker_throughput()
             print("  2. list at scale", flush=True)
             bench.list_at_scale(hello)
+            print("  export", flush=True)
+            bench.export()
             print("  6. memory", flush=True)
             bench.memory(flower_tasks=int(os.environ.get("BENCH_FLOWER_TASKS", "100000")))
             print("  7. an idle dashboard", flush=True)

@@ -1,0 +1,59 @@
+"""The Activity panel: finished per minute over the last hour, stacked by status, and run time percentiles,
+as server-rendered SVG with the same figures in tables."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from django.utils import timezone
+
+from dashboard import activity
+from tasks.models import Computation, Status
+
+pytestmark = pytest.mark.django_db
+
+
+def finished(minutes_ago: float, status: str, seconds: float, operation: str = "add") -> Computation:
+    end = timezone.now() - timedelta(minutes=minutes_ago)
+    return Computation.objects.create(
+        operation=operation, inputs={"x": "1", "y": "1"}, status=status, started_at=end - timedelta(seconds=seconds),
+        finished_at=end,
+    )  # fmt: skip
+
+
+def test_the_panel_counts_the_last_hour_by_minute_and_status():
+    for _ in range(3):
+        finished(5, Status.SUCCEEDED, 1)
+    finished(5, Status.FAILED, 1)
+    finished(20, Status.CANCELLED, 1)
+    finished(90, Status.SUCCEEDED, 1)  # outside the hour
+    figures = activity.activity()
+    assert figures["totals"] == {"succeeded": 3, "failed": 1, "cancelled": 1}
+    assert figures["busiest"] == 4
+    assert len(figures["bars"]) == 60
+    busy = [bar for bar in figures["bars"] if bar[1]]
+    assert [total for _, total, _ in busy] == [1, 4]
+    heights = {segment.status: segment.height for segment in busy[1][2]}
+    assert heights == {"succeeded": 90.0, "failed": 30.0}
+
+
+def test_run_time_percentiles_per_operation():
+    for seconds in (1, 2, 3, 4, 100):
+        finished(10, Status.SUCCEEDED, seconds, operation="factorize")
+    finished(10, Status.FAILED, 500, operation="factorize")  # failures are not run times
+    rows = activity.activity()["run_time_rows"]
+    assert len(rows) == 1
+    label, count, p50, p95 = rows[0]
+    assert (label, count, p50) == ("Factorize n into primes", 5, 3.0) and 80 < p95 <= 100
+
+
+def test_the_list_draws_it_as_accessible_svg(client):
+    finished(1, Status.SUCCEEDED, 2)
+    cache.clear()
+    html = client.get(reverse("computations"), HTTP_HX_REQUEST="true").content.decode()
+    assert '<svg class="chart"' in html and 'role="img" aria-labelledby="activity-title activity-desc"' in html
+    assert "In the last hour: 1 succeeded, 0 failed, 0 cancelled" in html
+    assert html.count('<rect class="bar bar-succeeded"') == 1
+    assert "<caption>Computations finished per minute</caption>" in html
+    assert "Run time of the computations that succeeded in the last hour" in html and "2.000 s" in html
