@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from . import api, batches, exports, views
+from . import api, batches, exports, metrics, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/computations/<int:pk>", api.computation_json, name="api-computation"),
     path("api/computations/<int:pk>/cancel", api.cancel_json, name="api-computation-cancel"),
     path("api/computations/<int:pk>/retry", api.retry_json, name="api-computation-retry"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -20,27 +20,28 @@ VERSION_KEY = "dashboard:computations:version"
 
 
 @functools.cache
-def _redis() -> redis.Redis:
+def client() -> redis.Redis:
+    """The Redis client of the cache's database, shared by the change counter and tasks.metrics."""
     # The pool notices a fork and reconnects, so a client made before uWSGI forks its workers is safe.
     return redis.Redis.from_url(settings.CACHE_URL, socket_connect_timeout=1, socket_timeout=1)
 
 
 def record_change() -> None:
     try:
-        if _redis().incr(VERSION_KEY) == 1:
+        if client().incr(VERSION_KEY) == 1:
             # The key was missing (evicted, flushed): restart from the clock, never from a number a browser may
             # still hold in an ETag.
-            _redis().set(VERSION_KEY, time.time_ns())
+            client().set(VERSION_KEY, time.time_ns())
     except RedisError:
         logger.warning("Could not record a change in the cache; pages will not answer 304 until it is back")
 
 
 def current_version() -> int | None:
     try:
-        version = _redis().get(VERSION_KEY)
+        version = client().get(VERSION_KEY)
         if version is None:
-            _redis().set(VERSION_KEY, time.time_ns(), nx=True)
-            version = _redis().get(VERSION_KEY)
+            client().set(VERSION_KEY, time.time_ns(), nx=True)
+            version = client().get(VERSION_KEY)
     except RedisError:
         return None
     return int(version)

@@ -18,8 +18,8 @@ from django.utils import timezone
 from kombu.exceptions import ChannelError
 from redis.exceptions import RedisError
 
-from . import operations, services
-from .models import Computation, ComputationQuerySet
+from . import metrics, operations, services
+from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, TimeLimitExceeded, gettext_noop
 
 logger = get_task_logger(__name__)
@@ -70,14 +70,19 @@ class ProgressWriter:
 
 @shared_task(bind=True, name="tasks.run_computation", max_retries=60)
 def run_computation(
-    self: Task, computation_id: int, operation: str | None = None, inputs: dict | None = None, work_seconds: int = 0
+    self: Task,
+    computation_id: int,
+    operation: str | None = None,
+    inputs: dict | None = None,
+    work_seconds: int = 0,
+    created: float | None = None,
 ) -> None:
     """Runs one computation. The message carries its operation and inputs (a row's are never changed), so an
     instant computation is computed and recorded without reading the row first."""
     rows = Computation.objects.filter(pk=computation_id)
     spec = REGISTRY.get(operation or "")
     instant = spec is not None and inputs is not None and not spec.reports_progress and work_seconds == 0
-    if instant and _run_at_once(self, computation_id, spec, inputs):
+    if instant and _run_at_once(self, computation_id, spec, inputs, created):
         return
     # Not instant, or not queued any more (cancelled, ended, or left running by a worker that died): the claim
     # tells which, and takes over a dead worker's row.
@@ -104,10 +109,10 @@ def run_computation(
         logger.info("computation %s attempt %s stopped: cancelled or taken over", computation_id, attempt)
         return
     except OperationError as error:
-        message = str(error)
+        message, status = str(error), Status.FAILED
         outcome = persist(lambda: rows.fail(attempt=attempt, error=message))
     except SoftTimeLimitExceeded:
-        message = str(TimeLimitExceeded(spec.time_limit + computation.work_seconds))
+        message, status = str(TimeLimitExceeded(spec.time_limit + computation.work_seconds)), Status.FAILED
         outcome = persist(lambda: rows.fail(attempt=attempt, error=message))
     except (OperationalError, InterfaceError):
         # The database stayed away longer than the retries: the row keeps running until its heartbeat goes
@@ -116,14 +121,21 @@ def run_computation(
         raise
     except Exception:
         logger.exception("computation %s attempt %s raised", computation_id, attempt)
-        unexpected = gettext_noop("The computation stopped on an unexpected error.")
+        unexpected, status = gettext_noop("The computation stopped on an unexpected error."), Status.FAILED
         outcome = persist(lambda: rows.fail(attempt=attempt, error=unexpected))
     else:
+        status = Status.SUCCEEDED
         outcome = persist(lambda: rows.succeed(attempt=attempt, result=result))
     logger.info("computation %s attempt %s %s", computation_id, attempt, "ended" if outcome else "superseded")
+    if outcome:
+        ended = timezone.now()
+        metrics.record_finished(
+            computation.operation, status, run_seconds=(ended - computation.started_at).total_seconds(),
+            end_to_end_seconds=(ended - computation.created_at).total_seconds(),
+        )  # fmt: skip
 
 
-def _run_at_once(task: Task, pk: int, spec: Operation, inputs: dict) -> bool:
+def _run_at_once(task: Task, pk: int, spec: Operation, inputs: dict, created: float | None) -> bool:
     """An instant computation: computed, then recorded in one conditional UPDATE (tasks.models.record_at_once),
     which only a queued row takes. Whether it was recorded."""
     rows, started, worker = Computation.objects.filter(pk=pk), timezone.now(), task.request.hostname or ""
@@ -141,6 +153,12 @@ def _run_at_once(task: Task, pk: int, spec: Operation, inputs: dict) -> bool:
     except (OperationalError, InterfaceError) as failure:
         raise task.retry(countdown=settings.COMPUTATION_STALE_AFTER_SECONDS, exc=failure) from failure
     logger.info("computation %s instant run %s", pk, "ended" if recorded else "not recorded: the row is not queued")
+    if recorded:
+        ended = timezone.now()
+        metrics.record_finished(
+            spec.name, Status.FAILED if error else Status.SUCCEEDED, run_seconds=(ended - started).total_seconds(),
+            end_to_end_seconds=ended.timestamp() - created if created else None,
+        )  # fmt: skip
     return bool(recorded)
 
 
@@ -151,6 +169,7 @@ def _not_claimed(task: Task, rows: ComputationQuerySet) -> None:
     budget_error = gettext_noop("Gave up: the worker running this computation stopped on each attempt.")
     if persist(lambda: rows.give_up(error=budget_error)):
         logger.warning("computation %s failed: its attempts are used up", computation.pk)
+        metrics.record_finished(computation.operation, Status.FAILED)
         return
     # Running with a fresh heartbeat: another worker has it, or one that died a moment ago (its task was
     # requeued at once). Look again once such a heartbeat would be stale.
@@ -165,7 +184,7 @@ def sweep() -> None:
         if not cache.add(SWEEP_LOCK, 1, timeout=120):
             return  # another sweep is still at it
     try:
-        services.sweep(queue_is_empty=_queue_length() == 0)
+        services.sweep(queue_is_empty=queue_length() == 0)
     finally:
         with contextlib.suppress(RedisError):
             cache.delete(SWEEP_LOCK)
@@ -179,9 +198,12 @@ def seconds_since_last_sweep() -> float | None:
     return None if last is None else time.time() - last
 
 
-def _queue_length() -> int:
+def queue_length() -> int:
+    """Tasks waiting in the broker's queue (not those a worker holds)."""
     queue = current_app.conf.task_default_queue
     with current_app.connection_for_read() as connection:
+        # With the broker down, fail at once rather than after retries: a scrape or a sweep tries again soon.
+        connection.ensure_connection(max_retries=1, interval_start=0)
         try:
             return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
         except ChannelError:

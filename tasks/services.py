@@ -14,11 +14,12 @@ from datetime import datetime
 from celery import current_app
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import RedisError
 
-from . import changes, jobs
+from . import changes, jobs, metrics
 from .models import AuditEntry, Batch, Computation, ComputationQuerySet, Status
 from .operations import Inputs, Number, Operation, expand_range
 
@@ -92,6 +93,7 @@ def submit(
             return existing
         raise
     transaction.on_commit(changes.record_change)
+    transaction.on_commit(lambda: metrics.record_submitted(operation.name))
     transaction.on_commit(lambda: enqueue(computation))
     return computation
 
@@ -136,6 +138,7 @@ def submit_batch(
             for index, value in enumerate(values)
         )
         transaction.on_commit(changes.record_change)
+        transaction.on_commit(lambda: metrics.record_submitted(operation.name, len(values)))
         transaction.on_commit(lambda: enqueue_many(list(batch.computations.order_by("pk"))))
     return batch
 
@@ -162,7 +165,16 @@ def actionable(selection: Selection, action: str) -> ComputationQuerySet:
 
 def cancel(*, selection: Selection, actor: Actor) -> Outcome:
     """Cancels the selected computations that are queued or running (at most BULK_CAP)."""
-    return _act(AuditEntry.Action.CANCEL, selection, actor, lambda rows, now: rows.cancel(now))
+
+    def cancel_rows(rows: ComputationQuerySet, now: datetime) -> int:
+        changed = rows.cancel(now)
+        if changed:
+            ended = rows.filter(status=Status.CANCELLED, updated_at=now).order_by().values_list("operation")
+            for operation, count in ended.annotate(n=Count("pk")):
+                transaction.on_commit(lambda o=operation, c=count: metrics.record_finished(o, Status.CANCELLED, c))
+        return changed
+
+    return _act(AuditEntry.Action.CANCEL, selection, actor, cancel_rows)
 
 
 def retry(*, selection: Selection, actor: Actor) -> Outcome:
@@ -237,7 +249,13 @@ def enqueue_many(computations: Sequence[Computation], *, record: bool = True) ->
             for computation in computations:
                 time_limit = (computation.spec.time_limit if computation.spec else 0) + computation.work_seconds
                 jobs.run_computation.apply_async(
-                    (computation.pk, computation.operation, computation.inputs, computation.work_seconds),
+                    (
+                        computation.pk,
+                        computation.operation,
+                        computation.inputs,
+                        computation.work_seconds,
+                        computation.created_at.timestamp(),
+                    ),
                     task_id=str(computation.task_id),
                     soft_time_limit=time_limit + SOFT_LIMIT_MARGIN,
                     time_limit=time_limit + HARD_LIMIT_MARGIN,

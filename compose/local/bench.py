@@ -231,6 +231,48 @@ class Bench:
                     "flat (≤ 1.5×)", flat,
                 ))  # fmt: skip
 
+    def batch(self, size: int = 1000) -> None:
+        """A batch of `size` additions through the form, as a person submits it: the POST's time, then the time
+        until all have ended (one worker process)."""
+        import requests
+
+        from tasks.models import Batch
+
+        session = requests.Session()
+        session.get(f"{self.url}/batches/new/", timeout=10)
+        data = {"operation": "add", "varied": "x", "start": "1", "stop": str(size), "step": "1", "y": "1"}
+        data["csrfmiddlewaretoken"] = session.cookies["csrftoken"]
+        started = time.monotonic()
+        response = session.post(f"{self.url}/batches/", data=data, headers={"HX-Request": "true"}, timeout=60)
+        submitted = time.monotonic() - started
+        batch = Batch.objects.get(pk=int(response.headers["HX-Redirect"].rstrip("/").rsplit("/", 1)[1]))
+        while batch.computations.in_flight().exists():
+            time.sleep(0.05)
+        finished = time.monotonic() - started
+        self.rows += [
+            Row(f"a batch of {size:,}: the POST that writes and sends it", submitted * 1000, None, "ms",
+                "well under 1 s", submitted < 0.5),
+            Row(f"a batch of {size:,}: until all have ended (one worker process)", finished, None, "s", "reported",
+                None, f"{size / finished:.0f} computations per second"),
+        ]  # fmt: skip
+
+    def activity_plan(self) -> None:
+        """EXPLAIN of the Activity panel's query at a million rows: a range over the last hour, not a scan."""
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "EXPLAIN SELECT status, COUNT(*) FROM tasks_computation WHERE finished_at >= UTC_TIMESTAMP()"
+                " - INTERVAL 1 HOUR AND status IN ('succeeded', 'failed', 'cancelled') GROUP BY status"
+            )
+            columns = [column[0] for column in cursor.description]
+            plan = dict(zip(columns, cursor.fetchone(), strict=True))
+        self.rows.append(Row(
+            "Activity query at 1M rows: index range, rows examined (estimate)", float(plan["rows"] or 0), None,
+            "rows", "no full scan", plan["type"] == "range" and plan["key"] == "computation_finished_status",
+            f"type={plan['type']} key={plan['key']}",
+        ))  # fmt: skip
+
     def export(self) -> None:
         """The whole table as CSV through HAProxy: rows per second, and the web workers' memory before and after."""
         import requests
@@ -515,10 +557,13 @@ def main() -> int:
             bench.end_to_end()
             print("  5. worker throughput", flush=True)
             bench.worker_throughput()
+            print("  a batch of 1,000", flush=True)
+            bench.batch()
             print("  2. list at scale", flush=True)
             bench.list_at_scale(hello)
             print("  export", flush=True)
             bench.export()
+            bench.activity_plan()
             print("  6. memory", flush=True)
             bench.memory(flower_tasks=int(os.environ.get("BENCH_FLOWER_TASKS", "100000")))
             print("  7. an idle dashboard", flush=True)

@@ -17,7 +17,7 @@ COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
 DOCKERFILE = ROOT / "compose" / "Dockerfile"
 DCLINT = ROOT / ".tools" / "node_modules" / ".bin" / "dclint"
 # Images of others, configured by their own variables.
-THIRD_PARTY = {"mysql", "redis"}
+THIRD_PARTY = {"mysql", "redis", "prometheus"}
 # Ordering rules we do not follow: services read in the order they start (data, migrate, app, proxy), and the
 # x- anchors come first because the services use them.
 DCLINT_SKIPPED_RULES = ["services-alphabetical-order", "service-keys-order", "top-level-properties-order"]
@@ -205,3 +205,15 @@ def test_each_app_service_gets_the_same_settings_the_local_stack_gets(service):
         and "@mysql:3306/dashboard" in environment["DATABASE_URL"]
     )
     assert environment["REDIS_URL"] == "redis://redis:6379/0" and environment["CACHE_URL"] == "redis://redis:6379/1"
+
+
+def test_prometheus_scrapes_only_what_the_monitoring_listener_serves():
+    config = yaml.safe_load((ROOT / "compose" / "prometheus.yml").read_text())
+    haproxy = (ROOT / "haproxy" / "haproxy.cfg").read_text().split("frontend monitoring", 1)[1].split("\nbackend", 1)[0]
+    assert compose()["services"]["prometheus"]["profiles"] == ["monitoring"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"dashboard", "haproxy", "flower"}
+    for job in jobs.values():
+        assert job["static_configs"] == [{"targets": ["haproxy:8404"]}]
+        assert job["metrics_path"] in haproxy, "the monitoring listener serves it"
+    assert "HAPROXY_MONITOR_BIND: 0.0.0.0:8404" in (ROOT / "compose" / "compose.yaml").read_text()

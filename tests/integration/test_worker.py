@@ -6,6 +6,7 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from tasks import jobs, services
 from tasks.models import Computation, Status
@@ -194,3 +195,21 @@ def test_the_sweep_leaves_rows_that_are_on_their_way_alone():
     )  # fmt: skip
     Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.SUCCEEDED, enqueued_at=None)
     assert services.sweep(queue_is_empty=True) == 0
+
+
+def test_metrics_count_submissions_and_outcomes_with_their_times(client):
+    final(submit_through_the_form(client, operation="add", x="1", y="2"))
+    final(submit_through_the_form(client, operation="factorize", n="360"))
+    cancelled = submit_through_the_form(client, operation="add", x="1", y="1", work_seconds="30")
+    client.post(reverse("computation-cancel", args=[cancelled.pk]), **HTMX)
+    text = client.get(reverse("metrics")).content.decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples[("dashboard_computations_submitted_total", (("operation", "add"),))] == 2
+    assert samples[("dashboard_computations_finished_total", (("operation", "add"), ("status", "succeeded")))] == 1
+    assert samples[("dashboard_computations_finished_total", (("operation", "add"), ("status", "cancelled")))] == 1
+    assert samples[("dashboard_computation_run_seconds_count", (("operation", "factorize"),))] == 1
+    assert samples[("dashboard_computation_end_to_end_seconds_bucket", (("le", "+Inf"), ("operation", "add")))] == 1

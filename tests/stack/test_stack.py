@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from compose.local.stack import Stack
 from tests.helpers import wait_for
@@ -68,11 +69,33 @@ def test_flower_requires_credentials_and_lists_the_task(stack):
     assert task["name"] == "tasks.run_computation"
 
 
-def test_flowers_open_endpoints_are_only_on_the_monitoring_listener(stack):
-    for path in ("/flower/metrics", "/flower/healthcheck"):
-        assert requests.get(f"{stack.url}{path}", timeout=10).status_code == 404
-        assert requests.get(f"http://127.0.0.1:{stack.ports.monitor}{path}", timeout=10).status_code == 200
-    assert requests.get(f"http://127.0.0.1:{stack.ports.monitor}/", timeout=10).status_code == 404
+def test_metrics_and_flowers_open_endpoints_are_only_on_the_monitoring_listener(stack):
+    monitor = f"http://127.0.0.1:{stack.ports.monitor}"
+    for path in ("/metrics", "/flower/metrics", "/flower/healthcheck", "/haproxy/metrics"):
+        assert requests.get(f"{stack.url}{path}", timeout=10).status_code == 404, path
+        assert requests.get(f"{monitor}{path}", timeout=10).status_code == 200, path
+    assert requests.get(f"{monitor}/", timeout=10).status_code == 404
+    assert requests.get(f"{monitor}/admin/", timeout=10).status_code == 404
+
+
+def test_each_scraped_endpoint_speaks_prometheus_text_format(stack):
+    ended(stack, submit(stack, operation="add", x="1", y="1"))
+    monitor = f"http://127.0.0.1:{stack.ports.monitor}"
+    families = {}
+    for path in ("/metrics", "/haproxy/metrics", "/flower/metrics"):
+        text = requests.get(f"{monitor}{path}", timeout=10).text
+        families[path] = {family.name: family for family in text_string_to_metric_families(text)}
+    ours = families["/metrics"]
+    submitted = {
+        sample.labels["operation"]: sample.value for sample in ours["dashboard_computations_submitted"].samples
+    }
+    assert submitted["add"] >= 1
+    finished = ours["dashboard_computations_finished"].samples
+    assert any(s.labels == {"operation": "add", "status": "succeeded"} and s.value >= 1 for s in finished)
+    assert ours["dashboard_computation_end_to_end_seconds"].type == "histogram"
+    assert "dashboard_queue_depth" in ours
+    assert any(name.startswith("haproxy_backend") for name in families["/haproxy/metrics"])
+    assert any(name.startswith("flower_") for name in families["/flower/metrics"])
 
 
 def test_haproxy_stats_require_credentials(stack):

@@ -1,0 +1,101 @@
+"""/metrics in Prometheus' text format, computed when Prometheus scrapes.
+
+Counters and histograms come from Redis, where every process that changes a computation records it (see
+tasks.metrics): that is multi-process and multi-host safe without prometheus-client's multiprocess files, which
+would need a directory shared by all uWSGI and Celery processes of one host, and would still leave each host
+with its own figures. Queue depth and the in-flight counts are read from the broker and the database. Web request
+latency is measured where it is worth measuring, at the edge: HAProxy's own exporter (/haproxy/metrics).
+
+Not public: HAProxy serves this only on its monitoring listener and refuses it on the public front.
+"""
+
+import contextlib
+from collections.abc import Iterator
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
+from kombu.exceptions import OperationalError as BrokerUnreachable
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
+
+from tasks import jobs
+from tasks import metrics as recorded
+from tasks.changes import client
+from tasks.models import Computation, Status
+from tasks.operations import REGISTRY
+
+
+class ComputationCollector(Collector):
+    def collect(self) -> Iterator[object]:
+        yield from self._recorded()
+        in_flight = GaugeMetricFamily(
+            "dashboard_computations_in_flight", "Computations queued or running now.", labels=["status"]
+        )
+        counts = Computation.objects.count_by_status()
+        for status in (Status.QUEUED, Status.RUNNING):
+            in_flight.add_metric([status], counts[status])
+        yield in_flight
+        # The broker down, no figure rather than a wrong one.
+        with contextlib.suppress(BrokerUnreachable):
+            yield GaugeMetricFamily("dashboard_queue_depth", "Tasks waiting in the broker.", jobs.queue_length())
+
+    def _recorded(self) -> Iterator[object]:
+        try:
+            pipe = client().pipeline(transaction=False)
+            pipe.hgetall(recorded.SUBMITTED)
+            pipe.hgetall(recorded.FINISHED)
+            for name in REGISTRY:
+                for prefix in recorded.HISTOGRAMS.values():
+                    pipe.hgetall(prefix + name)
+            submitted, finished, *histograms = pipe.execute()
+        except RedisError:
+            return
+        counter = CounterMetricFamily(
+            "dashboard_computations_submitted", "Computations submitted.", labels=["operation"]
+        )
+        for operation, count in sorted(submitted.items()):
+            counter.add_metric([operation.decode()], int(count))
+        yield counter
+        counter = CounterMetricFamily(
+            "dashboard_computations_finished", "Computations that ended.", labels=["operation", "status"]
+        )
+        for key, count in sorted(finished.items()):
+            counter.add_metric(key.decode().split("|", 1), int(count))
+        yield counter
+        families = {
+            name: HistogramMetricFamily(f"dashboard_computation_{name}_seconds", description, labels=["operation"])
+            for name, description in (
+                ("run", "Run time of computations that ended, from start to end."),
+                ("end_to_end", "Time from submission to the end."),
+            )
+        }
+        values = iter(histograms)
+        for operation in REGISTRY:
+            for name in recorded.HISTOGRAMS:
+                data = next(values)
+                if data:
+                    families[name].add_metric([operation], *_histogram(data))
+        yield from families.values()
+
+
+def _histogram(data: dict[bytes, bytes]) -> tuple[list[tuple[str, float]], float]:
+    """Cumulative buckets and the sum, from the per-bucket counts tasks.metrics keeps."""
+    counts = {int(key): int(value) for key, value in data.items() if key != b"sum"}
+    buckets, total = [], 0
+    for index, bound in enumerate(recorded.BUCKETS):
+        total += counts.get(index, 0)
+        buckets.append((str(bound), total))
+    buckets.append(("+Inf", total + counts.get(len(recorded.BUCKETS), 0)))
+    return buckets, float(data.get(b"sum", 0))
+
+
+# Our own registry: the default one's process figures would describe whichever uWSGI worker answered.
+registry = CollectorRegistry(auto_describe=False)
+registry.register(ComputationCollector())
+
+
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
