@@ -92,9 +92,7 @@ def submit(
         if idempotency_key and (existing := Computation.objects.filter(idempotency_key=idempotency_key).first()):
             return existing
         raise
-    transaction.on_commit(changes.record_change)
-    transaction.on_commit(lambda: metrics.record_submitted(operation.name))
-    transaction.on_commit(lambda: enqueue(computation))
+    transaction.on_commit(lambda: _submitted(operation, [computation]))
     return computation
 
 
@@ -137,10 +135,15 @@ def submit_batch(
             )
             for index, value in enumerate(values)
         )
-        transaction.on_commit(changes.record_change)
-        transaction.on_commit(lambda: metrics.record_submitted(operation.name, len(values)))
-        transaction.on_commit(lambda: enqueue_many(list(batch.computations.order_by("pk"))))
+        transaction.on_commit(lambda: _submitted(operation, list(batch.computations.order_by("pk"))))
     return batch
+
+
+def _submitted(operation: Operation, computations: Sequence[Computation]) -> None:
+    """Once the rows are committed: the lists learn of them, the metrics count them, their tasks are sent."""
+    changes.record_change()
+    metrics.record_submitted(operation.name, len(computations))
+    enqueue_many(computations)
 
 
 def _queue_is_full() -> bool:

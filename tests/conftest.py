@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from compose.local.stack import START, Ports, Stack
+from tests.helpers import database_url
 
 START_MYSQL = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
 START_REDIS = (
@@ -43,13 +44,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     database and Redis databases of its own; stopped, and its database dropped, at the end of the session."""
     database = settings.DATABASES["default"]
     name = f"test_stack_{os.getpid()}"
-    credentials = f"{database['USER']}:{database['PASSWORD']}" if database["PASSWORD"] else database["USER"]
     environment = {
         **os.environ,
         "DEBUG": "false",
         "HTTPS": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
-        "DATABASE_URL": f"mysql://{credentials}@{database['HOST']}:{database['PORT'] or 3306}/{name}",
+        "DATABASE_URL": database_url(database, name),
         "REDIS_URL": "redis://127.0.0.1:6379/12",
         "CACHE_URL": "redis://127.0.0.1:6379/13",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

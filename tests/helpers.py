@@ -6,6 +6,12 @@ from collections.abc import Callable
 import requests
 
 
+def database_url(database: dict, name: str) -> str:
+    """A DATABASE_URL for `name` on the server and with the credentials of Django's `database` settings."""
+    credentials = f"{database['USER']}:{database['PASSWORD']}" if database["PASSWORD"] else database["USER"]
+    return f"mysql://{credentials}@{database['HOST']}:{database['PORT'] or 3306}/{name}"
+
+
 def wait_for(condition: Callable[[], object], *, timeout: float = 20, interval: float = 0.05) -> object:
     """Polls until `condition()` is truthy and returns it; fails the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
