@@ -32,11 +32,22 @@ WIDTH, HEIGHT, GAP = 600, 120, 2
 @dataclass(frozen=True)
 class Segment:
     status: str
+    label: str
     count: int
     x: float
     y: float
     width: float
     height: float
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One minute: its segments for the SVG, and its counts in FINAL order for the screen readers' table."""
+
+    minute: datetime.datetime
+    total: int
+    segments: list[Segment]
+    counts: list[int]
 
 
 def activity() -> dict:
@@ -95,8 +106,8 @@ def _chart(figures: dict) -> dict:
             if counts[status]:
                 height = counts[status] / busiest * HEIGHT
                 top -= height
-                segments.append(Segment(status, counts[status], index * bar, top, bar - GAP, height))
-        bars.append((minute, sum(counts.values()), segments))
+                segments.append(Segment(status, status.label, counts[status], index * bar, top, bar - GAP, height))
+        bars.append(Bar(minute, sum(counts.values()), segments, [counts[status] for status in FINAL]))
     total = {status: sum(counts[status] for _, counts in figures["minutes"]) for status in FINAL}
     labels = {name: gettext(spec.label) for name, spec in REGISTRY.items()}
     return {

@@ -4,6 +4,7 @@ Every page load is checked for requests to any other host and for console errors
 Screenshots of each step go to var/screenshots/.
 """
 
+import contextlib
 import json
 import re
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 import MySQLdb
+import MySQLdb.cursors
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -55,11 +57,15 @@ def dashboard(page: Page, base_url: str) -> Iterator[Page]:
 
 
 def screenshot(page: Page, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    path = screenshot_path(name)
     # caret="initial": hiding the caret injects a <style>, which our CSP rightly blocks.
     page.screenshot(path=path, full_page=True, caret="initial")
     return path
+
+
+def screenshot_path(name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{name}.png"
 
 
 def submit(page: Page, operation: str, **inputs: str) -> str:
@@ -78,6 +84,21 @@ def pick(page: Page, operation: str, form: str = "#computation-form") -> None:
     page.locator(form).evaluate("form => { form.dataset.stale = 'true' }")
     page.select_option("#id_operation", operation)
     page.locator(f"{form}:not([data-stale])").wait_for()
+
+
+@contextlib.contextmanager
+def stack_database(stack: Stack) -> Iterator[MySQLdb.cursors.Cursor]:
+    """A cursor on the stack's own database, for rows no form would write."""
+    database = dj_database_url.parse(stack.environment["DATABASE_URL"])
+    connection = MySQLdb.connect(
+        host=database["HOST"], port=int(database["PORT"]), user=database["USER"], password=database["PASSWORD"],
+        database=database["NAME"], autocommit=True,
+    )  # fmt: skip
+    try:
+        with connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()
 
 
 def assert_not_reloaded(page: Page) -> None:
@@ -177,12 +198,7 @@ def test_hostile_values_in_a_computation_are_shown_as_text_and_run_nothing(dashb
     """Inputs and errors are validated on the way in; if such values reached the database anyway (an old row,
     another writer), the pages still show them as text."""
     script, image = "<script>alert('inputs')</script>", '"><img src=x onerror=alert(1)>'
-    database = dj_database_url.parse(stack.environment["DATABASE_URL"])
-    connection = MySQLdb.connect(
-        host=database["HOST"], port=int(database["PORT"]), user=database["USER"], password=database["PASSWORD"],
-        database=database["NAME"], autocommit=True,
-    )  # fmt: skip
-    with connection.cursor() as cursor:
+    with stack_database(stack) as cursor:
         cursor.execute(
             "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error, attempts,"
             " max_attempts, worker, task_id, created_at, updated_at, in_main_list) VALUES (%s, %s, 0, 'failed', 0, '',"
@@ -190,7 +206,6 @@ def test_hostile_values_in_a_computation_are_shown_as_text_and_run_nothing(dashb
             (script, json.dumps({"x": image}), f"{script}{image}", image, uuid.uuid4().hex),
         )
         pk = cursor.lastrowid
-    connection.close()
     dialogs: list[str] = []
     dashboard.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     dashboard.goto("/")
@@ -246,3 +261,41 @@ def test_a_batch_from_the_form_to_its_live_page_and_its_row_in_the_list(dashboar
     values.locator("summary").click()
     expect(values.locator("details table tbody tr")).to_have_count(10)
     screenshot(dashboard, "14-batch-in-the-list")
+
+
+def test_the_activity_panel_draws_the_last_hour(dashboard: Page, stack: Stack):
+    """An hour of finished computations, written as the workers would have, drawn as stacked bars, with the same
+    figures in the screen readers' table (the other tests' computations all ended in the last few minutes)."""
+    expected: dict[int, list[int]] = {}  # minutes ago -> succeeded, failed, cancelled
+    rows = []
+    for minute in range(1, 59):
+        ended = f"UTC_TIMESTAMP(6) - INTERVAL {minute} MINUTE"
+        succeeded = 2 + (minute * 7) % 5 + (4 if 20 <= minute <= 30 else 0)
+        for index in range(succeeded):
+            operation, seconds = [("add", 0.004), ("count_primes", 1.5 + index / 3), ("factorize", 0.8)][index % 3]
+            rows.append((operation, "succeeded", ended, seconds))
+        if failed := int(minute % 7 == 0):
+            rows.append(("estimate_pi", "failed", ended, 2.0))
+        if cancelled := int(minute % 11 == 0):
+            rows.append(("count_primes", "cancelled", ended, 0.0))
+        expected[minute] = [succeeded, failed, cancelled]
+    with stack_database(stack) as cursor:
+        for operation, status, ended, seconds in rows:
+            cursor.execute(
+                "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error,"
+                " attempts, max_attempts, worker, task_id, created_at, updated_at, started_at, finished_at,"
+                f" in_main_list) VALUES (%s, '{{}}', 0, %s, 100, '', '', 1, 3, 'test', %s, {ended}, {ended},"
+                f" {ended} - INTERVAL %s MICROSECOND, {ended}, FALSE)",
+                (operation, status, uuid.uuid4().hex, int(seconds * 1_000_000)),
+            )
+    panel = dashboard.locator(".activity")
+    figures = panel.locator("table.visually-hidden tbody tr")
+    deadline = time.monotonic() + 15  # the panel's figures are shared for ten seconds
+    while figures.count() < len(expected) and time.monotonic() < deadline:
+        time.sleep(1)
+        dashboard.reload()
+    oldest = [[int(cell) for cell in row.locator("td").all_inner_texts()] for row in figures.all()[:28]]
+    assert oldest == [expected[minute] for minute in range(58, 30, -1)]
+    assert panel.locator("rect.bar").count() >= 58 + 8 + 5, "a segment per minute and status"
+    expect(panel.locator(".run-times")).to_contain_text("Count primes below n")
+    panel.screenshot(path=screenshot_path("15-activity"), caret="initial")

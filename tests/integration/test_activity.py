@@ -1,6 +1,7 @@
 """The Activity panel: finished per minute over the last hour, stacked by status, and run time percentiles,
 as server-rendered SVG with the same figures in tables."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -32,9 +33,10 @@ def test_the_panel_counts_the_last_hour_by_minute_and_status():
     assert figures["totals"] == {"succeeded": 3, "failed": 1, "cancelled": 1}
     assert figures["busiest"] == 4
     assert len(figures["bars"]) == 60
-    busy = [bar for bar in figures["bars"] if bar[1]]
-    assert [total for _, total, _ in busy] == [1, 4]
-    heights = {segment.status: segment.height for segment in busy[1][2]}
+    busy = [bar for bar in figures["bars"] if bar.total]
+    assert [bar.total for bar in busy] == [1, 4]
+    assert [bar.counts for bar in busy] == [[0, 0, 1], [3, 1, 0]], "succeeded, failed, cancelled"
+    heights = {segment.status: segment.height for segment in busy[1].segments}
     assert heights == {"succeeded": 90.0, "failed": 30.0}
 
 
@@ -49,11 +51,17 @@ def test_run_time_percentiles_per_operation():
 
 
 def test_the_list_draws_it_as_accessible_svg(client):
-    finished(1, Status.SUCCEEDED, 2)
+    succeeded = finished(1, Status.SUCCEEDED, 2)
+    finished(1, Status.CANCELLED, 2)
     cache.clear()
     html = client.get(reverse("computations"), HTTP_HX_REQUEST="true").content.decode()
     assert '<svg class="chart"' in html and 'role="img" aria-labelledby="activity-title activity-desc"' in html
-    assert "In the last hour: 1 succeeded, 0 failed, 0 cancelled" in html
+    assert "In the last hour: 1 succeeded, 0 failed, 1 cancelled" in html
     assert html.count('<rect class="bar bar-succeeded"') == 1
+    assert re.search(r"<title>\d\d:\d\d: Cancelled 1</title></rect>", html), "each segment names its status"
+    minute = timezone.localtime(succeeded.finished_at).strftime("%H:%M")
+    assert re.search(rf'<tr><th scope="row">{minute}</th><td>1</td><td>0</td><td>1</td></tr>', html), (
+        "the screen readers' table has a column per status, zeros included"
+    )
     assert "<caption>Computations finished per minute</caption>" in html
     assert "Run time of the computations that succeeded in the last hour" in html and "2.000 s" in html
