@@ -176,6 +176,13 @@ def _not_claimed(task: Task, rows: ComputationQuerySet) -> None:
     raise task.retry(countdown=settings.COMPUTATION_STALE_AFTER_SECONDS)
 
 
+@shared_task(name="tasks.send_tasks", ignore_result=True, time_limit=60)
+def send_tasks(pks: list[int]) -> None:
+    """Sends the tasks of a chunk of computations, those still queued (services.dispatch hands large sets to
+    workers). Delivered again if its worker dies: a task sent twice runs once."""
+    services.enqueue_many(list(Computation.objects.filter(pk__in=pks, status=Status.QUEUED).order_by("pk")))
+
+
 @shared_task(name="tasks.sweep", ignore_result=True, time_limit=120)
 def sweep() -> None:
     """Celery beat runs this every COMPUTATION_SWEEP_SECONDS: no row stays queued or running for good."""

@@ -32,6 +32,9 @@ QUEUE_CHECK_SECONDS = 1
 QUEUE_FULL_KEY = "dashboard:queue-full"
 # A bulk action changes at most this many computations at once, in UPDATEs of CHUNK rows each.
 BULK_CAP, CHUNK = 10_000, 1_000
+# More tasks than this are sent by workers, SEND_CHUNK at a time: the web sends one message per chunk, so a batch
+# of 1,000 costs its POST 10 messages rather than 1,000 (about 0.7 ms each).
+SEND_CHUNK = 100
 
 
 class QueueFull(Exception):
@@ -92,7 +95,7 @@ def submit(
         if idempotency_key and (existing := Computation.objects.filter(idempotency_key=idempotency_key).first()):
             return existing
         raise
-    transaction.on_commit(lambda: _submitted(operation, [computation]))
+    transaction.on_commit(lambda: _submitted(operation, computation))
     return computation
 
 
@@ -135,15 +138,22 @@ def submit_batch(
             )
             for index, value in enumerate(values)
         )
-        transaction.on_commit(lambda: _submitted(operation, list(batch.computations.order_by("pk"))))
+        transaction.on_commit(lambda: _batch_submitted(operation, batch))
     return batch
 
 
-def _submitted(operation: Operation, computations: Sequence[Computation]) -> None:
-    """Once the rows are committed: the lists learn of them, the metrics count them, their tasks are sent."""
+def _submitted(operation: Operation, computation: Computation) -> None:
+    """Once the row is committed: the lists learn of it, the metrics count it, its task is sent."""
     changes.record_change()
-    metrics.record_submitted(operation.name, len(computations))
-    enqueue_many(computations)
+    metrics.record_submitted(operation.name)
+    enqueue(computation)
+
+
+def _batch_submitted(operation: Operation, batch: Batch) -> None:
+    changes.record_change()
+    pks = list(batch.computations.order_by("pk").values_list("pk", flat=True))
+    metrics.record_submitted(operation.name, len(pks))
+    dispatch(pks)
 
 
 def _queue_is_full() -> bool:
@@ -187,8 +197,8 @@ def retry(*, selection: Selection, actor: Actor) -> Outcome:
     def requeue(rows: ComputationQuerySet, now: datetime) -> int:
         changed = rows.requeue(now)
         if changed:
-            requeued = list(rows.filter(updated_at=now, status=Status.QUEUED))
-            transaction.on_commit(lambda: enqueue_many(requeued))
+            requeued = list(rows.filter(updated_at=now, status=Status.QUEUED).values_list("pk", flat=True))
+            transaction.on_commit(lambda: dispatch(requeued))
         return changed
 
     return _act(AuditEntry.Action.RETRY, selection, actor, requeue)
@@ -236,6 +246,25 @@ def sweep(*, queue_is_empty: bool, limit: int = 1000) -> int:
         Computation.objects.filter(pk__in=sent).update(enqueued_at=timezone.now())
         logger.warning("sweep: sent the tasks of %d stuck computations again: %s", len(sent), sent[:20])
     return len(sent)
+
+
+def dispatch(pks: Sequence[int]) -> None:
+    """Sends the tasks of these queued computations: up to SEND_CHUNK directly, more through workers, one
+    `send_tasks` message per chunk. With the broker down, the chunks not handed over are left to the sweep."""
+    if len(pks) <= SEND_CHUNK:
+        enqueue_many(list(Computation.objects.filter(pk__in=pks, status=Status.QUEUED).order_by("pk")))
+        return
+    chunks = [list(pks[start : start + SEND_CHUNK]) for start in range(0, len(pks), SEND_CHUNK)]
+    handed = 0
+    try:
+        with current_app.producer_or_acquire() as producer:
+            for chunk in chunks:
+                jobs.send_tasks.apply_async((chunk,), producer=producer)
+                handed += 1
+    except BrokerUnreachable:
+        unsent = [pk for chunk in chunks[handed:] for pk in chunk]
+        logger.warning("broker unreachable: %d computations stay queued until the sweep sends them", len(unsent))
+        Computation.objects.filter(pk__in=unsent).update(enqueued_at=None)
 
 
 def enqueue(computation: Computation, *, record: bool = True) -> bool:
