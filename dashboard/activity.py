@@ -3,11 +3,14 @@ run time percentiles of each operation, drawn as SVG on the server (no chart lib
 
 Both come from index range scans over the last hour (computation_finished_status), never the whole table, and
 are shared by every render for ACTIVITY_SECONDS through the cache: at a minute's grain, ten seconds are not seen.
+When they are due, one process works them out again while the others keep showing the last ones: at a million
+rows an hour the scan takes a second, and every web thread running it at once would stall the list.
 """
 
 import contextlib
 import datetime
 import statistics
+import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -51,16 +54,25 @@ class Bar:
 
 
 def activity() -> dict:
-    """The panel's figures, from the cache when a render in the last ACTIVITY_SECONDS made them."""
+    """The panel's figures: those in the cache if a render made them in the last ACTIVITY_SECONDS (or another
+    process is making them now), else new ones."""
     try:
-        figures = cache.get(ACTIVITY_KEY)
+        cached = cache.get(ACTIVITY_KEY)
     except RedisError:
-        figures = None
-    if figures is None:
-        figures = _figures(timezone.now())
+        cached = None
+    if cached is None or (time.time() - cached["at"] > ACTIVITY_SECONDS and _refresh_is_ours()):
+        cached = {"at": time.time(), "figures": _figures(timezone.now())}
         with contextlib.suppress(RedisError):
-            cache.set(ACTIVITY_KEY, figures, timeout=ACTIVITY_SECONDS)
+            cache.set(ACTIVITY_KEY, cached, timeout=ACTIVITY_SECONDS * 6)
+    figures = cached["figures"]
     return {**figures, **_chart(figures)}
+
+
+def _refresh_is_ours() -> bool:
+    try:
+        return cache.add(f"{ACTIVITY_KEY}:refreshing", 1, timeout=ACTIVITY_SECONDS)
+    except RedisError:
+        return True
 
 
 def _figures(now: datetime.datetime) -> dict:
