@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup run dev test faults bench lint format
+.PHONY: help setup run dev test faults bench lint format messages
 
 help:  ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,3 +38,8 @@ lint:  ## Check the code with ruff
 format:  ## Format and fix the code with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+messages:  ## Update the Chinese catalogue from the code (then translate what is new), and compile it
+	DEBUG=true $(VENV)/bin/python manage.py makemessages --locale zh_Hans --no-location --no-obsolete \
+		--ignore '.venv/*' --ignore 'tests/*' --ignore 'var/*' --ignore '.tools/*' --ignore 'static/*' --ignore 'docs/*'
+	DEBUG=true $(VENV)/bin/python manage.py compilemessages --ignore '.venv/*' --ignore '.tools/*'

@@ -7,7 +7,7 @@ from django import forms
 from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from tasks.models import Computation, ComputationQuerySet, Status
+from tasks.models import Computation, ComputationQuerySet, Status, translate_error
 from tasks.operations import (
     DECIMAL_PLACES,
     MAX_RANGE_VALUES,
@@ -26,6 +26,10 @@ MAX_WORK_SECONDS = 60
 
 def operation_choices() -> list[tuple[str, str]]:
     return [(op.name, gettext_lazy(op.label)) for op in REGISTRY.values()]
+
+
+def error_text(error: OperationError, inputs: tuple[Input, ...] = ()) -> str:
+    return translate_error(error.message, error.params, inputs)
 
 
 def _input_field(spec: Input) -> forms.Field:
@@ -80,7 +84,7 @@ class ComputationForm(forms.Form):
             try:
                 self.spec.validate(self.inputs)
             except OperationError as error:
-                self.add_error(error.field, gettext(error.message) % error.params)
+                self.add_error(error.field, error_text(error, self.spec.inputs))
         return cleaned
 
     @property
@@ -129,14 +133,15 @@ class BatchForm(ComputationForm):
         try:
             values = expand_range(varied, cleaned["start"], cleaned["stop"], cleaned["step"])
         except OperationError as error:
-            self.add_error(error.field, gettext(error.message) % error.params)
+            self.add_error(error.field, error_text(error, self.spec.inputs))
             return cleaned
         for value in values:
             try:
                 self.spec.validate({**self.fixed_inputs, varied.name: value})
             except OperationError as error:
-                reason = gettext(error.message) % error.params
-                self.add_error("start", f"{gettext(varied.label)} = {value}: {reason}")
+                reason = error_text(error, self.spec.inputs)
+                message = gettext("%(input)s = %(value)s: %(reason)s")
+                self.add_error("start", message % {"input": gettext(varied.label), "value": value, "reason": reason})
                 break
         return cleaned
 

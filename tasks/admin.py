@@ -2,8 +2,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from . import services
 from .models import AuditEntry, Computation
@@ -37,7 +37,9 @@ class ComputationAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("run time"))
     def run_time(self, computation: Computation) -> str:
-        return f"{computation.run_time.total_seconds():.3f} s" if computation.run_time else "—"
+        if computation.run_time is None:
+            return "—"
+        return gettext("%(seconds)s s") % {"seconds": f"{computation.run_time.total_seconds():.3f}"}
 
     @admin.display(description=_("Flower"))
     def flower(self, computation: Computation) -> str:

@@ -28,6 +28,7 @@ logger = get_task_logger(__name__)
 # COMPUTATION_HEARTBEAT_SECONDS even when it does not move.
 PROGRESS_WRITE_INTERVAL = 0.25
 SWEEP_LOCK = "dashboard:sweep:lock"
+UNEXPECTED = gettext_noop("The computation stopped on an unexpected error.")
 SWEEP_LAST = "dashboard:sweep:last"
 
 
@@ -109,11 +110,11 @@ def run_computation(
         logger.info("computation %s attempt %s stopped: cancelled or taken over", computation_id, attempt)
         return
     except OperationError as error:
-        message, status = str(error), Status.FAILED
-        outcome = persist(lambda: rows.fail(attempt=attempt, error=message))
+        status, failure = Status.FAILED, error
+        outcome = persist(lambda: rows.fail(attempt=attempt, error=failure))
     except SoftTimeLimitExceeded:
-        message, status = str(TimeLimitExceeded(spec.time_limit + computation.work_seconds)), Status.FAILED
-        outcome = persist(lambda: rows.fail(attempt=attempt, error=message))
+        status, limit = Status.FAILED, TimeLimitExceeded(spec.time_limit + computation.work_seconds)
+        outcome = persist(lambda: rows.fail(attempt=attempt, error=limit))
     except (OperationalError, InterfaceError):
         # The database stayed away longer than the retries: the row keeps running until its heartbeat goes
         # stale and the sweep sends it again.
@@ -121,8 +122,8 @@ def run_computation(
         raise
     except Exception:
         logger.exception("computation %s attempt %s raised", computation_id, attempt)
-        unexpected, status = gettext_noop("The computation stopped on an unexpected error."), Status.FAILED
-        outcome = persist(lambda: rows.fail(attempt=attempt, error=unexpected))
+        status = Status.FAILED
+        outcome = persist(lambda: rows.fail(attempt=attempt, error=OperationError(UNEXPECTED)))
     else:
         status = Status.SUCCEEDED
         outcome = persist(lambda: rows.succeed(attempt=attempt, result=result))
@@ -140,14 +141,14 @@ def _run_at_once(task: Task, pk: int, spec: Operation, inputs: dict, created: fl
     which only a queued row takes. Whether it was recorded."""
     rows, started, worker = Computation.objects.filter(pk=pk), timezone.now(), task.request.hostname or ""
     logger.info("computation %s instant run started", pk)
-    result = error = ""
+    result, error = "", None
     try:
         result = operations.run(spec, spec.parse_inputs(inputs), work_seconds=0, report_progress=lambda d, t: None)
     except OperationError as failure:
-        error = str(failure)
+        error = failure
     except Exception:
         logger.exception("computation %s instant run raised", pk)
-        error = gettext_noop("The computation stopped on an unexpected error.")
+        error = OperationError(UNEXPECTED)
     try:
         recorded = persist(lambda: rows.record_at_once(worker=worker, started_at=started, result=result, error=error))
     except (OperationalError, InterfaceError) as failure:
@@ -166,8 +167,8 @@ def _not_claimed(task: Task, rows: ComputationQuerySet) -> None:
     computation = persist(rows.first)
     if computation is None or not computation.is_in_flight:
         return  # deleted, or already ended: a duplicate delivery
-    budget_error = gettext_noop("Gave up: the worker running this computation stopped on each attempt.")
-    if persist(lambda: rows.give_up(error=budget_error)):
+    gave_up = OperationError(gettext_noop("Gave up: the worker running this computation stopped on each attempt."))
+    if persist(lambda: rows.give_up(error=gave_up)):
         logger.warning("computation %s failed: its attempts are used up", computation.pk)
         metrics.record_finished(computation.operation, Status.FAILED)
         return

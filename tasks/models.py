@@ -9,6 +9,7 @@ still running that attempt, so a run that was cancelled or superseded can never 
 """
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,11 +21,11 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from . import changes
-from .operations import REGISTRY, Operation
+from .operations import REGISTRY, Input, Operation, OperationError
 
 
 class Status(models.TextChoices):
@@ -51,6 +52,25 @@ class Page:
     # Cursors for the links to the neighbouring pages, None where there is none.
     newer_after: int | None
     older_before: int | None
+
+
+def translate_error(message: str, params: Mapping[str, object], inputs: Sequence[Input] = ()) -> str:
+    """An operation's error in the reader's language: its template translated, and the input it names (by its
+    name, as operations are free of Django) shown by its translated label."""
+    params = dict(params)
+    labels = {spec.name: spec.label for spec in inputs}
+    if params.get("input") in labels:
+        params["input"] = gettext(labels[params["input"]])
+    return gettext(message) % params if params else gettext(message)
+
+
+def _failure(error: OperationError | None) -> dict[str, object]:
+    """The error's columns: its text in English, for the API, exports and logs, and its template and parameters,
+    so that pages show it in the reader's language."""
+    if error is None:
+        return {"error": "", "error_detail": None}
+    params = {name: str(value) for name, value in error.params.items()}
+    return {"error": str(error), "error_detail": {"message": error.message, "params": params}}
 
 
 def _stale(now: datetime) -> Q:
@@ -130,7 +150,9 @@ class ComputationQuerySet(models.QuerySet):
             finished_at=None,
         )
 
-    def record_at_once(self, *, worker: str, started_at: datetime, result: str = "", error: str = "") -> int:
+    def record_at_once(
+        self, *, worker: str, started_at: datetime, result: str = "", error: OperationError | None = None
+    ) -> int:
         """The outcome of an instant computation, recorded from queued in one UPDATE as one attempt: it holds no
         row while it runs (there is nothing to watch), and whichever delivery records first wins."""
         now = timezone.now()
@@ -144,7 +166,7 @@ class ComputationQuerySet(models.QuerySet):
             finished_at=now,
             progress=0 if error else 100,
             result=result,
-            error=error,
+            **_failure(error),
         )
 
     def report_progress(self, *, attempt: int, progress: int) -> int:
@@ -157,15 +179,15 @@ class ComputationQuerySet(models.QuerySet):
             self._held_by(attempt), now, status=Status.SUCCEEDED, progress=100, result=result, finished_at=now
         )
 
-    def fail(self, *, attempt: int, error: str) -> int:
+    def fail(self, *, attempt: int, error: OperationError) -> int:
         now = timezone.now()
-        return self._update(self._held_by(attempt), now, status=Status.FAILED, error=error, finished_at=now)
+        return self._update(self._held_by(attempt), now, status=Status.FAILED, finished_at=now, **_failure(error))
 
-    def give_up(self, *, error: str) -> int:
+    def give_up(self, *, error: OperationError) -> int:
         """Fails in-flight rows whose attempts are used up (each attempt's worker died)."""
         now = timezone.now()
         exhausted = self.filter(Q(status=Status.QUEUED) | _stale(now), attempts__gte=F("max_attempts"))
-        return self._update(exhausted, now, status=Status.FAILED, error=error, finished_at=now)
+        return self._update(exhausted, now, status=Status.FAILED, finished_at=now, **_failure(error))
 
     def cancel(self, now: datetime | None = None) -> int:
         """A queued row never starts; a running one stops at its next progress report."""
@@ -208,8 +230,8 @@ class Batch(models.Model):
     operation = models.CharField(_("operation"), max_length=64)
     varied = models.CharField(_("varied input"), max_length=32)
     # The range, as exact decimal text: start, start + step, ... up to stop included.
-    start = models.CharField(_("from"), max_length=40)
-    stop = models.CharField(_("to"), max_length=40)
+    start = models.CharField(pgettext_lazy("a range", "from"), max_length=40)
+    stop = models.CharField(pgettext_lazy("a range", "to"), max_length=40)
     step = models.CharField(_("step"), max_length=40)
     fixed_inputs = models.JSONField(_("other inputs"))
     work_seconds = models.PositiveSmallIntegerField(_("simulated work (seconds)"), default=0)
@@ -223,7 +245,7 @@ class Batch(models.Model):
         verbose_name_plural = _("batches")
 
     def __str__(self) -> str:
-        return f"batch #{self.pk} {self.operation}"
+        return gettext("Batch #%(id)s: %(label)s") % {"id": self.pk, "label": self.label}
 
     def get_absolute_url(self) -> str:
         return reverse("batch-detail", args=[self.pk])
@@ -258,6 +280,8 @@ class Computation(models.Model):
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
     result = models.TextField(_("result"), blank=True)
     error = models.TextField(_("error"), blank=True)
+    # {"message": its gettext_noop template, "params": {...}}: `error` in the reader's language (error_text).
+    error_detail = models.JSONField(_("error, translatable"), null=True, blank=True, editable=False)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     max_attempts = models.PositiveSmallIntegerField(_("attempts allowed"), default=default_max_attempts)
     worker = models.CharField(_("worker"), max_length=255, blank=True)
@@ -297,7 +321,7 @@ class Computation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.operation}"
+        return gettext("#%(id)s %(label)s") % {"id": self.pk, "label": self.label}
 
     def get_absolute_url(self) -> str:
         return reverse("computation-detail", args=[self.pk])
@@ -309,6 +333,14 @@ class Computation(models.Model):
     @property
     def label(self) -> str:
         return gettext(self.spec.label) if self.spec else self.operation
+
+    @property
+    def error_text(self) -> str:
+        """The error in the reader's language (rows failed before error_detail existed show `error` as it is)."""
+        if not self.error_detail:
+            return self.error
+        inputs = self.spec.inputs if self.spec else ()
+        return translate_error(self.error_detail["message"], self.error_detail.get("params", {}), inputs)
 
     @property
     def inputs_text(self) -> str:
@@ -371,7 +403,7 @@ class AuditEntry(models.Model):
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     action = models.CharField(_("action"), max_length=16, choices=Action)
-    source = models.CharField(_("from"), max_length=16, choices=Source)
+    source = models.CharField(pgettext_lazy("where an action came from", "from"), max_length=16, choices=Source)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",

@@ -299,3 +299,33 @@ def test_the_activity_panel_draws_the_last_hour(dashboard: Page, stack: Stack):
     assert panel.locator("rect.bar").count() >= 58 + 8 + 5, "a segment per minute and status"
     expect(panel.locator(".run-times")).to_contain_text("Count primes below n")
     panel.screenshot(path=screenshot_path("15-activity"), caret="initial")
+
+
+def test_the_pages_in_simplified_chinese(dashboard: Page):
+    """The switcher in the header: one click, then every page reads in Chinese, and stays so."""
+    dashboard.get_by_role("button", name="简体中文").click()
+    expect(dashboard.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(dashboard.get_by_role("button", name="简体中文")).to_be_disabled()
+    pick(dashboard, "multiply")
+    for name, value in {"x": "6", "y": "7"}.items():
+        dashboard.fill(f"#computation-form input[name={name}]", value)
+    dashboard.get_by_role("button", name="开始计算").click()
+    link = dashboard.locator("#computation-form .notice a")
+    expect(link).to_be_visible()
+    pk = link.inner_text().lstrip("#")
+    expect(dashboard.locator(f"#computation-{pk} .status")).to_have_text("成功")
+    screenshot(dashboard, "16-zh-dashboard")
+    dashboard.goto(f"/computations/{pk}/")
+    expect(dashboard.locator("#computation-detail")).to_contain_text("42")
+    screenshot(dashboard, "17-zh-detail")
+    dashboard.get_by_role("link", name="← 全部计算").click()
+    dashboard.get_by_role("link", name="按范围运行…").click()
+    pick(dashboard, "add", form="#batch-form")
+    dashboard.select_option("#id_varied", "x")
+    for name, value in {"start": "1", "stop": "5", "step": "1", "y": "10"}.items():
+        dashboard.fill(f"#batch-form input[name={name}]", value)
+    dashboard.get_by_role("button", name="运行批次").click()
+    expect(dashboard.locator("#batch-title")).to_contain_text("批次")
+    expect(dashboard.locator("#batch tbody tr").nth(4)).to_contain_text("15", timeout=30_000)
+    screenshot(dashboard, "18-zh-batch")
+    assert "Succeeded" not in dashboard.locator("main").inner_text()
