@@ -13,6 +13,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import Count
 from django.db.models.functions import TruncMinute
@@ -53,31 +54,32 @@ class Bar:
     counts: list[int]
 
 
-def activity() -> dict:
-    """The panel's figures: those in the cache if a render made them in the last ACTIVITY_SECONDS (or another
-    process is making them now), else new ones."""
+def activity(owner: AbstractBaseUser | None = None) -> dict:
+    """The panel's figures, of `owner`'s computations or everyone's: those in the cache if a render made them in
+    the last ACTIVITY_SECONDS (or another process is making them now), else new ones."""
+    key = f"{ACTIVITY_KEY}:{owner.pk if owner else 'all'}"
     try:
-        cached = cache.get(ACTIVITY_KEY)
+        cached = cache.get(key)
     except RedisError:
         cached = None
-    if cached is None or (time.time() - cached["at"] > ACTIVITY_SECONDS and _refresh_is_ours()):
-        cached = {"at": time.time(), "figures": _figures(timezone.now())}
+    if cached is None or (time.time() - cached["at"] > ACTIVITY_SECONDS and _refresh_is_ours(key)):
+        cached = {"at": time.time(), "figures": _figures(timezone.now(), owner)}
         with contextlib.suppress(RedisError):
-            cache.set(ACTIVITY_KEY, cached, timeout=ACTIVITY_SECONDS * 6)
+            cache.set(key, cached, timeout=ACTIVITY_SECONDS * 6)
     figures = cached["figures"]
     return {**figures, **_chart(figures)}
 
 
-def _refresh_is_ours() -> bool:
+def _refresh_is_ours(key: str) -> bool:
     try:
-        return cache.add(f"{ACTIVITY_KEY}:refreshing", 1, timeout=ACTIVITY_SECONDS)
+        return cache.add(f"{key}:refreshing", 1, timeout=ACTIVITY_SECONDS)
     except RedisError:
         return True
 
 
-def _figures(now: datetime.datetime) -> dict:
+def _figures(now: datetime.datetime, owner: AbstractBaseUser | None) -> dict:
     start = now.replace(second=0, microsecond=0) - datetime.timedelta(minutes=MINUTES - 1)
-    finished = Computation.objects.filter(finished_at__gte=start, status__in=FINAL).order_by()
+    finished = Computation.objects.visible_to(owner).filter(finished_at__gte=start, status__in=FINAL).order_by()
     # Minutes in UTC, as the database stores them (no time zone tables needed); shown in the reader's zone.
     per_minute = (
         finished.annotate(minute=TruncMinute("finished_at", tzinfo=datetime.UTC))

@@ -10,31 +10,37 @@ from django.views.decorators.http import require_POST, require_safe
 from tasks import services
 from tasks.models import AuditEntry, Computation
 
+from .access import json_api, owner_scope
 from .views import actor
 
 
+@json_api
 @require_safe
 def computation_json(request: HttpRequest, pk: int) -> JsonResponse:
-    computation = Computation.objects.filter(pk=pk).first()
+    computation = Computation.objects.visible_to(owner_scope(request)).filter(pk=pk).first()
     if computation is None:
         return _not_found()
     return JsonResponse(as_json(computation))
 
 
+@json_api
 @require_POST
 def cancel_json(request: HttpRequest, pk: int) -> JsonResponse:
     return _act(request, pk, services.cancel, gettext("Only a queued or running computation can be cancelled."))
 
 
+@json_api
 @require_POST
 def retry_json(request: HttpRequest, pk: int) -> JsonResponse:
     return _act(request, pk, services.retry, gettext("Only a failed or cancelled computation can be retried."))
 
 
 def _act(request: HttpRequest, pk: int, action, refusal: str) -> JsonResponse:
-    if not Computation.objects.filter(pk=pk).exists():
+    owner = owner_scope(request)
+    if not Computation.objects.visible_to(owner).filter(pk=pk).exists():
         return _not_found()
-    outcome = action(selection=services.Selection(ids=[pk]), actor=actor(request, AuditEntry.Source.API))
+    selection = services.Selection(ids=[pk], owner=owner)
+    outcome = action(selection=selection, actor=actor(request, AuditEntry.Source.API))
     computation = Computation.objects.get(pk=pk)
     if not outcome.changed:
         return JsonResponse({"error": refusal, "computation": as_json(computation)}, status=409)

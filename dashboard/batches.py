@@ -13,6 +13,7 @@ from tasks.models import AuditEntry, Batch, Status
 from tasks.operations import MAX_RANGE_VALUES
 
 from . import throttling
+from .access import owner_of_new, owner_scope
 from .forms import BatchForm
 from .views import CHANGED_EVENT, _live_partial, _see_other, _wants_partial, actor, live
 
@@ -49,6 +50,7 @@ def create_batch(request: HttpRequest) -> HttpResponse:
             fixed=form.fixed_inputs,
             work_seconds=form.work,
             idempotency_key=form.cleaned_data["idempotency_key"],
+            owner=owner_of_new(request),
         )
     except services.QueueFull:
         message = gettext("The queue is full: nothing was submitted. Try again in a minute.")
@@ -78,19 +80,19 @@ def _form_context(form: BatchForm) -> dict:
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rows_from = _int(request.GET.get("from"))
     if _wants_partial(request):
-        return _live_partial(request, f"{PAGE}#batch", lambda: _batch_context(pk, rows_from))
-    return render(request, PAGE, _batch_context(pk, rows_from)[0])
+        return _live_partial(request, f"{PAGE}#batch", lambda: _batch_context(request, pk, rows_from))
+    return render(request, PAGE, _batch_context(request, pk, rows_from)[0])
 
 
 @require_safe
 def batch_rows(request: HttpRequest, pk: int) -> HttpResponse:
     """The first values of a batch, for its row in the main list when it is opened."""
-    context, _ = _batch_context(pk, 0, size=10)
+    context, _ = _batch_context(request, pk, 0, size=10)
     return render(request, f"{PAGE}#rows", context)
 
 
-def _batch_context(pk: int, rows_from: int, size: int = ROWS_PER_PAGE) -> tuple[dict, bool]:
-    batch = get_object_or_404(Batch, pk=pk)
+def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = ROWS_PER_PAGE) -> tuple[dict, bool]:
+    batch = get_object_or_404(Batch.objects.visible_to(owner_scope(request)), pk=pk)
     members = batch.computations.all()
     counts = members.count_by_status()
     rows = list(members.filter(pk__gte=rows_from).order_by("pk")[: size + 1])
@@ -124,9 +126,11 @@ def retry_batch(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    batch = get_object_or_404(Batch, pk=pk)
+    owner = owner_scope(request)
+    batch = get_object_or_404(Batch.objects.visible_to(owner), pk=pk)
     act = services.cancel if action == AuditEntry.Action.CANCEL else services.retry
-    changed = act(selection=services.Selection(filters={"batch": batch.pk}), actor=actor(request)).changed
+    selection = services.Selection(filters={"batch": batch.pk}, owner=owner)
+    changed = act(selection=selection, actor=actor(request)).changed
     if action == AuditEntry.Action.CANCEL:
         message = ngettext(
             "%(count)d computation of the batch cancelled.", "%(count)d computations of the batch cancelled.", changed

@@ -9,11 +9,13 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from .access import owner_scope
 from .forms import ExportFilterForm
 
 CHUNK = 2000
@@ -30,7 +32,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     if not filters.is_valid():
         return HttpResponseBadRequest(filters.errors.as_text(), content_type="text/plain; charset=utf-8")
     writer = csv.writer(_Echo())
-    lines = (writer.writerow([_cell(value) for value in row]) for row in _rows(filters))
+    lines = (writer.writerow([_cell(value) for value in row]) for row in _rows(filters, owner_scope(request)))
     header = writer.writerow(COLUMNS)
     return _attachment(StreamingHttpResponse(_prepend(header, lines), content_type="text/csv; charset=utf-8"), "csv")
 
@@ -40,13 +42,14 @@ def export_json(request: HttpRequest) -> HttpResponse:
     filters = ExportFilterForm(request.GET)
     if not filters.is_valid():
         return HttpResponseBadRequest(filters.errors.as_text(), content_type="text/plain; charset=utf-8")
-    response = StreamingHttpResponse(_json_array(_rows(filters)), content_type="application/json")
+    response = StreamingHttpResponse(_json_array(_rows(filters, owner_scope(request))), content_type="application/json")
     return _attachment(response, "json")
 
 
-def _rows(filters: ExportFilterForm) -> Iterator[tuple]:
-    """Every matching row, oldest first, in chunks: each chunk a query that starts after the last id seen."""
-    rows = filters.queryset().order_by("pk").values_list(*COLUMNS)
+def _rows(filters: ExportFilterForm, owner: AbstractBaseUser | None) -> Iterator[tuple]:
+    """Every matching row the requester may see, oldest first, in chunks: each chunk a query that starts after
+    the last id seen."""
+    rows = filters.queryset().visible_to(owner).order_by("pk").values_list(*COLUMNS)
     last = 0
     while chunk := list(rows.filter(pk__gt=last)[:CHUNK]):
         yield from chunk

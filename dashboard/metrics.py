@@ -12,6 +12,7 @@ Not public: HAProxy serves this only on its monitoring listener and refuses it o
 import contextlib
 from collections.abc import Iterator
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from kombu.exceptions import OperationalError as BrokerUnreachable
@@ -96,6 +97,7 @@ registry = CollectorRegistry(auto_describe=False)
 registry.register(ComputationCollector())
 
 
+@login_not_required
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

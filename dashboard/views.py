@@ -7,12 +7,15 @@ who polls them, and stop the polling (286) once nothing is queued or running.
 """
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, HttpResponseServerError, JsonResponse
@@ -31,6 +34,7 @@ from tasks import changes, services
 from tasks.models import COUNT_CAP, AuditEntry, Batch, Computation, Page, Status
 
 from . import activity, health, throttling
+from .access import owner_of_new, owner_scope
 from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .middleware import outage_notice
 
@@ -43,10 +47,13 @@ PARTIAL_CACHE_SECONDS = 120
 
 def version_etag(request: HttpRequest, *args: Any, **kwargs: Any) -> str | None:
     """The change counter, plus everything else the HTML depends on: the address, partial or page, language,
-    whether the broker answers. Worked out once per request: the view keys its rendered partial by it."""
+    whether the broker answers, who asks. Worked out once per request: the view keys its rendered partial by it."""
     if not hasattr(request, "live_etag"):
         version = changes.current_version()
-        varies = f"{request.get_full_path()}|{bool(request.htmx)}|{get_language()}|{health.broker_reachable()}"
+        # Who asks, as their session (read from its cookie: a 304 touches no table): it decides whose rows show,
+        # and a whole page carries their name.
+        who = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+        varies = f"{request.get_full_path()}|{bool(request.htmx)}|{get_language()}|{health.broker_reachable()}|{who}"
         digest = hashlib.blake2b(varies.encode(), digest_size=8).hexdigest()
         request.live_etag = None if version is None else f"{version}-{digest}"
     return request.live_etag
@@ -65,7 +72,7 @@ def _wants_partial(request: HttpRequest) -> bool:
 
 def _live_partial(request: HttpRequest, template: str, build: Callable[[], tuple[dict, bool]]) -> HttpResponse:
     """A polled partial, 286 once nothing it shows is in flight. It is rendered once per change for everyone who
-    polls it: the HTML is kept in the cache under its ETag (it holds nothing personal, not even a CSRF token)."""
+    polls it with the same scope: the HTML is kept in the cache under its ETag (it holds no CSRF token)."""
     key = f"dashboard:partial:{etag}" if (etag := version_etag(request)) else None
     cached = _cached(key)
     if cached is None:
@@ -87,13 +94,14 @@ def _cached(key: str | None) -> tuple[str, bool] | None:
         return None
 
 
-def _list_context(filters: ListFilterForm) -> dict:
-    counts = Computation.objects.count_by_status()
+def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
+    visible = Computation.objects.visible_to(owner := owner_scope(request))
+    counts = visible.count_by_status()
     if filters.is_valid():
         params = {key: value for key, value in filters.cleaned_data.items() if value not in (None, "")}
         matching = {key: params[key] for key in ("status", "operation") if key in params}
         # Unfiltered, a batch is one row (its first computation's); filtered, its computations show one by one.
-        rows = Computation.objects.filter(**matching) if matching else Computation.objects.filter(in_main_list=True)
+        rows = visible.filter(**matching) if matching else visible.filter(in_main_list=True)
         page = rows.page(before=params.get("before"), after=params.get("after"))
         if not matching:
             _show_batches(page.rows)
@@ -108,7 +116,7 @@ def _list_context(filters: ListFilterForm) -> dict:
         "count_cap": COUNT_CAP,
         "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
         "broker_reachable": health.broker_reachable(),
-        "activity": activity.activity(),
+        "activity": activity.activity(owner),
     }
 
 
@@ -130,13 +138,13 @@ def _show_batches(rows: list[Computation]) -> None:
             )
 
 
-def _page_context(form: ComputationForm, filters: ListFilterForm) -> dict:
-    return {"form": form, **_list_context(filters)}
+def _page_context(request: HttpRequest, form: ComputationForm, filters: ListFilterForm) -> dict:
+    return {"form": form, **_list_context(request, filters)}
 
 
 @require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, PAGE, _page_context(ComputationForm(), ListFilterForm(request.GET)))
+    return render(request, PAGE, _page_context(request, ComputationForm(), ListFilterForm(request.GET)))
 
 
 @require_safe
@@ -145,7 +153,7 @@ def new_computation(request: HttpRequest) -> HttpResponse:
     form = ComputationForm(operation=request.GET.get("operation"))
     if _wants_partial(request):
         return render(request, f"{PAGE}#form", {"form": form})
-    return render(request, PAGE, _page_context(form, ListFilterForm({})))
+    return render(request, PAGE, _page_context(request, form, ListFilterForm({})))
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -157,11 +165,11 @@ def computations(request: HttpRequest) -> HttpResponse:
 def computation_list(request: HttpRequest) -> HttpResponse:
     filters = ListFilterForm(request.GET)
     if _wants_partial(request) and filters.is_valid():
-        return _live_partial(request, f"{PAGE}#list", lambda: _with_flight(_list_context(filters)))
+        return _live_partial(request, f"{PAGE}#list", lambda: _with_flight(_list_context(request, filters)))
     status = 200 if filters.is_valid() else 400
     if _wants_partial(request):
-        return render(request, f"{PAGE}#list", _list_context(filters), status=status)
-    return render(request, PAGE, {"form": ComputationForm(), **_list_context(filters)}, status=status)
+        return render(request, f"{PAGE}#list", _list_context(request, filters), status=status)
+    return render(request, PAGE, _page_context(request, ComputationForm(), filters), status=status)
 
 
 def _with_flight(context: dict) -> tuple[dict, bool]:
@@ -185,6 +193,7 @@ def create_computation(request: HttpRequest) -> HttpResponse:
             inputs=form.inputs,
             work_seconds=form.work,
             idempotency_key=form.cleaned_data["idempotency_key"],
+            owner=owner_of_new(request),
         )
     except services.QueueFull:
         message = gettext("The queue is full: nothing was submitted. Try again in a minute.")
@@ -206,7 +215,7 @@ def _form_refused(
     if request.htmx:
         response = render(request, f"{PAGE}#form", {"form": form}, status=status)
     else:
-        response = render(request, PAGE, _page_context(form, ListFilterForm({})), status=status)
+        response = render(request, PAGE, _page_context(request, form, ListFilterForm({})), status=status)
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
@@ -216,12 +225,12 @@ def _form_refused(
 @live
 def computation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if _wants_partial(request):
-        return _live_partial(request, f"{DETAIL}#detail", lambda: _detail_context(pk))
-    return render(request, DETAIL, _detail_context(pk)[0])
+        return _live_partial(request, f"{DETAIL}#detail", lambda: _detail_context(request, pk))
+    return render(request, DETAIL, _detail_context(request, pk)[0])
 
 
-def _detail_context(pk: int) -> tuple[dict, bool]:
-    computation = get_object_or_404(Computation, pk=pk)
+def _detail_context(request: HttpRequest, pk: int) -> tuple[dict, bool]:
+    computation = get_object_or_404(Computation.objects.visible_to(owner_scope(request)), pk=pk)
     history = computation.audit_entries.select_related("user")[:20]
     return {"computation": computation, "history": history}, computation.is_in_flight
 
@@ -233,18 +242,23 @@ def actor(request: HttpRequest, source: str = AuditEntry.Source.DASHBOARD) -> se
 
 @require_POST
 def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
-    get_object_or_404(Computation.objects.only("pk"), pk=pk)
-    if services.cancel(selection=services.Selection(ids=[pk]), actor=actor(request)).changed:
+    if services.cancel(selection=_one(request, pk), actor=actor(request)).changed:
         return _acted(request, pk, gettext("Computation #%(id)s is cancelled."))
     return _acted(request, pk, gettext("Computation #%(id)s has already ended: nothing to cancel."), status=409)
 
 
 @require_POST
 def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
-    get_object_or_404(Computation.objects.only("pk"), pk=pk)
-    if services.retry(selection=services.Selection(ids=[pk]), actor=actor(request)).changed:
+    if services.retry(selection=_one(request, pk), actor=actor(request)).changed:
         return _acted(request, pk, gettext("Computation #%(id)s is queued again."))
     return _acted(request, pk, gettext("Only a failed or cancelled computation can be retried (#%(id)s)."), status=409)
+
+
+def _one(request: HttpRequest, pk: int) -> services.Selection:
+    """The computation `pk` as a selection, or 404 when it does not exist or is not the requester's to see."""
+    owner = owner_scope(request)
+    get_object_or_404(Computation.objects.visible_to(owner).only("pk"), pk=pk)
+    return services.Selection(ids=[pk], owner=owner)
 
 
 @require_POST
@@ -254,8 +268,9 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     form = BulkActionForm(request.POST)
     if not form.is_valid():
         return _bulk_response(request, {"bulk_form": form}, status=400)
+    selection = dataclasses.replace(form.selection, owner=owner_scope(request))
     if not form.cleaned_data["confirm"]:
-        rows = services.actionable(form.selection, form.action)
+        rows = services.actionable(selection, form.action)
         count = rows.order_by()[: services.BULK_CAP + 1].count()
         context = {
             "bulk_form": form,
@@ -264,7 +279,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
         }
         return _bulk_response(request, context)
     act = services.cancel if form.action == AuditEntry.Action.CANCEL else services.retry
-    outcome = act(selection=form.selection, actor=actor(request))
+    outcome = act(selection=selection, actor=actor(request))
     if form.action == AuditEntry.Action.CANCEL:
         message = ngettext("%(count)d computation cancelled.", "%(count)d computations cancelled.", outcome.changed)
     else:
@@ -282,7 +297,7 @@ def _bulk_response(request: HttpRequest, context: dict, *, status: int = 200) ->
     if request.htmx:
         return render(request, f"{PAGE}#bulk", context, status=status)
     filters = ListFilterForm({key: value for key, value in request.POST.items() if key in ("status", "operation")})
-    return render(request, PAGE, {**_page_context(ComputationForm(), filters), **context}, status=status)
+    return render(request, PAGE, {**_page_context(request, ComputationForm(), filters), **context}, status=status)
 
 
 def _filter_query(form: ListFilterForm) -> str:
@@ -317,12 +332,14 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return outage_notice(request, HttpResponseServerError(render_to_string("500.html")))
 
 
+@login_not_required
 @require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
     """The process is up; touches nothing else, so a database outage does not take every replica out."""
     return HttpResponse("ok\n", content_type="text/plain")
 
 
+@login_not_required
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """The database, the broker and the cache answer; 503 naming what does not."""

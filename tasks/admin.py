@@ -19,8 +19,11 @@ def _selection(queryset: QuerySet[Computation]) -> services.Selection:
 
 @admin.register(Computation)
 class ComputationAdmin(admin.ModelAdmin):
-    list_display = ["id", "operation", "status", "progress", "created_at", "run_time", "attempts", "worker", "flower"]
-    list_filter = ["status", "operation", "created_at"]
+    list_display = [
+        "id", "operation", "status", "progress", "owner", "created_at", "run_time", "attempts", "worker", "flower",
+    ]  # fmt: skip
+    list_select_related = ["owner"]
+    list_filter = ["status", "operation", "created_at", ("owner", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["=id", "=task_id"]
     date_hierarchy = "created_at"
     ordering = ["-id"]

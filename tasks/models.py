@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connections, models, transaction
 from django.db.models import F, Func, Q, Value
 from django.db.models.functions import Replace
@@ -90,6 +91,10 @@ class ComputationQuerySet(models.QuerySet):
 
     def newest_first(self) -> "ComputationQuerySet":
         return self.order_by("-pk")
+
+    def visible_to(self, owner: "AbstractBaseUser | None") -> "ComputationQuerySet":
+        """The computations of `owner`; all of them for None (accounts off, or a staff member)."""
+        return self if owner is None else self.filter(owner=owner)
 
     def page(self, *, before: int | None = None, after: int | None = None, size: int = 25) -> Page:
         """One page, newest first, by keyset on the id: no OFFSET and no COUNT, so page 1 costs the same at any size.
@@ -224,6 +229,11 @@ class ComputationQuerySet(models.QuerySet):
         return changed
 
 
+class BatchQuerySet(models.QuerySet):
+    def visible_to(self, owner: "AbstractBaseUser | None") -> "BatchQuerySet":
+        return self if owner is None else self.filter(owner=owner)
+
+
 class Batch(models.Model):
     """One operation over a range of one input's values (the others fixed): a computation per value."""
 
@@ -239,6 +249,12 @@ class Batch(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     # As a computation's: posting the same form twice makes one batch.
     idempotency_key = models.UUIDField(_("idempotency key"), unique=True, null=True, blank=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("batch")
@@ -295,6 +311,11 @@ class Computation(models.Model):
     )
     # The unfiltered list shows a batch as one row, its first computation's: the others are not listed there.
     in_main_list = models.BooleanField(_("in the main list"), default=True)
+    # Who submitted it, when signed in; with DASHBOARD_LOGIN_REQUIRED each person sees only their own.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", db_index=False,
+    )  # fmt: skip
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -318,6 +339,9 @@ class Computation(models.Model):
             # Exports by creation date, the admin's date filter; the activity chart by finishing time.
             models.Index(fields=["created_at"], name="computation_created"),
             models.Index(fields=["finished_at", "status"], name="computation_finished_status"),
+            # One person's list and counts (these also serve the owner's foreign key).
+            models.Index(fields=["owner", "in_main_list"], name="computation_owner_main_list"),
+            models.Index(fields=["owner", "status"], name="computation_owner_status"),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from celery import current_app
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Count
@@ -52,13 +53,15 @@ class Actor:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which computations an action is for: these ids, or all that match the list's filters."""
+    """Which computations an action is for: these ids, or all that match the list's filters; only those of
+    `owner` when given (accounts on, not staff)."""
 
     ids: Sequence[int] = ()
     filters: Mapping[str, object] | None = None
+    owner: AbstractBaseUser | None = None
 
     def queryset(self) -> ComputationQuerySet:
-        rows = Computation.objects.all()
+        rows = Computation.objects.visible_to(self.owner)
         return rows.filter(**self.filters) if self.filters is not None else rows.filter(pk__in=list(self.ids))
 
     def describe(self) -> dict:
@@ -74,8 +77,9 @@ class Outcome:
 
 
 def submit(
-    *, operation: Operation, inputs: Inputs, work_seconds: int = 0, idempotency_key: uuid.UUID | None = None
-) -> Computation:
+    *, operation: Operation, inputs: Inputs, work_seconds: int = 0, idempotency_key: uuid.UUID | None = None,
+    owner: AbstractBaseUser | None = None,
+) -> Computation:  # fmt: skip
     """Records a computation and sends its task once the transaction commits. `inputs` are validated (forms do
     it). A second submission with the same idempotency key returns the first computation instead."""
     if _queue_is_full():
@@ -87,6 +91,7 @@ def submit(
                 inputs=operation.serialize_inputs(inputs),
                 work_seconds=work_seconds,
                 idempotency_key=idempotency_key,
+                owner=owner,
                 # Sent right after the commit; if that fails, enqueue() clears it for the sweep to see.
                 enqueued_at=timezone.now(),
             )
@@ -101,7 +106,7 @@ def submit(
 
 def submit_batch(
     *, operation: Operation, varied: str, start: Number, stop: Number, step: Number, fixed: Inputs,
-    work_seconds: int = 0, idempotency_key: uuid.UUID | None = None,
+    work_seconds: int = 0, idempotency_key: uuid.UUID | None = None, owner: AbstractBaseUser | None = None,
 ) -> Batch:  # fmt: skip
     """Records a batch and a computation for each value of `varied` from start to stop, in one transaction, and
     sends their tasks over one broker connection once it commits: a crash leaves all of it or none, and the sweep
@@ -125,6 +130,7 @@ def submit_batch(
             size=len(values),
             created_at=now,
             idempotency_key=idempotency_key,
+            owner=owner,
         )
         Computation.objects.bulk_create(
             Computation(
@@ -133,6 +139,7 @@ def submit_batch(
                 work_seconds=work_seconds,
                 batch=batch,
                 in_main_list=index == 0,
+                owner=owner,
                 created_at=now,
                 enqueued_at=now,
             )

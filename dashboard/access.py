@@ -1,0 +1,54 @@
+"""Optional accounts (DASHBOARD_LOGIN_REQUIRED): who may open the dashboard, and whose computations they see.
+
+Off, the dashboard is open and everyone sees everything (a first look, a trusted network). On, every page, the
+API and the exports need a signed-in person, who sees and acts on their own computations and batches only;
+staff see all. Another person's computation answers 404, exactly as one that does not exist. The admin site
+keeps its own login, and health checks and metrics stay open to the load balancer and Prometheus (HAProxy
+keeps /metrics off the public front).
+"""
+
+from django.conf import settings
+from django.contrib.auth import middleware as auth_middleware
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import resolve_url
+from django.urls import reverse
+from django.utils.translation import gettext
+from django_htmx.http import HttpResponseClientRedirect
+
+
+def owner_scope(request: HttpRequest) -> AbstractBaseUser | None:
+    """Whose computations this request sees and acts on: None for everyone's (accounts off, or staff)."""
+    if not settings.DASHBOARD_LOGIN_REQUIRED or request.user.is_staff:
+        return None
+    return request.user
+
+
+def owner_of_new(request: HttpRequest) -> AbstractBaseUser | None:
+    """Who owns what this request submits: the signed-in person, in either mode."""
+    return request.user if request.user.is_authenticated else None
+
+
+def json_api(view):
+    """Marks a view of the JSON API: without a session it answers 401 in JSON rather than the login page."""
+    view.json_api = True
+    return view
+
+
+class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
+    """Django's, when DASHBOARD_LOGIN_REQUIRED is on: a page goes to the login page and back; an HTMX request
+    sends the whole page there (not the login form into a partial); the API answers 401."""
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        if not settings.DASHBOARD_LOGIN_REQUIRED or request.path.startswith(reverse("admin:index")):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)
+
+    def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
+        if getattr(view_func, "json_api", False):
+            return JsonResponse({"error": gettext("Sign in first.")}, status=401)
+        if request.htmx:
+            page = request.htmx.current_url_abs_path or "/"
+            return HttpResponseClientRedirect(redirect_to_login(page, resolve_url(settings.LOGIN_URL)).url)
+        return super().handle_no_permission(request, view_func)
