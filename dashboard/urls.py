@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import api, batches, exports, metrics, views
+from . import api, batches, exports, metrics, notifications, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -16,6 +16,7 @@ urlpatterns = [
     path("computations/<int:pk>/", views.computation_detail, name="computation-detail"),
     path("computations/<int:pk>/cancel/", views.cancel_computation, name="computation-cancel"),
     path("computations/<int:pk>/retry/", views.retry_computation, name="computation-retry"),
+    path("notifications/", notifications.toasts, name="notifications"),
     path("batches/", batches.create_batch, name="batches"),
     path("batches/new/", batches.new_batch, name="batch-new"),
     path("batches/<int:pk>/", batches.batch_detail, name="batch-detail"),

@@ -37,6 +37,7 @@ from . import activity, health, throttling
 from .access import owner_of_new, owner_scope
 from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .middleware import outage_notice
+from .notifications import announce_endings, watch
 
 PAGE = "dashboard/index.html"
 DETAIL = "dashboard/detail.html"
@@ -77,7 +78,7 @@ def _live_partial(request: HttpRequest, template: str, build: Callable[[], tuple
     cached = _cached(key)
     if cached is None:
         context, in_flight = build()
-        cached = (render_to_string(template, context, request), in_flight)
+        cached = (render_to_string(template, {**context, "live_etag": etag}, request), in_flight)
         if key:
             with contextlib.suppress(RedisError):
                 cache.set(key, cached, timeout=PARTIAL_CACHE_SECONDS)
@@ -115,6 +116,7 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "summary": [(status.value, status.label, counts[status]) for status in Status],
         "count_cap": COUNT_CAP,
         "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
+        "running": counts[Status.RUNNING],
         "broker_reachable": health.broker_reachable(),
         "activity": activity.activity(owner),
     }
@@ -165,7 +167,8 @@ def computations(request: HttpRequest) -> HttpResponse:
 def computation_list(request: HttpRequest) -> HttpResponse:
     filters = ListFilterForm(request.GET)
     if _wants_partial(request) and filters.is_valid():
-        return _live_partial(request, f"{PAGE}#list", lambda: _with_flight(_list_context(request, filters)))
+        response = _live_partial(request, f"{PAGE}#list", lambda: _with_flight(_list_context(request, filters)))
+        return announce_endings(request, response)
     status = 200 if filters.is_valid() else 400
     if _wants_partial(request):
         return render(request, f"{PAGE}#list", _list_context(request, filters), status=status)
@@ -201,9 +204,9 @@ def create_computation(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         fresh = ComputationForm(operation=form.spec.name)
         response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
-        return trigger_client_event(response, CHANGED_EVENT)
+        return watch(request, trigger_client_event(response, CHANGED_EVENT), computation.pk)
     messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
-    return _see_other(reverse("dashboard"))
+    return watch(request, _see_other(reverse("dashboard")), computation.pk)
 
 
 def _form_refused(
@@ -225,7 +228,8 @@ def _form_refused(
 @live
 def computation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if _wants_partial(request):
-        return _live_partial(request, f"{DETAIL}#detail", lambda: _detail_context(request, pk))
+        response = _live_partial(request, f"{DETAIL}#detail", lambda: _detail_context(request, pk))
+        return announce_endings(request, response)
     return render(request, DETAIL, _detail_context(request, pk)[0])
 
 

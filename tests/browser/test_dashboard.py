@@ -162,8 +162,9 @@ def test_the_detail_page_is_live_while_the_computation_runs(dashboard: Page):
 
 
 def test_the_list_stays_intact_across_unchanged_polls(dashboard: Page, stack: Stack):
-    """With the worker paused nothing changes: the server answers each poll 304, the browser hands htmx its
-    cached copy as a 200 (PITFALLS.md), and the list must stay whole and keep polling."""
+    """With the worker paused nothing changes: the server answers each poll 304, which htmx leaves unswapped
+    (the partial asks with its own ETag; see if_none_match.html), so the list keeps its very elements, the focus
+    and the scroll position, and keeps polling."""
 
     def answered_304() -> int:
         return next(
@@ -174,12 +175,20 @@ def test_the_list_stays_intact_across_unchanged_polls(dashboard: Page, stack: St
     try:
         row = dashboard.locator(f"#{submit(dashboard, 'add', x='1', y='1')}")
         expect(row.locator(".status")).to_have_text("Queued")
+        time.sleep(1.5)  # the first poll after the page's load may swap once
+        box = row.locator("td.select input")
+        box.focus()
+        box.evaluate("element => { element.dataset.marked = 'same element' }")
+        scrolled = dashboard.evaluate("window.scrollTo(0, 300), window.scrollY")
         before = answered_304()
         time.sleep(4)
         not_modified = answered_304() - before
         expect(row.locator(".status")).to_have_text("Queued")
         expect(dashboard.locator("#computation-list h2")).to_have_text("Computations")
         assert not_modified >= 3, f"{not_modified} polls answered 304"
+        assert box.evaluate("element => element.dataset.marked") == "same element", "the row was not replaced"
+        assert box.evaluate("element => document.activeElement === element"), "the focus stayed"
+        assert dashboard.evaluate("window.scrollY") == scrolled
     finally:
         stack.signal("worker", signal.SIGCONT)
     expect(row.locator(".status")).to_have_text("Succeeded", timeout=15_000)
@@ -329,3 +338,19 @@ def test_the_pages_in_simplified_chinese(dashboard: Page):
     expect(dashboard.locator("#batch tbody tr").nth(4)).to_contain_text("15", timeout=30_000)
     screenshot(dashboard, "18-zh-batch")
     assert "Succeeded" not in dashboard.locator("main").inner_text()
+
+
+def test_a_toast_says_when_a_computation_from_this_browser_ends(dashboard: Page):
+    """The tab's title counts what runs; when the computation ends a toast says so, announced politely, and a
+    keyboard closes it."""
+    row_id = submit(dashboard, "multiply", x="6", y="7", work_seconds="2")
+    expect(dashboard).to_have_title(re.compile(r"^\(1 running\) Computations"), timeout=5_000)
+    toast = dashboard.locator("#toasts dialog.toast")
+    expect(toast).to_contain_text(f"#{row_id.removeprefix('computation-')} Multiply succeeded: 42", timeout=15_000)
+    expect(dashboard.locator("#toasts")).to_have_attribute("aria-live", "polite")
+    expect(dashboard).to_have_title(re.compile(r"^Computations"))
+    screenshot(dashboard, "19-toast")
+    toast.get_by_role("button", name="Dismiss").focus()
+    dashboard.keyboard.press("Enter")
+    expect(toast).to_be_hidden()
+    assert_not_reloaded(dashboard)

@@ -1,0 +1,87 @@
+"""Toasts for the computations this browser submitted, once they end, and the running count in the tab's title."""
+
+import json
+import uuid
+
+import pytest
+from django.test import Client, RequestFactory
+from django.urls import reverse
+
+from dashboard import notifications
+from tasks import changes
+from tasks.models import Computation, Status
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def submit(client: Client, **data: str) -> Computation:
+    payload = {"operation": "add", "x": "1", "y": "2", "idempotency_key": str(uuid.uuid4()), **data}
+    assert client.post(reverse("computations"), payload, **HTMX).status_code == 200
+    return Computation.objects.latest("pk")
+
+
+def poll(client: Client):
+    return client.get(reverse("computations"), **HTMX)
+
+
+def end(computation: Computation, status: str = Status.SUCCEEDED, **fields) -> None:
+    Computation.objects.filter(pk=computation.pk).update(status=status, **fields)
+    changes.record_change()
+
+
+def test_a_submission_is_watched_in_a_signed_cookie(client):
+    first, second = submit(client), submit(client)
+    cookie = client.cookies[notifications.COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    request = RequestFactory().get("/")
+    request.COOKIES[notifications.COOKIE] = cookie.value
+    assert notifications.watched(request) == [first.pk, second.pk]
+
+
+def test_a_poll_announces_an_ending_then_the_toast_says_what_it_was(client):
+    computation = submit(client)
+    assert "HX-Trigger" not in poll(client), "nothing has ended yet"
+    end(computation, result="3")
+    assert json.loads(poll(client)["HX-Trigger"]) == {"computations-ended": {}}
+    assert client.get(reverse("notifications")).status_code == 405, "a POST: showing them forgets them"
+    toasts = client.post(reverse("notifications"), **HTMX)
+    html = toasts.content.decode()
+    assert f'<a href="/computations/{computation.pk}/">#{computation.pk}</a> Add succeeded: 3' in html
+    assert '<dialog open class="toast toast-succeeded"' in html and '<form method="dialog">' in html
+    assert notifications.COOKIE not in client.cookies or not client.cookies[notifications.COOKIE].value
+    assert client.post(reverse("notifications"), **HTMX).content.decode().strip() == "", "shown once"
+    end(computation, status=Status.SUCCEEDED)
+    assert "HX-Trigger" not in poll(client), "no longer watched"
+
+
+def test_failures_read_as_text_and_in_the_readers_language(client):
+    computation = submit(client)
+    end(computation, status=Status.FAILED, error="<script>alert(1)</script>")
+    assert "computations-ended" in poll(client)["HX-Trigger"]
+    html = client.post(reverse("notifications"), **HTMX).content.decode()
+    assert "failed: &lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+
+
+def test_a_forged_cookie_is_ignored(client):
+    other = Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.SUCCEEDED)
+    client.cookies[notifications.COOKIE] = str(other.pk)
+    assert "HX-Trigger" not in poll(client)
+    assert client.post(reverse("notifications"), **HTMX).content.decode().strip() == ""
+
+
+def test_the_tab_title_counts_what_runs():
+    client = Client()
+    assert poll(client).content.decode().lstrip().startswith("<title>Computations · Computation dashboard</title>")
+    running = Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.RUNNING)
+    changes.record_change()
+    assert (
+        poll(client)
+        .content.decode()
+        .lstrip()
+        .startswith("<title>(1 running) Computations · Computation dashboard</title>")
+    )
+    assert "<title>(1 running) Computations · Computation dashboard</title>" in client.get("/").content.decode()
+    end(running)
+    assert poll(client).content.decode().lstrip().startswith("<title>Computations · Computation dashboard</title>")
