@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import api, batches, exports, metrics, notifications, views
+from . import api, batches, exports, metrics, notifications, theme, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -31,6 +31,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     # The language switcher works before signing in, on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("theme/", theme.set_theme, name="set-theme"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from tasks import changes, services
 from tasks.models import COUNT_CAP, AuditEntry, Batch, Computation, Page, Status
 
-from . import activity, health, throttling
+from . import activity, health, theme, throttling
 from .access import owner_of_new, owner_scope
 from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .middleware import outage_notice
@@ -54,6 +54,8 @@ def version_etag(request: HttpRequest, *args: Any, **kwargs: Any) -> str | None:
         # Who asks, as their session (read from its cookie: a 304 touches no table): it decides whose rows show,
         # and a whole page carries their name.
         who = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+        # A whole page also carries the colour scheme chosen.
+        who += f"|{theme.chosen(request)}"
         varies = f"{request.get_full_path()}|{bool(request.htmx)}|{get_language()}|{health.broker_reachable()}|{who}"
         digest = hashlib.blake2b(varies.encode(), digest_size=8).hexdigest()
         request.live_etag = None if version is None else f"{version}-{digest}"

@@ -4,105 +4,20 @@ Every page load is checked for requests to any other host and for console errors
 Screenshots of each step go to var/screenshots/.
 """
 
-import contextlib
 import json
 import re
 import signal
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import dj_database_url
-import MySQLdb
-import MySQLdb.cursors
 import pytest
 from playwright.sync_api import Page, expect
 
-from compose.local.stack import ROOT, Stack
+from compose.local.stack import Stack
+
+from .pages import assert_not_reloaded, pick, screenshot, screenshot_path, stack_database, submit
 
 pytestmark = pytest.mark.browser
-
-SCREENSHOTS = ROOT / "var" / "screenshots"
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    # Debian's Chromium; Playwright's own browser download is not reachable from here.
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": args}
-
-
-@pytest.fixture(scope="session")
-def base_url(stack: Stack) -> str:
-    return stack.url
-
-
-@pytest.fixture
-def dashboard(page: Page, base_url: str) -> Iterator[Page]:
-    """The dashboard, opened, with a marker that a reload would lose; fails the test on any request to another
-    host and on any console error."""
-    foreign: list[str] = []
-    errors: list[str] = []
-    page.on("request", lambda request: None if request.url.startswith(base_url) else foreign.append(request.url))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/")
-    page.evaluate("window.notReloaded = true")
-    yield page
-    assert foreign == [], "requests to other hosts"
-    # Chromium logs every 4xx; those the page answers in place (400, 409, 422) are not errors.
-    expected = re.compile(r"Failed to load resource: the server responded with a status of (400|409|422)\b")
-    assert [error for error in errors if not expected.match(error)] == [], "console errors"
-
-
-def screenshot(page: Page, name: str) -> Path:
-    path = screenshot_path(name)
-    # caret="initial": hiding the caret injects a <style>, which our CSP rightly blocks.
-    page.screenshot(path=path, full_page=True, caret="initial")
-    return path
-
-
-def screenshot_path(name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS / f"{name}.png"
-
-
-def submit(page: Page, operation: str, **inputs: str) -> str:
-    """Fills and submits the form; returns the new row's id attribute (computation-<pk>)."""
-    pick(page, operation)
-    for name, value in inputs.items():
-        page.fill(f"#computation-form input[name={name}]", value)
-    page.get_by_role("button", name="Compute").click()
-    link = page.locator("#computation-form .notice a")
-    expect(link).to_be_visible()
-    return f"computation-{link.inner_text().lstrip('#')}"
-
-
-def pick(page: Page, operation: str, form: str = "#computation-form") -> None:
-    """Picks an operation and waits until its form has been swapped in (what is typed into the old one is lost)."""
-    page.locator(form).evaluate("form => { form.dataset.stale = 'true' }")
-    page.select_option("#id_operation", operation)
-    page.locator(f"{form}:not([data-stale])").wait_for()
-
-
-@contextlib.contextmanager
-def stack_database(stack: Stack) -> Iterator[MySQLdb.cursors.Cursor]:
-    """A cursor on the stack's own database, for rows no form would write."""
-    database = dj_database_url.parse(stack.environment["DATABASE_URL"])
-    connection = MySQLdb.connect(
-        host=database["HOST"], port=int(database["PORT"]), user=database["USER"], password=database["PASSWORD"],
-        database=database["NAME"], autocommit=True,
-    )  # fmt: skip
-    try:
-        with connection.cursor() as cursor:
-            yield cursor
-    finally:
-        connection.close()
-
-
-def assert_not_reloaded(page: Page) -> None:
-    assert page.evaluate("window.notReloaded") is True
 
 
 def test_submit_then_watch_progress_and_result_arrive_without_a_reload(dashboard: Page):
@@ -196,11 +111,43 @@ def test_the_list_stays_intact_across_unchanged_polls(dashboard: Page, stack: St
 
 
 def test_on_a_phone_nothing_scrolls_sideways(dashboard: Page):
+    """At 360 px: no sideways scroll, the list as cards, every control at least 44 px for a finger."""
+    submit(dashboard, "add", x="2", y="3")
     dashboard.set_viewport_size({"width": 360, "height": 780})
     dashboard.reload()
     width = dashboard.evaluate("document.documentElement.scrollWidth")
     screenshot(dashboard, "07-phone")
     assert width <= 360
+    expect(dashboard.locator("#computation-list .table-wrap > table > thead")).to_have_css("position", "absolute")
+    small = dashboard.evaluate(
+        """() => [...document.querySelectorAll(
+                'button, select, input:not([type=hidden]), .site-header a'
+            )].filter(element => element.offsetParent !== null)
+             .map(element => [element.outerHTML.slice(0, 60), element.getBoundingClientRect()])
+             .filter(([, box]) => box.height < 43.5 || box.width < 43.5)
+             .map(([name, box]) => `${name}: ${Math.round(box.width)}x${Math.round(box.height)}`)"""
+    )
+    assert small == [], "touch targets under 44 px:\n" + "\n".join(small)
+
+
+def test_the_colour_scheme_follows_the_system_until_one_is_picked(dashboard: Page):
+    def background() -> str:
+        return dashboard.evaluate("getComputedStyle(document.body).backgroundColor")
+
+    dark, light = "rgb(18, 21, 27)", "rgb(245, 246, 248)"
+    dashboard.emulate_media(color_scheme="dark")
+    assert background() == dark, "prefers-color-scheme"
+    dashboard.get_by_role("button", name="Light").click()
+    expect(dashboard.locator("html")).to_have_attribute("data-theme", "light")
+    assert background() == light, "the choice wins over the system"
+    dashboard.emulate_media(color_scheme="light")
+    dashboard.get_by_role("button", name="Dark").click()
+    dashboard.reload()
+    expect(dashboard.locator("html")).to_have_attribute("data-theme", "dark")
+    assert background() == dark, "remembered"
+    screenshot(dashboard, "21-dark")
+    dashboard.get_by_role("button", name="Auto").click()
+    assert dashboard.locator("html").get_attribute("data-theme") is None and background() == light
 
 
 def test_hostile_values_in_a_computation_are_shown_as_text_and_run_nothing(dashboard: Page, stack: Stack):

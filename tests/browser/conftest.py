@@ -1,0 +1,40 @@
+"""The browser tests' fixtures: Debian's Chromium, the local stack's URL, and the dashboard opened with its
+checks (no request to another host, no console error)."""
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page
+
+from compose.local.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    # Debian's Chromium; Playwright's own browser download is not reachable from here.
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": args}
+
+
+@pytest.fixture(scope="session")
+def base_url(stack: Stack) -> str:
+    return stack.url
+
+
+@pytest.fixture
+def dashboard(page: Page, base_url: str) -> Iterator[Page]:
+    """The dashboard, opened, with a marker that a reload would lose; fails the test on any request to another
+    host and on any console error."""
+    foreign: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(base_url) else foreign.append(request.url))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/")
+    page.evaluate("window.notReloaded = true")
+    yield page
+    assert foreign == [], "requests to other hosts"
+    # Chromium logs every 4xx; those the page answers in place (400, 409, 422) are not errors.
+    expected = re.compile(r"Failed to load resource: the server responded with a status of (400|409|422)\b")
+    assert [error for error in errors if not expected.match(error)] == [], "console errors"

@@ -1,0 +1,63 @@
+"""What the browser tests do on the pages: fill and submit forms, take screenshots, write rows no form would."""
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import dj_database_url
+import MySQLdb
+import MySQLdb.cursors
+from playwright.sync_api import Page, expect
+
+from compose.local.stack import ROOT, Stack
+
+SCREENSHOTS = ROOT / "var" / "screenshots"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    path = screenshot_path(name)
+    # caret="initial": hiding the caret injects a <style>, which our CSP rightly blocks.
+    page.screenshot(path=path, full_page=True, caret="initial")
+    return path
+
+
+def screenshot_path(name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{name}.png"
+
+
+def submit(page: Page, operation: str, **inputs: str) -> str:
+    """Fills and submits the form; returns the new row's id attribute (computation-<pk>)."""
+    pick(page, operation)
+    for name, value in inputs.items():
+        page.fill(f"#computation-form input[name={name}]", value)
+    page.get_by_role("button", name="Compute").click()
+    link = page.locator("#computation-form .notice a")
+    expect(link).to_be_visible()
+    return f"computation-{link.inner_text().lstrip('#')}"
+
+
+def pick(page: Page, operation: str, form: str = "#computation-form") -> None:
+    """Picks an operation and waits until its form has been swapped in (what is typed into the old one is lost)."""
+    page.locator(form).evaluate("form => { form.dataset.stale = 'true' }")
+    page.select_option("#id_operation", operation)
+    page.locator(f"{form}:not([data-stale])").wait_for()
+
+
+@contextlib.contextmanager
+def stack_database(stack: Stack) -> Iterator[MySQLdb.cursors.Cursor]:
+    """A cursor on the stack's own database, for rows no form would write."""
+    database = dj_database_url.parse(stack.environment["DATABASE_URL"])
+    connection = MySQLdb.connect(
+        host=database["HOST"], port=int(database["PORT"]), user=database["USER"], password=database["PASSWORD"],
+        database=database["NAME"], autocommit=True,
+    )  # fmt: skip
+    try:
+        with connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.notReloaded") is True
