@@ -10,12 +10,14 @@ keeps /metrics off the public front).
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.views import redirect_to_login
+from django.contrib.auth.views import LoginView, redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django_htmx.http import HttpResponseClientRedirect
+
+from . import throttling
 
 
 def owner_scope(request: HttpRequest) -> AbstractBaseUser | None:
@@ -52,3 +54,25 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
             page = request.htmx.current_url_abs_path or "/"
             return HttpResponseClientRedirect(redirect_to_login(page, resolve_url(settings.LOGIN_URL)).url)
         return super().handle_no_permission(request, view_func)
+
+
+class SignInView(LoginView):
+    """Django's login, with LOGIN_RATE_LIMIT attempts a minute per client address: 429 with the form again."""
+
+    redirect_authenticated_user = True
+    template_name = "dashboard/account/login.html"
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if wait := throttling.sign_in_wait(request):
+            # A form not bound to the attempt: binding it would check the password, which is what waits.
+            form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
+            message = ngettext(
+                "Too many attempts to sign in from your address: try again in %(seconds)d second.",
+                "Too many attempts to sign in from your address: try again in %(seconds)d seconds.",
+                wait,
+            )
+            context = self.get_context_data(form=form, refusal=message % {"seconds": wait})
+            response = self.render_to_response(context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return super().post(request, *args, **kwargs)

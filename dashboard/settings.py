@@ -139,6 +139,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Our date formats per language (dashboard/formats/<language>/formats.py), over Django's.
+FORMAT_MODULE_PATH = ["dashboard.formats"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -194,6 +196,8 @@ COMPUTATION_DATABASE_RETRY_SECONDS = env.int("COMPUTATION_DATABASE_RETRY_SECONDS
 COMPUTATION_MAX_QUEUED = env.int("COMPUTATION_MAX_QUEUED", default=10_000)
 # Per client address, as "count/period" (s, m, h); beyond it a submission gets 429 with Retry-After.
 SUBMISSION_RATE_LIMIT = env.str("SUBMISSION_RATE_LIMIT", default="30/m")
+# Attempts to sign in per client address (the dashboard's login; the admin's has its own page).
+LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="10/m")
 
 # Celery, configured from here through the CELERY_ namespace (tasks/celery.py).
 CELERY_BROKER_URL = REDIS_URL

@@ -1,5 +1,6 @@
-"""The per-client submission limit (SUBMISSION_RATE_LIMIT), counted in the shared Redis cache by
-django-ratelimit, so every web replica counts together. HAProxy keeps a coarser per-address limit in front."""
+"""Per-client limits on submissions (SUBMISSION_RATE_LIMIT) and sign-in attempts (LOGIN_RATE_LIMIT), counted in
+the shared Redis cache by django-ratelimit, so every web replica counts together. HAProxy keeps a coarser
+per-address limit in front."""
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -12,10 +13,17 @@ def submission_wait(request: HttpRequest) -> int:
 
     Fails open: with the cache unreachable nobody is limited (HAProxy's limit still holds).
     """
+    return _wait(request, "submissions", settings.SUBMISSION_RATE_LIMIT)
+
+
+def sign_in_wait(request: HttpRequest) -> int:
+    """The same for attempts to sign in (LOGIN_RATE_LIMIT per client address): guessing passwords is slow."""
+    return _wait(request, "sign-ins", settings.LOGIN_RATE_LIMIT)
+
+
+def _wait(request: HttpRequest, group: str, rate: str) -> int:
     try:
-        usage = get_usage(
-            request, group="submissions", key="ip", rate=settings.SUBMISSION_RATE_LIMIT, method="POST", increment=True
-        )
+        usage = get_usage(request, group=group, key="ip", rate=rate, method="POST", increment=True)
     except RedisError:
         return 0
     if usage is None or not usage["should_limit"]:

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import api, batches, exports, metrics, notifications, theme, views
+from . import access, api, batches, exports, metrics, notifications, theme, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -32,10 +32,19 @@ urlpatterns = [
     # The language switcher works before signing in, on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("theme/", theme.set_theme, name="set-theme"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", access.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
-    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    # Our templates, by name: the admin's registration/ templates would be found first.
+    path(
+        "accounts/password/",
+        auth_views.PasswordChangeView.as_view(template_name="dashboard/account/password_change.html"),
+        name="password_change",
+    ),
+    path(
+        "accounts/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="dashboard/account/password_change_done.html"),
+        name="password_change_done",
+    ),
     path("admin/", admin.site.urls),
 ]
 

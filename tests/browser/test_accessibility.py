@@ -95,6 +95,11 @@ def tab_to(page: Page, selector: str, limit: int = 150) -> None:
     raise AssertionError(f"{selector} not reached in {limit} presses of Tab")
 
 
+def settled(page: Page) -> None:
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    page.wait_for_timeout(100)
+
+
 def test_the_whole_flow_by_keyboard_alone(page: Page):
     """Submit, watch, cancel, retry, change language: Tab, typing, Enter and Space only."""
     page.goto("/")
@@ -115,11 +120,13 @@ def test_the_whole_flow_by_keyboard_alone(page: Page):
     row = page.locator(f"#computation-{pk}")
     expect(row.locator(".status")).to_have_text("Running", timeout=10_000)
     tab_to(page, f"#computation-{pk} .actions button")
+    settled(page)
     page.keyboard.press("Enter")
     expect(row.locator(".status")).to_have_text("Cancelled", timeout=10_000)
     retry = page.locator(f"#computation-{pk} .actions button")
     expect(retry).to_have_text(re.compile("^Retry"))
     expect(retry).to_be_focused()  # the new button took the focus back: the person keeps their place
+    settled(page)  # htmx takes over the new form as the swap settles (20 ms); a human is never that quick
     page.keyboard.press("Space")
     expect(row.locator(".status")).to_have_text(re.compile("Queued|Running"), timeout=10_000)
     page.goto("/")

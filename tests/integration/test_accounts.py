@@ -151,3 +151,33 @@ def test_batches_are_their_owners(people):
         assert bob.get(url).status_code == 404 and ann.get(url).status_code == 200
     assert bob.post(reverse("batch-cancel", args=[batch.pk])).status_code == 404
     assert batch.computations.filter(status=Status.CANCELLED).count() == 0
+
+
+@pytest.mark.usefixtures("accounts")
+def test_guessing_passwords_is_slowed_down(people, settings):
+    settings.LOGIN_RATE_LIMIT = "3/m"
+    client = Client(REMOTE_ADDR="198.51.100.7")
+    for _ in range(3):
+        assert client.post(reverse("login"), {"username": "ann", "password": "guess"}).status_code == 200
+    refused = client.post(reverse("login"), {"username": "ann", "password": "a long enough password"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert "Too many attempts to sign in from your address" in refused.content.decode()
+    assert "_auth_user_id" not in client.session, "not even the right password gets in meanwhile"
+    other = Client(REMOTE_ADDR="198.51.100.8")
+    assert other.post(reverse("login"), {"username": "ann", "password": "a long enough password"}).status_code == 302
+
+
+@pytest.mark.usefixtures("accounts")
+def test_changing_ones_password(people):
+    ann = signed_in(people["ann"])
+    form = ann.get(reverse("password_change")).content.decode()
+    assert 'class="site-header"' in form and 'name="old_password"' in form and 'name="new_password2"' in form
+    new = "another long enough password"
+    answer = ann.post(
+        reverse("password_change"),
+        {"old_password": "a long enough password", "new_password1": new, "new_password2": new},
+    )
+    assert answer.status_code == 302 and answer["Location"] == reverse("password_change_done")
+    assert "you stay signed in" in ann.get(answer["Location"]).content.decode()
+    people["ann"].refresh_from_db()
+    assert people["ann"].check_password(new)

@@ -1,6 +1,7 @@
 """English and Simplified Chinese: chosen by the browser's Accept-Language, overridden by a switcher (a POST with
 CSRF) that is remembered; everything a person reads follows, errors recorded by workers included."""
 
+import datetime
 import re
 
 import pytest
@@ -73,3 +74,12 @@ def test_the_api_keeps_english_for_machines(client):
     data = client.get(reverse("api-computation", args=[computation.pk]), **ZH).json()
     assert data["error"] == "Stopped: the computation ran longer than its time limit of 5 seconds."
     assert data["status"] == "failed"
+
+
+def test_dates_read_as_in_each_language_in_the_configured_time_zone(client, settings):
+    settings.TIME_ZONE = "Asia/Shanghai"
+    created = datetime.datetime(2026, 11, 25, 1, 2, 3, tzinfo=datetime.UTC)
+    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, created_at=created)
+    url = reverse("computation-detail", args=[computation.pk])
+    assert "25 Nov 2026, 09:02:03" in client.get(url).content.decode()
+    assert "2026年11月25日 09:02:03" in client.get(url, **ZH).content.decode()
