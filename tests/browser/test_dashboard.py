@@ -142,11 +142,13 @@ def test_the_colour_scheme_follows_the_system_until_one_is_picked(dashboard: Pag
     assert background() == light, "the choice wins over the system"
     dashboard.emulate_media(color_scheme="light")
     dashboard.get_by_role("button", name="Dark").click()
+    expect(dashboard.locator("html")).to_have_attribute("data-theme", "dark")  # the post's answer has loaded
     dashboard.reload()
     expect(dashboard.locator("html")).to_have_attribute("data-theme", "dark")
     assert background() == dark, "remembered"
     screenshot(dashboard, "21-dark")
     dashboard.get_by_role("button", name="Auto").click()
+    expect(dashboard.get_by_role("button", name="Auto")).to_be_disabled()  # the post's answer has loaded
     assert dashboard.locator("html").get_attribute("data-theme") is None and background() == light
 
 
