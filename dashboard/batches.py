@@ -4,6 +4,7 @@ that is live while any of them runs (the same 304 and 286 polling as the list)."
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
@@ -15,7 +16,7 @@ from tasks.operations import MAX_RANGE_VALUES
 from . import throttling
 from .access import owner_of_new, owner_scope
 from .forms import BatchForm
-from .views import CHANGED_EVENT, _live_partial, _see_other, _wants_partial, actor, live
+from .views import CHANGED_EVENT, _live_partial, _see_other, _wants_partial, actor, live, poll_etag
 
 FORM = "dashboard/batch_form.html"
 PAGE = "dashboard/batch.html"
@@ -100,6 +101,7 @@ def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = RO
     for computation in rows[:size]:
         computation.varied_value = computation.inputs.get(batch.varied)
     varied = next((spec for spec in batch.spec.inputs if spec.name == batch.varied), None) if batch.spec else None
+    poll_url = reverse("batch-detail", args=[pk]) + (f"?from={rows_from}" if rows_from else "")
     context = {
         "batch": batch,
         "varied_label": gettext(varied.label) if varied else batch.varied,
@@ -110,6 +112,8 @@ def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = RO
         "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
         "rows": rows[:size],
         "rows_from": rows_from,
+        "poll_url": poll_url,
+        "poll_etag": poll_etag(request, poll_url),
         "next_from": next_from,
     }
     return context, context["in_flight"]

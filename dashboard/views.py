@@ -47,19 +47,24 @@ PARTIAL_CACHE_SECONDS = 120
 
 
 def version_etag(request: HttpRequest, *args: Any, **kwargs: Any) -> str | None:
-    """The change counter, plus everything else the HTML depends on: the address, partial or page, language,
-    whether the broker answers, who asks. Worked out once per request: the view keys its rendered partial by it."""
+    """The ETag of this request: worked out once, and the view keys its rendered partial by it."""
     if not hasattr(request, "live_etag"):
-        version = changes.current_version()
-        # Who asks, as their session (read from its cookie: a 304 touches no table): it decides whose rows show,
-        # and a whole page carries their name.
-        who = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
-        # A whole page also carries the colour scheme chosen.
-        who += f"|{theme.chosen(request)}"
-        varies = f"{request.get_full_path()}|{bool(request.htmx)}|{get_language()}|{health.broker_reachable()}|{who}"
-        digest = hashlib.blake2b(varies.encode(), digest_size=8).hexdigest()
-        request.live_etag = None if version is None else f"{version}-{digest}"
+        request.live_etag = poll_etag(request, request.get_full_path(), htmx=bool(request.htmx))
     return request.live_etag
+
+
+def poll_etag(request: HttpRequest, path: str, *, htmx: bool = True) -> str | None:
+    """The ETag that a request for `path` from this browser gets now: the change counter, plus everything else the
+    HTML depends on (the address, partial or page, language, whether the broker answers, who asks). A page gives
+    its polled partial the one its first poll will get, so that poll too can answer 304."""
+    version = changes.current_version()
+    if version is None:
+        return None
+    # Who asks, as their session (read from its cookie: a 304 touches no table): it decides whose rows show, and
+    # a whole page carries their name and the colour scheme they chose.
+    who = f"{request.COOKIES.get(settings.SESSION_COOKIE_NAME, '')}|{theme.chosen(request)}"
+    varies = f"{path}|{htmx}|{get_language()}|{health.broker_reachable()}|{who}"
+    return f"{version}-{hashlib.blake2b(varies.encode(), digest_size=8).hexdigest()}"
 
 
 def live(view):
@@ -80,7 +85,7 @@ def _live_partial(request: HttpRequest, template: str, build: Callable[[], tuple
     cached = _cached(key)
     if cached is None:
         context, in_flight = build()
-        cached = (render_to_string(template, {**context, "live_etag": etag}, request), in_flight)
+        cached = (render_to_string(template, context, request), in_flight)
         if key:
             with contextlib.suppress(RedisError):
                 cache.set(key, cached, timeout=PARTIAL_CACHE_SECONDS)
@@ -110,9 +115,11 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
             _show_batches(page.rows)
     else:
         params, matching, page = {}, {}, Page([], newer_after=None, older_before=None)
+    poll_url = reverse("computations") + (f"?{urlencode(params)}" if params else "")
     return {
         "filters": filters,
-        "list_params": params,  # what the list polls with: filters and position
+        "poll_url": poll_url,  # what the list polls: its filters and position
+        "poll_etag": poll_etag(request, poll_url),
         "filter_values": matching,  # what its links keep: the filters only
         "page": page,
         "summary": [(status.value, status.label, counts[status]) for status in Status],
@@ -238,7 +245,9 @@ def computation_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _detail_context(request: HttpRequest, pk: int) -> tuple[dict, bool]:
     computation = get_object_or_404(Computation.objects.visible_to(owner_scope(request)), pk=pk)
     history = computation.audit_entries.select_related("user")[:20]
-    return {"computation": computation, "history": history}, computation.is_in_flight
+    poll_url = reverse("computation-detail", args=[pk])
+    context = {"computation": computation, "history": history, "poll_url": poll_url}
+    return {**context, "poll_etag": poll_etag(request, poll_url)}, computation.is_in_flight
 
 
 def actor(request: HttpRequest, source: str = AuditEntry.Source.DASHBOARD) -> services.Actor:

@@ -1,12 +1,14 @@
 """Live refresh: the list and the detail poll while something is in flight, answer 304 from the change counter
 without reading a row, and stop polling (286) when all is done."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from tasks import changes
-from tasks.models import Computation, Status
+from tasks.models import Batch, Computation, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,3 +114,25 @@ def test_a_partial_is_rendered_once_per_change_for_everyone(client, django_asser
     assert other_viewer.status_code == first.status_code == 200
     assert other_viewer.content == first.content
     assert "csrfmiddlewaretoken" not in first.content.decode(), "the shared HTML holds no one's CSRF token"
+
+
+@pytest.mark.parametrize("page", ["/", "/?status=queued&operation=add", "detail", "batch"])
+def test_a_page_gives_its_partial_the_etag_of_its_first_poll(client, page):
+    """So that first poll answers 304 too when nothing changed, and htmx swaps nothing (focus and scroll stay)."""
+    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, status=Status.QUEUED)
+    batch = Batch.objects.create(
+        operation="add", varied="x", start="1", stop="1", step="1", fixed_inputs={"y": "2"}, size=1
+    )
+    computation.batch = batch
+    computation.save()
+    changes.record_change()
+    path = {"detail": f"/computations/{computation.pk}/", "batch": f"/batches/{batch.pk}/"}.get(page, page)
+    html = client.get(path).content.decode()
+    poll_url, etag = re.search(
+        r'hx-get="([^"]+)"[^>]*hx-headers=\'\{"If-None-Match": "\\"([^"\\]+)\\""\}\'', html
+    ).groups()
+    poll_url = poll_url.replace("&amp;", "&")
+    first = client.get(poll_url, HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=f'"{etag}"')
+    assert first.status_code == 304
+    changes.record_change()
+    assert client.get(poll_url, HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=f'"{etag}"').status_code in (200, 286)
