@@ -16,6 +16,7 @@ from tasks.operations import MAX_RANGE_VALUES
 from . import throttling
 from .access import owner_of_new, owner_scope
 from .forms import BatchForm
+from .notifications import announce_endings, watch
 from .views import CHANGED_EVENT, _live_partial, _see_other, _wants_partial, actor, live, poll_etag
 
 FORM = "dashboard/batch_form.html"
@@ -57,8 +58,8 @@ def create_batch(request: HttpRequest) -> HttpResponse:
         message = gettext("The queue is full: nothing was submitted. Try again in a minute.")
         return _refused(request, form, message, status=503, retry_after=60)
     if request.htmx:
-        return HttpResponseClientRedirect(batch.get_absolute_url())
-    return _see_other(batch.get_absolute_url())
+        return watch(request, HttpResponseClientRedirect(batch.get_absolute_url()), batch)
+    return watch(request, _see_other(batch.get_absolute_url()), batch)
 
 
 def _refused(
@@ -81,7 +82,8 @@ def _form_context(form: BatchForm) -> dict:
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rows_from = _int(request.GET.get("from"))
     if _wants_partial(request):
-        return _live_partial(request, f"{PAGE}#batch", lambda: _batch_context(request, pk, rows_from))
+        response = _live_partial(request, f"{PAGE}#batch", lambda: _batch_context(request, pk, rows_from))
+        return announce_endings(request, response)
     return render(request, PAGE, _batch_context(request, pk, rows_from)[0])
 
 

@@ -1,4 +1,5 @@
-"""Toasts: when a computation submitted from this browser ends, a small notice says so, with its result or error.
+"""Toasts: when a computation submitted from this browser ends, a small notice says so, with its result or error;
+for a batch, one notice once all of it has ended, with its counts.
 
 The browser keeps the ids it submitted in a signed cookie (no session, no table). A poll that brings news (a 200,
 never a 304) and finds one of them ended adds an `HX-Trigger: computations-ended` event to its answer; the toast
@@ -6,6 +7,7 @@ region listens for it and posts here once for the toasts, which also forgets the
 and no script of ours: htmx's event, and a native <dialog> for each toast, which a button closes.
 """
 
+import re
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -14,54 +16,76 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from tasks.models import IN_FLIGHT, Computation
+from tasks.models import IN_FLIGHT, Batch, Computation
 
 from .access import owner_scope
 
 COOKIE = "dashboard_watching"
 SALT = "dashboard.notifications"
-# The newest ids kept: a browser that submits more than this before any ends gets toasts for these.
+# The newest kept: a browser that submits more than this before any ends gets toasts for these.
 WATCHED_MAX = 50
 ENDED_EVENT = "computations-ended"
+# What the cookie holds: "c<id>" for a computation, "b<id>" for a batch (one toast when all of it has ended).
+ENTRY = re.compile(r"^[cb][0-9]{1,19}$")
 
 
-def watched(request: HttpRequest) -> list[int]:
+def watched(request: HttpRequest) -> list[str]:
     value = request.get_signed_cookie(COOKIE, default="", salt=SALT)
-    return [int(part) for part in value.split(",") if part.isdigit()]
+    return [entry for entry in value.split(",") if ENTRY.match(entry)]
 
 
-def watch(request: HttpRequest, response: HttpResponse, pk: int) -> HttpResponse:
-    """Remembers in the browser that it submitted `pk`."""
-    return _keep(response, [*watched(request), pk])
+def watch(request: HttpRequest, response: HttpResponse, submitted: Computation | Batch) -> HttpResponse:
+    """Remembers in the browser that it submitted this computation or batch."""
+    entry = f"{'b' if isinstance(submitted, Batch) else 'c'}{submitted.pk}"
+    return _keep(response, [*watched(request), entry])
 
 
 def announce_endings(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """Adds the event to a poll's answer when one of this browser's computations has ended (one query, only for
-    a browser that is watching some)."""
-    if (ids := watched(request)) and _ended(request, ids).exists():
-        trigger_client_event(response, ENDED_EVENT)
+    """Adds the event to a poll's answer when something this browser submitted has ended (a query or two, only
+    for a browser that is watching some)."""
+    if entries := watched(request):
+        computations, batches = _split(entries)
+        if _ended_computations(request, computations).exists() or _ended_batches(request, batches).exists():
+            trigger_client_event(response, ENDED_EVENT)
     return response
 
 
 @require_POST
 def toasts(request: HttpRequest) -> HttpResponse:
-    """The toasts of this browser's computations that have ended; they are forgotten once shown."""
-    ids = watched(request)
-    ended = list(_ended(request, ids).order_by("pk")) if ids else []
-    response = render(request, "dashboard/toasts.html", {"ended": ended})
-    shown = {computation.pk for computation in ended}
-    return _keep(response, [pk for pk in ids if pk not in shown])
+    """The toasts of what this browser submitted and has ended; they are forgotten once shown."""
+    entries = watched(request)
+    computations, batches = _split(entries)
+    ended = list(_ended_computations(request, computations).order_by("pk")) if computations else []
+    ended_batches = list(_ended_batches(request, batches).order_by("pk")) if batches else []
+    for batch in ended_batches:
+        batch.counts = batch.computations.count_by_status()
+    response = render(request, "dashboard/toasts.html", {"ended": ended, "ended_batches": ended_batches})
+    shown = {f"c{computation.pk}" for computation in ended} | {f"b{batch.pk}" for batch in ended_batches}
+    return _keep(response, [entry for entry in entries if entry not in shown])
 
 
-def _ended(request: HttpRequest, ids: Iterable[int]):
+def _split(entries: list[str]) -> tuple[list[int], list[int]]:
+    return (
+        [int(entry[1:]) for entry in entries if entry[0] == "c"],
+        [int(entry[1:]) for entry in entries if entry[0] == "b"],
+    )
+
+
+def _ended_computations(request: HttpRequest, ids: Iterable[int]):
     return Computation.objects.visible_to(owner_scope(request)).filter(pk__in=list(ids)).exclude(status__in=IN_FLIGHT)
 
 
-def _keep(response: HttpResponse, ids: list[int]) -> HttpResponse:
-    ids = ids[-WATCHED_MAX:]
-    if ids:
+def _ended_batches(request: HttpRequest, ids: Iterable[int]):
+    """Batches none of whose computations is queued or running any more."""
+    batches = Batch.objects.visible_to(owner_scope(request)).filter(pk__in=list(ids))
+    return batches.exclude(computations__status__in=IN_FLIGHT)
+
+
+def _keep(response: HttpResponse, entries: list[str]) -> HttpResponse:
+    entries = entries[-WATCHED_MAX:]
+    if entries:
         response.set_signed_cookie(
-            COOKIE, ",".join(map(str, ids)), salt=SALT, max_age=86_400, httponly=True, samesite="Lax",
+            COOKIE, ",".join(entries), salt=SALT, max_age=86_400, httponly=True, samesite="Lax",
             secure=settings.SESSION_COOKIE_SECURE,
         )  # fmt: skip
     else:

@@ -213,9 +213,9 @@ def create_computation(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         fresh = ComputationForm(operation=form.spec.name)
         response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
-        return watch(request, trigger_client_event(response, CHANGED_EVENT), computation.pk)
+        return watch(request, trigger_client_event(response, CHANGED_EVENT), computation)
     messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
-    return watch(request, _see_other(reverse("dashboard")), computation.pk)
+    return watch(request, _see_other(reverse("dashboard")), computation)
 
 
 def _form_refused(

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from dashboard import notifications
 from tasks import changes
-from tasks.models import Computation, Status
+from tasks.models import Batch, Computation, Status
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def test_a_submission_is_watched_in_a_signed_cookie(client):
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
     request = RequestFactory().get("/")
     request.COOKIES[notifications.COOKIE] = cookie.value
-    assert notifications.watched(request) == [first.pk, second.pk]
+    assert notifications.watched(request) == [f"c{first.pk}", f"c{second.pk}"]
 
 
 def test_a_poll_announces_an_ending_then_the_toast_says_what_it_was(client):
@@ -85,3 +85,23 @@ def test_the_tab_title_counts_what_runs():
     assert "<title>(1 running) Computations · Computation dashboard</title>" in client.get("/").content.decode()
     end(running)
     assert poll(client).content.decode().lstrip().startswith("<title>Computations · Computation dashboard</title>")
+
+
+def test_a_batch_gets_one_toast_once_all_of_it_has_ended(client):
+    data = {"operation": "add", "varied": "x", "start": "1", "stop": "3", "step": "1", "y": "1"}
+    answer = client.post(reverse("batches"), {**data, "idempotency_key": str(uuid.uuid4())}, **HTMX)
+    batch = Batch.objects.get()
+    assert answer["HX-Redirect"] == batch.get_absolute_url()
+    first, second, third = batch.computations.order_by("pk")
+    end(first, result="2")
+    end(second, status=Status.FAILED, error="x")
+    assert "HX-Trigger" not in client.get(batch.get_absolute_url(), **HTMX), "one is still queued"
+    end(third, result="4")
+    assert json.loads(client.get(batch.get_absolute_url(), **HTMX)["HX-Trigger"]) == {"computations-ended": {}}
+    html = client.post(reverse("notifications"), **HTMX).content.decode()
+    assert (
+        f'<a href="/batches/{batch.pk}/">Batch #{batch.pk}</a> Add has ended: 2 succeeded, 1 failed, 0 cancelled.'
+        in html
+    )
+    assert html.count("<dialog") == 1, "the batch's computations get no toasts of their own"
+    assert client.post(reverse("notifications"), **HTMX).content.decode().strip() == ""
