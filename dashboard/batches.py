@@ -34,12 +34,7 @@ def new_batch(request: HttpRequest) -> HttpResponse:
 def create_batch(request: HttpRequest) -> HttpResponse:
     form = BatchForm(request.POST)
     if wait := throttling.submission_wait(request):
-        message = ngettext(
-            "Too many submissions from your address: try again in %(seconds)d second.",
-            "Too many submissions from your address: try again in %(seconds)d seconds.",
-            wait,
-        )
-        return _refused(request, form, message % {"seconds": wait}, status=429, retry_after=wait)
+        return _refused(request, form, throttling.too_many_submissions(wait), status=429, retry_after=wait)
     if not form.is_valid():
         return _refused(request, form, status=422)
     try:

@@ -4,6 +4,7 @@ per-address limit in front."""
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
 
@@ -14,6 +15,16 @@ def submission_wait(request: HttpRequest) -> int:
     Fails open: with the cache unreachable nobody is limited (HAProxy's limit still holds).
     """
     return _wait(request, "submissions", settings.SUBMISSION_RATE_LIMIT)
+
+
+def too_many_submissions(wait: int) -> str:
+    """What a client over the submission limit reads."""
+    message = ngettext(
+        "Too many submissions from your address: try again in %(seconds)d second.",
+        "Too many submissions from your address: try again in %(seconds)d seconds.",
+        wait,
+    )
+    return message % {"seconds": wait}
 
 
 def sign_in_wait(request: HttpRequest) -> int:

@@ -191,12 +191,7 @@ def _with_flight(context: dict) -> tuple[dict, bool]:
 def create_computation(request: HttpRequest) -> HttpResponse:
     form = ComputationForm(request.POST)
     if wait := throttling.submission_wait(request):
-        message = ngettext(
-            "Too many submissions from your address: try again in %(seconds)d second.",
-            "Too many submissions from your address: try again in %(seconds)d seconds.",
-            wait,
-        )
-        return _form_refused(request, form, message % {"seconds": wait}, status=429, retry_after=wait)
+        return _form_refused(request, form, throttling.too_many_submissions(wait), status=429, retry_after=wait)
     if not form.is_valid():
         return _form_refused(request, form, status=422)
     try:

@@ -229,12 +229,26 @@ class ComputationQuerySet(models.QuerySet):
         return changed
 
 
+class OfAnOperation:
+    """A row that names an operation of the registry: the operation, and its name in the reader's language."""
+
+    operation: str
+
+    @property
+    def spec(self) -> Operation | None:
+        return REGISTRY.get(self.operation)
+
+    @property
+    def label(self) -> str:
+        return gettext(self.spec.label) if self.spec else self.operation
+
+
 class BatchQuerySet(models.QuerySet):
     def visible_to(self, owner: "AbstractBaseUser | None") -> "BatchQuerySet":
         return self if owner is None else self.filter(owner=owner)
 
 
-class Batch(models.Model):
+class Batch(OfAnOperation, models.Model):
     """One operation over a range of one input's values (the others fixed): a computation per value."""
 
     operation = models.CharField(_("operation"), max_length=64)
@@ -267,14 +281,6 @@ class Batch(models.Model):
         return reverse("batch-detail", args=[self.pk])
 
     @property
-    def spec(self) -> Operation | None:
-        return REGISTRY.get(self.operation)
-
-    @property
-    def label(self) -> str:
-        return gettext(self.spec.label) if self.spec else self.operation
-
-    @property
     def range_text(self) -> str:
         """The range and the fixed inputs as a person reads them: "y = 1 … 10, step 1; x = 2"."""
         labels = {spec.name: gettext(spec.label) for spec in self.spec.inputs} if self.spec else {}
@@ -288,7 +294,7 @@ class Batch(models.Model):
         return f"{text}; {fixed}" if fixed else text
 
 
-class Computation(models.Model):
+class Computation(OfAnOperation, models.Model):
     operation = models.CharField(_("operation"), max_length=64)
     inputs = models.JSONField(_("inputs"))
     work_seconds = models.PositiveSmallIntegerField(_("simulated work (seconds)"), default=0)
@@ -349,14 +355,6 @@ class Computation(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("computation-detail", args=[self.pk])
-
-    @property
-    def spec(self) -> Operation | None:
-        return REGISTRY.get(self.operation)
-
-    @property
-    def label(self) -> str:
-        return gettext(self.spec.label) if self.spec else self.operation
 
     @property
     def error_text(self) -> str:
