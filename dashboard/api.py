@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST, require_safe
 from tasks import services
 from tasks.models import AuditEntry, Computation
 
+from . import throttling
 from .access import json_api, owner_scope
 from .views import actor
 
@@ -26,13 +27,17 @@ def computation_json(request: HttpRequest, pk: int) -> JsonResponse:
 @json_api
 @require_POST
 def cancel_json(request: HttpRequest, pk: int) -> JsonResponse:
-    return _act(request, pk, services.cancel, gettext("Only a queued or running computation can be cancelled."))
+    return _act(request, pk, _cancel, gettext("Only a queued or running computation can be cancelled."))
 
 
 @json_api
 @require_POST
 def retry_json(request: HttpRequest, pk: int) -> JsonResponse:
-    return _act(request, pk, services.retry, gettext("Only a failed or cancelled computation can be retried."))
+    return _act(request, pk, throttling.retry, gettext("Only a failed or cancelled computation can be retried."))
+
+
+def _cancel(request: HttpRequest, **arguments: object) -> services.Outcome:
+    return services.cancel(**arguments)
 
 
 def _act(request: HttpRequest, pk: int, action, refusal: str) -> JsonResponse:
@@ -40,7 +45,12 @@ def _act(request: HttpRequest, pk: int, action, refusal: str) -> JsonResponse:
     if not Computation.objects.visible_to(owner).filter(pk=pk).exists():
         return _not_found()
     selection = services.Selection(ids=[pk], owner=owner)
-    outcome = action(selection=selection, actor=actor(request, AuditEntry.Source.API))
+    try:
+        outcome = action(request, selection=selection, actor=actor(request, AuditEntry.Source.API))
+    except throttling.Refused as refused:
+        response = JsonResponse({"error": refused.message}, status=refused.status)
+        response["Retry-After"] = str(refused.retry_after)
+        return response
     computation = Computation.objects.get(pk=pk)
     if not outcome.changed:
         return JsonResponse({"error": refusal, "computation": as_json(computation)}, status=409)

@@ -13,11 +13,11 @@ from tasks import services
 from tasks.models import AuditEntry, Batch, Status
 from tasks.operations import MAX_RANGE_VALUES
 
-from . import throttling
+from . import live, throttling
 from .access import owner_of_new, owner_scope
 from .forms import BatchForm
 from .notifications import announce_endings, watch
-from .views import CHANGED_EVENT, _live_partial, _see_other, _wants_partial, actor, live, poll_etag
+from .views import CHANGED_EVENT, _see_other, actor
 
 FORM = "dashboard/batch_form.html"
 PAGE = "dashboard/batch.html"
@@ -27,31 +27,30 @@ ROWS_PER_PAGE = 100
 @require_safe
 def new_batch(request: HttpRequest) -> HttpResponse:
     form = BatchForm(operation=request.GET.get("operation"))
-    return render(request, f"{FORM}#form" if _wants_partial(request) else FORM, _form_context(form))
+    return render(request, f"{FORM}#form" if live.wants_partial(request) else FORM, _form_context(form))
 
 
 @require_POST
 def create_batch(request: HttpRequest) -> HttpResponse:
     form = BatchForm(request.POST)
-    if wait := throttling.submission_wait(request):
-        return _refused(request, form, throttling.too_many_submissions(wait), status=429, retry_after=wait)
-    if not form.is_valid():
-        return _refused(request, form, status=422)
     try:
-        batch = services.submit_batch(
-            operation=form.spec,
-            varied=form.cleaned_data["varied"],
-            start=form.cleaned_data["start"],
-            stop=form.cleaned_data["stop"],
-            step=form.cleaned_data["step"],
-            fixed=form.fixed_inputs,
-            work_seconds=form.work,
-            idempotency_key=form.cleaned_data["idempotency_key"],
-            owner=owner_of_new(request),
-        )
-    except services.QueueFull:
-        message = gettext("The queue is full: nothing was submitted. Try again in a minute.")
-        return _refused(request, form, message, status=503, retry_after=60)
+        throttling.count_submission(request)
+        if not form.is_valid():
+            return _refused(request, form, status=422)
+        with throttling.queue_room():
+            batch = services.submit_batch(
+                operation=form.spec,
+                varied=form.cleaned_data["varied"],
+                start=form.cleaned_data["start"],
+                stop=form.cleaned_data["stop"],
+                step=form.cleaned_data["step"],
+                fixed=form.fixed_inputs,
+                work_seconds=form.work,
+                idempotency_key=form.cleaned_data["idempotency_key"],
+                owner=owner_of_new(request),
+            )
+    except throttling.Refused as refused:
+        return _refused(request, form, refused.message, status=refused.status, retry_after=refused.retry_after)
     if request.htmx:
         return watch(request, HttpResponseClientRedirect(batch.get_absolute_url()), batch)
     return watch(request, _see_other(batch.get_absolute_url()), batch)
@@ -73,11 +72,12 @@ def _form_context(form: BatchForm) -> dict:
 
 
 @require_safe
-@live
+@live.polled
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rows_from = _int(request.GET.get("from"))
-    if _wants_partial(request):
-        response = _live_partial(request, f"{PAGE}#batch", lambda: _batch_context(request, pk, rows_from))
+    if live.wants_partial(request):
+        path = _batch_url(pk, rows_from)
+        response = live.partial(request, f"{PAGE}#batch", path, lambda: _batch_context(request, pk, rows_from))
         return announce_endings(request, response)
     return render(request, PAGE, _batch_context(request, pk, rows_from)[0])
 
@@ -98,7 +98,7 @@ def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = RO
     for computation in rows[:size]:
         computation.varied_value = computation.inputs.get(batch.varied)
     varied = next((spec for spec in batch.spec.inputs if spec.name == batch.varied), None) if batch.spec else None
-    poll_url = reverse("batch-detail", args=[pk]) + (f"?from={rows_from}" if rows_from else "")
+    poll_url = _batch_url(pk, rows_from)
     context = {
         "batch": batch,
         "varied_label": gettext(varied.label) if varied else batch.varied,
@@ -110,10 +110,15 @@ def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = RO
         "rows": rows[:size],
         "rows_from": rows_from,
         "poll_url": poll_url,
-        "poll_etag": poll_etag(request, poll_url),
+        "poll_etag": live.poll_etag(request, poll_url),
         "next_from": next_from,
     }
     return context, context["in_flight"]
+
+
+def _batch_url(pk: int, rows_from: int) -> str:
+    """A batch page's normalised address, which it polls."""
+    return reverse("batch-detail", args=[pk]) + (f"?from={rows_from}" if rows_from else "")
 
 
 @require_POST
@@ -129,9 +134,14 @@ def retry_batch(request: HttpRequest, pk: int) -> HttpResponse:
 def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     owner = owner_scope(request)
     batch = get_object_or_404(Batch.objects.visible_to(owner), pk=pk)
-    act = services.cancel if action == AuditEntry.Action.CANCEL else services.retry
     selection = services.Selection(filters={"batch": batch.pk}, owner=owner)
-    changed = act(selection=selection, actor=actor(request)).changed
+    if action == AuditEntry.Action.CANCEL:
+        changed = services.cancel(selection=selection, actor=actor(request)).changed
+    else:
+        try:
+            changed = throttling.retry(request, selection=selection, actor=actor(request)).changed
+        except throttling.Refused as refused:
+            return _notice(request, batch, refused.message, status=refused.status, retry_after=refused.retry_after)
     if action == AuditEntry.Action.CANCEL:
         message = ngettext(
             "%(count)d computation of the batch cancelled.", "%(count)d computations of the batch cancelled.", changed
@@ -142,12 +152,25 @@ def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             "%(count)d computations of the batch queued again.",
             changed,
         )
-    text = message % {"count": changed}
+    return _notice(request, batch, message % {"count": changed})
+
+
+def _notice(
+    request: HttpRequest, batch: Batch, text: str, *, status: int = 200, retry_after: int | None = None
+) -> HttpResponse:
+    """After cancel or retry: HTMX gets the notice and an event that refreshes the batch; a plain form post gets
+    it as a message on the batch's page."""
     if request.htmx:
-        response = render(request, "dashboard/base.html#notice", {"notice": text, "notice_level": "success"})
-        return trigger_client_event(response, CHANGED_EVENT)
-    messages.success(request, text)
-    return _see_other(batch.get_absolute_url())
+        context = {"notice": text, "notice_level": "success" if status == 200 else "error"}
+        response = trigger_client_event(
+            render(request, "dashboard/base.html#notice", context, status=status), CHANGED_EVENT
+        )
+    else:
+        (messages.success if status == 200 else messages.error)(request, text)
+        response = _see_other(batch.get_absolute_url())
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _int(value: str | None) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
@@ -30,7 +31,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def export_csv(request: HttpRequest) -> HttpResponse:
     filters = ExportFilterForm(request.GET)
     if not filters.is_valid():
-        return HttpResponseBadRequest(filters.errors.as_text(), content_type="text/plain; charset=utf-8")
+        return _refused(filters)
     writer = csv.writer(_Echo())
     lines = (writer.writerow([_cell(value) for value in row]) for row in _rows(filters, owner_scope(request)))
     header = writer.writerow(COLUMNS)
@@ -41,9 +42,19 @@ def export_csv(request: HttpRequest) -> HttpResponse:
 def export_json(request: HttpRequest) -> HttpResponse:
     filters = ExportFilterForm(request.GET)
     if not filters.is_valid():
-        return HttpResponseBadRequest(filters.errors.as_text(), content_type="text/plain; charset=utf-8")
+        return _refused(filters)
     response = StreamingHttpResponse(_json_array(_rows(filters, owner_scope(request))), content_type="application/json")
     return _attachment(response, "json")
+
+
+def _refused(filters: ExportFilterForm) -> HttpResponse:
+    """400 with what is wrong, as plain text: a line per error, not HTML-escaped (it is not HTML)."""
+    lines = (
+        message if field == NON_FIELD_ERRORS else f"{field}: {message}"
+        for field, errors in filters.errors.items()
+        for message in errors
+    )
+    return HttpResponseBadRequest("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
 
 
 def _rows(filters: ExportFilterForm, owner: AbstractBaseUser | None) -> Iterator[tuple]:

@@ -210,7 +210,7 @@ class BulkActionForm(ListFilterForm):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        if cleaned.get("do", "").endswith("-selected") and not cleaned.get("ids"):
+        if cleaned.get("do", "").endswith("-selected") and not cleaned.get("ids") and "ids" not in self.errors:
             raise forms.ValidationError(gettext("Tick at least one computation first."))
         return cleaned
 

@@ -6,14 +6,15 @@ would need a directory shared by all uWSGI and Celery processes of one host, and
 with its own figures. Queue depth and the in-flight counts are read from the broker and the database. Web request
 latency is measured where it is worth measuring, at the edge: HAProxy's own exporter (/haproxy/metrics).
 
-Not public: HAProxy serves this only on its monitoring listener and refuses it on the public front.
+Not public, at two layers: HAProxy refuses it on the public front (after normalising the path), and the view
+answers 404 unless the request came through HAProxy's monitoring listener.
 """
 
 import contextlib
 from collections.abc import Iterator
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -23,9 +24,11 @@ from redis.exceptions import RedisError
 
 from tasks import jobs
 from tasks import metrics as recorded
-from tasks.changes import client
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
+from tasks.store import durable
+
+from .middleware import through_monitoring_listener
 
 
 class ComputationCollector(Collector):
@@ -44,7 +47,7 @@ class ComputationCollector(Collector):
 
     def _recorded(self) -> Iterator[object]:
         try:
-            pipe = client().pipeline(transaction=False)
+            pipe = durable().pipeline(transaction=False)
             pipe.hgetall(recorded.SUBMITTED)
             pipe.hgetall(recorded.FINISHED)
             for name in REGISTRY:
@@ -100,4 +103,6 @@ registry.register(ComputationCollector())
 @login_not_required
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
+    if not through_monitoring_listener(request):
+        raise Http404
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

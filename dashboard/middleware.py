@@ -18,17 +18,27 @@ RETRY_AFTER_SECONDS = 10
 
 
 class TrustedProxyMiddleware:
-    """REMOTE_ADDR becomes the client's address that HAProxy forwarded, when (and only when) the request came
-    from one of TRUSTED_PROXIES: a client cannot pick the address its rate limit counts against."""
+    """Forwarded headers are believed from TRUSTED_PROXIES only (HAProxy, which overwrites what clients send).
+
+    From a trusted proxy, REMOTE_ADDR becomes the client's address it forwarded, when that is an address; from
+    anyone else the forwarded headers are dropped, so a client cannot pick the address its rate limits count
+    against, claim HTTPS, or pass as the monitoring listener.
+    """
 
     def __init__(self, get_response: GetResponse):
         self.get_response = get_response
         self.proxies = [ipaddress.ip_network(network) for network in settings.TRUSTED_PROXIES]
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded and self._trusted(request.META.get("REMOTE_ADDR", "")):
-            request.META["REMOTE_ADDR"] = forwarded.rsplit(",", 1)[-1].strip()
+        if self._trusted(request.META.get("REMOTE_ADDR", "")):
+            if client := _last_address(request.META.get("HTTP_X_FORWARDED_FOR", "")):
+                request.META["REMOTE_ADDR"] = client
+        else:
+            if request.META.pop("HTTP_X_FORWARDED_PROTO", None) is not None:
+                # uWSGI's http-socket takes the header for the scheme itself; the replicas speak plain HTTP.
+                request.META["wsgi.url_scheme"] = "http"
+            for header in FORWARDED_HEADERS:
+                request.META.pop(header, None)
         return self.get_response(request)
 
     def _trusted(self, address: str) -> bool:
@@ -37,6 +47,23 @@ class TrustedProxyMiddleware:
         except ValueError:
             return False
         return any(peer in network for network in self.proxies)
+
+
+# What HAProxy sets on every request: the client's address and scheme, and the listener it came through.
+FORWARDED_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_DASHBOARD_LISTENER")
+
+
+def _last_address(forwarded: str) -> str | None:
+    """The address the nearest proxy added (the last one); None when that is not an address."""
+    try:
+        return str(ipaddress.ip_address(forwarded.rsplit(",", 1)[-1].strip()))
+    except ValueError:
+        return None
+
+
+def through_monitoring_listener(request: HttpRequest) -> bool:
+    """Whether HAProxy's monitoring listener (not published) passed this request on."""
+    return request.META.get("HTTP_X_DASHBOARD_LISTENER") == "monitoring"
 
 
 class DatabaseUnavailableMiddleware:

@@ -29,10 +29,11 @@ if not DEBUG and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50):
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# HAProxy sets X-Forwarded-Proto and -For on every request (overwriting what a client sent). The scheme is
-# trusted as it comes (only HAProxy reaches the web replicas); the client's address only from these proxies.
+# HAProxy sets X-Forwarded-For and -Proto on every request (overwriting what a client sent); they are believed
+# from these networks only (dashboard.middleware drops them from anyone else). None by default: the local stack
+# and Compose name HAProxy's address.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1/32", "::1/128"])
 
 # Served over HTTPS (TLS ends at HAProxy or in front of it): secure cookies, HSTS, redirect to https. On by
 # default in production mode; HTTPS=false only for plain HTTP on a trusted network, as `make run` on loopback.
@@ -51,7 +52,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = LOGOUT_REDIRECT_URL = "dashboard"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "dashboard.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -167,6 +168,10 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
 }
 X_FRAME_OPTIONS = "DENY"
+# The JSON API's CSRF failures answer in JSON.
+CSRF_FAILURE_VIEW = "dashboard.access.csrf_failure"
+# A bulk action names up to 10,000 computations (tasks.services.BULK_CAP), each a field of the form.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_100
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 

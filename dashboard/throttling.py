@@ -1,12 +1,61 @@
 """Per-client limits on submissions (SUBMISSION_RATE_LIMIT) and sign-in attempts (LOGIN_RATE_LIMIT), counted in
 the shared Redis cache by django-ratelimit, so every web replica counts together. HAProxy keeps a coarser
-per-address limit in front."""
+per-address limit in front.
+
+Whatever queues work from a web request, a submission, a batch or a retry, single or bulk, counts as a submission
+and is refused when the queue has no room for it (Refused, with the status and the text a person reads).
+"""
+
+import contextlib
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.http import HttpRequest
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
+
+from tasks import services
+
+QUEUE_FULL_RETRY_SECONDS = 60
+
+
+class Refused(Exception):
+    """The request queued nothing: past the client's limit (429) or the queue's cap (503)."""
+
+    def __init__(self, message: str, *, status: int, retry_after: int):
+        super().__init__(message)
+        self.message, self.status, self.retry_after = message, status, retry_after
+
+
+def count_submission(request: HttpRequest) -> None:
+    """Counts a submission (or retry) against the client's limit; raises Refused (429) past it."""
+    if wait := submission_wait(request):
+        raise Refused(too_many_submissions(wait), status=429, retry_after=wait)
+
+
+@contextlib.contextmanager
+def queue_room() -> Iterator[None]:
+    """Turns services.QueueFull into Refused (503), saying how much room the queue has."""
+    try:
+        yield
+    except services.QueueFull as full:
+        if full.wanted == 1:
+            message = gettext("The queue is full: nothing was queued. Try again in a minute.")
+        else:
+            message = ngettext(
+                "The queue has room for %(room)d more computation and this would add %(wanted)d: nothing was queued.",
+                "The queue has room for %(room)d more computations and this would add %(wanted)d: nothing was queued.",
+                full.room,
+            ) % {"room": full.room, "wanted": full.wanted}
+        raise Refused(message, status=503, retry_after=QUEUE_FULL_RETRY_SECONDS) from full
+
+
+def retry(request: HttpRequest, *, selection: services.Selection, actor: services.Actor) -> services.Outcome:
+    """services.retry for a web request: counted and capped as a submission is."""
+    count_submission(request)
+    with queue_room():
+        return services.retry(selection=selection, actor=actor)
 
 
 def submission_wait(request: HttpRequest) -> int:

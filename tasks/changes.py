@@ -6,24 +6,16 @@ It lives in the cache's Redis database, read and written with one command each t
 lost the key, pages are simply rendered in full.
 """
 
-import functools
 import logging
 import time
 
-import redis
-from django.conf import settings
 from redis.exceptions import RedisError
+
+from .store import cache as client
 
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "dashboard:computations:version"
-
-
-@functools.cache
-def client() -> redis.Redis:
-    """The Redis client of the cache's database, shared by the change counter and tasks.metrics."""
-    # The pool notices a fork and reconnects, so a client made before uWSGI forks its workers is safe.
-    return redis.Redis.from_url(settings.CACHE_URL, socket_connect_timeout=1, socket_timeout=1)
 
 
 def record_change() -> None:

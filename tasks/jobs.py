@@ -12,13 +12,12 @@ from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from django.conf import settings
-from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from kombu.exceptions import ChannelError
 from redis.exceptions import RedisError
 
-from . import metrics, operations, services
+from . import metrics, operations, services, store
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, TimeLimitExceeded, gettext_noop
 
@@ -187,23 +186,23 @@ def send_tasks(pks: list[int]) -> None:
 @shared_task(name="tasks.sweep", ignore_result=True, time_limit=120)
 def sweep() -> None:
     """Celery beat runs this every COMPUTATION_SWEEP_SECONDS: no row stays queued or running for good."""
-    # Without the cache two sweeps may overlap, which is harmless: a task sent twice runs once.
+    # Without Redis two sweeps may overlap, which is harmless: a task sent twice runs once.
     with contextlib.suppress(RedisError):
-        if not cache.add(SWEEP_LOCK, 1, timeout=120):
+        if not store.durable().set(SWEEP_LOCK, 1, nx=True, ex=120):
             return  # another sweep is still at it
     try:
         services.sweep(queue_is_empty=queue_length() == 0)
     finally:
         with contextlib.suppress(RedisError):
-            cache.delete(SWEEP_LOCK)
+            store.durable().delete(SWEEP_LOCK)
     with contextlib.suppress(RedisError):
-        cache.set(SWEEP_LAST, time.time(), timeout=None)
+        store.durable().set(SWEEP_LAST, time.time())
 
 
 def seconds_since_last_sweep() -> float | None:
     """For beat's health check: sweeps that keep coming mean beat, the broker and a worker all work."""
-    last = cache.get(SWEEP_LAST)
-    return None if last is None else time.time() - last
+    last = store.durable().get(SWEEP_LAST)
+    return None if last is None else time.time() - float(last)
 
 
 def queue_length() -> int:

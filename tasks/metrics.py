@@ -1,5 +1,6 @@
-"""Counters and histograms of computations, kept in Redis (the cache's database) by every process that changes
-a computation, web replicas and workers on any host alike; dashboard.metrics reads them when Prometheus scrapes.
+"""Counters and histograms of computations, kept in Redis (the broker's server, which never evicts them, unlike the
+cache) by every process that changes a computation, web replicas and workers on any host alike; dashboard.metrics
+reads them when Prometheus scrapes.
 
 One pipelined round trip per record. Metrics are best effort: with Redis unreachable a record is dropped, the
 computation is not.
@@ -10,7 +11,7 @@ import logging
 
 from redis.exceptions import RedisError
 
-from .changes import client
+from .store import durable
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def record_finished(
 
 def _write(commands) -> None:
     try:
-        pipe = client().pipeline(transaction=False)
+        pipe = durable().pipeline(transaction=False)
         commands(pipe)
         pipe.execute()
     except RedisError:

@@ -127,6 +127,11 @@ class ComputationQuerySet(models.QuerySet):
         """Whether COMPUTATION_MAX_QUEUED computations wait already: a bounded index scan, never a full count."""
         return self.filter(status=Status.QUEUED)[settings.COMPUTATION_MAX_QUEUED - 1 :].exists()
 
+    def queue_room(self) -> int:
+        """How many more computations may be queued before COMPUTATION_MAX_QUEUED wait (a bounded count)."""
+        cap = settings.COMPUTATION_MAX_QUEUED
+        return max(cap - self.filter(status=Status.QUEUED).order_by().values("pk")[:cap].count(), 0)
+
     def count_by_status(self, *, cap: int = COUNT_CAP) -> dict[str, int]:
         """{status: count} for every status, in one query whose cost does not grow with the table: each status is
         counted over at most `cap` + 1 entries of its index, so a count above `cap` means "more than `cap`"."""

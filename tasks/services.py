@@ -39,7 +39,12 @@ SEND_CHUNK = 100
 
 
 class QueueFull(Exception):
-    """COMPUTATION_MAX_QUEUED computations are waiting already; nothing was recorded."""
+    """Queuing `wanted` computations would make more than COMPUTATION_MAX_QUEUED wait (`room` more may); nothing
+    was recorded."""
+
+    def __init__(self, *, wanted: int = 1, room: int = 0):
+        super().__init__(f"{wanted} computations to queue, room for {room}")
+        self.wanted, self.room = wanted, room
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,7 @@ def submit(
 ) -> Computation:  # fmt: skip
     """Records a computation and sends its task once the transaction commits. `inputs` are validated (forms do
     it). A second submission with the same idempotency key returns the first computation instead."""
-    if _queue_is_full():
-        raise QueueFull
+    _make_room(1)
     try:
         with transaction.atomic():
             computation = Computation.objects.create(
@@ -115,8 +119,7 @@ def submit_batch(
         return existing
     spec = next(spec for spec in operation.inputs if spec.name == varied)
     values = expand_range(spec, start, stop, step)
-    if _queue_is_full():
-        raise QueueFull
+    _make_room(len(values))
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.create(
@@ -163,6 +166,16 @@ def _batch_submitted(operation: Operation, batch: Batch) -> None:
     dispatch(pks)
 
 
+def _make_room(wanted: int) -> None:
+    """Raises QueueFull unless `wanted` more computations may be queued. One is the common case, answered from a
+    cached flag; more are counted against the room left (a bounded count)."""
+    if wanted == 1:
+        if _queue_is_full():
+            raise QueueFull
+    elif wanted > (room := Computation.objects.queue_room()):
+        raise QueueFull(wanted=wanted, room=room)
+
+
 def _queue_is_full() -> bool:
     """Computation.objects.queue_is_full(), asked of the database at most once a second (the answer is shared
     in the cache): the cap guards against an unbounded backlog, and a second's overshoot does not matter to it."""
@@ -199,7 +212,7 @@ def cancel(*, selection: Selection, actor: Actor) -> Outcome:
 
 def retry(*, selection: Selection, actor: Actor) -> Outcome:
     """Queues the selected failed or cancelled computations again (at most BULK_CAP), each sent once the
-    transaction commits."""
+    transaction commits. Like a submission, it is refused (QueueFull) when the queue has no room for them all."""
 
     def requeue(rows: ComputationQuerySet, now: datetime) -> int:
         changed = rows.requeue(now)
@@ -216,6 +229,8 @@ def _act(
 ) -> Outcome:
     ids = list(actionable(selection, action).order_by("-pk").values_list("pk", flat=True)[: BULK_CAP + 1])
     capped, ids = len(ids) > BULK_CAP, ids[:BULK_CAP]
+    if action == AuditEntry.Action.RETRY and ids:
+        _make_room(len(ids))
     now = timezone.now()
     with transaction.atomic():
         # One conditional UPDATE per chunk: a row that changed state meanwhile is left as it is.

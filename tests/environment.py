@@ -15,6 +15,8 @@ TEST_ENVIRONMENT = {
     "SUBMISSION_RATE_LIMIT": "100000/m",
     "SECRET_KEY": "tests-only-secret-key-" + "t" * 40,
     "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+    # The test client (127.0.0.1) stands where HAProxy does; other addresses are clients.
+    "TRUSTED_PROXIES": "127.0.0.1/32",
     "REDIS_URL": "redis://127.0.0.1:6379/10",
     "CACHE_URL": "redis://127.0.0.1:6379/11",
     "LOG_LEVEL": "WARNING",

@@ -43,3 +43,7 @@ class DashboardClient:
         """The new computation's id in a successful submission's answer."""
         found = re.search(r'Computation <a href="/computations/(\d+)/">', response.text)
         return int(found.group(1)) if found and response.status_code == 200 else None
+
+
+# The headers htmx sends with every request it makes.
+HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -1,9 +1,9 @@
 """The whole topology on one machine, without Docker.
 
-HAProxy in front of two uWSGI web replicas, a Celery worker and Flower, each started by its compose/start/
-script with the variables Compose gives it, so a test of this stack tests what Compose runs. `make run` runs it
-in the foreground until Ctrl-C (`python -m compose.local.stack`); tests/stack start it on free ports with a
-database of their own; `make dev` runs Django's development server and a worker instead.
+HAProxy in front of two uWSGI web replicas, a Celery worker and Flower, and the cache's own Redis, each started by
+its compose/start/ script with the variables Compose gives it, so a test of this stack tests what Compose runs.
+`make run` runs it in the foreground until Ctrl-C (`python -m compose.local.stack`); tests/stack start it on free
+ports with a database of their own; `make dev` runs Django's development server and a worker instead.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ GENERATED_ENV = ROOT / "var" / "local.env"
 
 # Name → start script. Two replicas of the same web script.
 PROCESSES = {
+    "cache": "cache",
     "haproxy": "haproxy",
     "web1": "web",
     "web2": "web",
@@ -55,11 +56,12 @@ class Ports:
     web: tuple[int, int] = (8001, 8002)
     flower: int = 5555
     monitor: int = 8404
+    cache: int = 6380
 
     @classmethod
     def free(cls) -> Ports:
-        front, web1, web2, flower, monitor = free_ports(5)
-        return cls(front=front, web=(web1, web2), flower=flower, monitor=monitor)
+        front, web1, web2, flower, monitor, cache = free_ports(6)
+        return cls(front=front, web=(web1, web2), flower=flower, monitor=monitor, cache=cache)
 
 
 def free_ports(count: int) -> list[int]:
@@ -98,6 +100,12 @@ class Stack:
             "WEB2_ADDRESS": f"127.0.0.1:{self.ports.web[1]}",
             "FLOWER_BIND": f"127.0.0.1:{self.ports.flower}",
             "FLOWER_ADDRESS": f"127.0.0.1:{self.ports.flower}",
+            "CACHE_BIND": f"127.0.0.1:{self.ports.cache}",
+            "CACHE_URL": f"redis://127.0.0.1:{self.ports.cache}/0",
+            # HAProxy reaches the replicas from 127.0.0.2, and they believe forwarded headers from it alone: a
+            # client of 127.0.0.1 that reaches a replica directly is just itself.
+            "HAPROXY_SOURCE_ADDRESS": "127.0.0.2",
+            "TRUSTED_PROXIES": "127.0.0.2/32",
         }
 
     @property
@@ -133,7 +141,7 @@ class Stack:
             start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         self._relay("web", self.processes["web"])
-        self.start("worker", "beat")
+        self.start("cache", "worker", "beat")
 
     def signal(self, name: str, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):

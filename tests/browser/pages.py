@@ -31,14 +31,20 @@ def submit(page: Page, operation: str, **inputs: str) -> str:
     pick(page, operation)
     for name, value in inputs.items():
         page.fill(f"#computation-form input[name={name}]", value)
+    # The answer replaces the form: only the new one's notice names the new computation.
+    page.locator("#computation-form").evaluate("form => { form.dataset.stale = 'true' }")
     page.get_by_role("button", name="Compute").click()
-    link = page.locator("#computation-form .notice a")
+    link = page.locator("#computation-form:not([data-stale]) .notice a")
     expect(link).to_be_visible()
     return f"computation-{link.inner_text().lstrip('#')}"
 
 
 def pick(page: Page, operation: str, form: str = "#computation-form") -> None:
-    """Picks an operation and waits until its form has been swapped in (what is typed into the old one is lost)."""
+    """Picks an operation and waits until its form has been swapped in (what is typed into the old one is lost).
+    The form of the operation already picked (as after a submission) is kept as it is: picking it again may fire
+    no request at all."""
+    if page.locator(f"{form} #id_operation").input_value() == operation:
+        return
     page.locator(form).evaluate("form => { form.dataset.stale = 'true' }")
     page.select_option("#id_operation", operation)
     page.locator(f"{form}:not([data-stale])").wait_for()

@@ -3,10 +3,17 @@ from collections.abc import Iterator
 import pytest
 from django.core.cache import cache
 
+from tasks import store
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
+    """An empty cache, and no metrics or sweep records of an earlier test (on the broker's server)."""
     cache.clear()
+    durable = store.durable()
+    for pattern in ("metrics:*", "dashboard:*"):
+        if keys := list(durable.scan_iter(pattern)):
+            durable.delete(*keys)
     yield
 
 

@@ -1,9 +1,11 @@
 """The admin site: operators read computations and cancel or retry them through the same services."""
 
 import pytest
+from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
-from tasks.models import Computation, Status
+from tasks import services
+from tasks.models import AuditEntry, Computation, Status
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +39,36 @@ def test_rows_cannot_be_added_or_edited_by_hand(admin_client):
     assert admin_client.post(change, {"status": "succeeded", "result": "forged"}).status_code == 403
     computation.refresh_from_db()
     assert computation.status == Status.QUEUED and computation.result == ""
+
+
+def test_rows_cannot_be_deleted_in_the_admin(admin_client):
+    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    delete = reverse("admin:tasks_computation_delete", args=[computation.pk])
+    assert admin_client.get(delete).status_code == 403
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    changelist = admin_client.get(CHANGELIST).content.decode()
+    assert 'value="delete_selected"' not in changelist and 'value="retry"' in changelist
+    admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [computation.pk], "post": "yes"})
+    assert Computation.objects.filter(pk=computation.pk).exists()
+
+
+def test_the_database_keeps_the_audit_trail_append_only(admin_client, django_user_model):
+    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    operator = django_user_model.objects.create_user("operator", password="a long enough password")
+    entry = services.cancel(
+        selection=services.Selection(ids=[computation.pk]),
+        actor=services.Actor(source=AuditEntry.Source.ADMIN, address="192.0.2.1", user=operator),
+    ).entry
+    rows = AuditEntry.objects.filter(pk=entry.pk)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        rows._raw_delete(rows.db)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE tasks_auditentry SET changed = 0 WHERE id = %s", [entry.pk])
+    assert admin_client.get(reverse("admin:tasks_auditentry_delete", args=[entry.pk])).status_code == 403
+    # The one change it allows: a deleted user's entries keep everything but the user.
+    operator.delete()
+    kept = AuditEntry.objects.get(pk=entry.pk)
+    assert (kept.user, kept.address, kept.changed, kept.action) == (None, "192.0.2.1", 1, "cancel")
 
 
 def test_cancel_and_retry_actions_go_through_the_services(admin_client, django_capture_on_commit_callbacks):

@@ -67,3 +67,11 @@ def test_invalid_export_filters_get_400_with_the_reason(client):
         assert response.status_code == 400 and response["Content-Type"].startswith("text/plain")
     assert "Enter a valid date/time." in client.get(reverse("export-json"), {"created_to": "x"}).content.decode()
     assert client.post(reverse("export-csv")).status_code == 405
+
+
+def test_an_export_refusal_is_plain_text_escaped_for_nothing(client):
+    text = client.get(reverse("export-csv"), {"status": "<b>'lost'</b>", "before": "x"}).content.decode()
+    assert text == (
+        "status: Select a valid choice. <b>'lost'</b> is not one of the available choices.\n"
+        "before: Enter a whole number.\n"
+    )

@@ -18,7 +18,11 @@ def check(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def local_environment() -> dict[str, str]:
     path = "/usr/sbin:/usr/bin:/bin"
-    stack = Stack({"PATH": path, "STATS_USER": "stats", "STATS_PASSWORD": secrets.token_urlsafe(16)}, Ports())
+    credentials = {
+        "STATS_USER": "stats", "STATS_PASSWORD": secrets.token_urlsafe(16),
+        "FLOWER_USER": "flower", "FLOWER_PASSWORD": secrets.token_urlsafe(16),
+    }  # fmt: skip
+    stack = Stack({"PATH": path, **credentials}, Ports())
     return stack.environment
 
 

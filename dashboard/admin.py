@@ -1,3 +1,5 @@
+"""The admin site's pages for computations and the audit trail: read-only, acting only through the services."""
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -5,8 +7,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import services
-from .models import AuditEntry, Computation
+from tasks import services
+from tasks.models import AuditEntry, Computation
+
+from . import throttling
 
 
 def _actor(request: HttpRequest) -> services.Actor:
@@ -28,7 +32,7 @@ class ComputationAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ["-id"]
     list_per_page = 50
-    # The row changes only through its transitions (tasks.services), never by hand.
+    # The row changes only through its transitions (tasks.services), never by hand, and is not deleted here.
     readonly_fields = [field.name for field in Computation._meta.fields] + ["flower"]
     actions = ["cancel", "retry"]
 
@@ -36,6 +40,9 @@ class ComputationAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Computation | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Computation | None = None) -> bool:
         return False
 
     @admin.display(description=_("run time"))
@@ -55,7 +62,11 @@ class ComputationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Retry the selected computations"), permissions=["view"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
-        done = services.retry(selection=_selection(queryset), actor=_actor(request)).changed
+        try:
+            done = throttling.retry(request, selection=_selection(queryset), actor=_actor(request)).changed
+        except throttling.Refused as refused:
+            self.message_user(request, refused.message, messages.ERROR)
+            return
         level = messages.SUCCESS if done else messages.WARNING
         self.message_user(
             request, ngettext("%d computation queued again.", "%d computations queued again.", done) % done, level

@@ -1,0 +1,103 @@
+"""Live partials: the protocol every polled piece of a page follows.
+
+A poll sends the ETag of what it shows (If-None-Match). The ETag is the change counter (tasks.changes) and a digest
+of everything else the HTML depends on, so an unchanged partial answers 304 before the view runs, touching no
+table. A changed one is rendered once per change for everyone who polls the same thing: the HTML is kept in the
+cache under a key made of the normalised inputs only (the partial's own address, the language, whether the broker
+answers, whose computations it shows), so junk in a query string or a cookie adds no key. Once nothing it shows is
+queued or running it answers 286, which stops the polling.
+"""
+
+import contextlib
+import hashlib
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.utils.translation import get_language
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import condition
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseStopPolling
+from redis.exceptions import RedisError
+
+from tasks import changes
+
+from . import health, theme
+from .access import owner_scope
+
+# A rendered partial is replaced at the next change; this only bounds how long an unpolled one stays.
+PARTIAL_CACHE_SECONDS = 120
+
+type Build = Callable[[], tuple[dict, bool]]
+
+
+def polled(view):
+    """For a view that polls: its ETag, revalidated on every request, one for the page and one for the partial."""
+    return vary_on_headers("HX-Request")(cache_control(no_cache=True)(condition(etag_func=_request_etag)(view)))
+
+
+def wants_partial(request: HttpRequest) -> bool:
+    # A history restore after "back" must get the whole page, even though htmx asks for it.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def poll_etag(request: HttpRequest, path: str) -> str | None:
+    """The ETag a poll of `path` (a partial's normalised address) from this request's person gets now; a page
+    embeds it so that its first poll can answer 304 too."""
+    version = _version(request)
+    return None if version is None else f"{version}-{_digest(*_depends_on(request, path))}"
+
+
+def partial(request: HttpRequest, template: str, path: str, build: Build) -> HttpResponse:
+    """The polled partial at `path`, its normalised address: `build()` gives its context and whether anything it
+    shows is in flight, and runs only when the cache has no rendering of this version."""
+    version = _version(request)
+    key = f"dashboard:partial:{_digest(template, *_depends_on(request, path))}"
+    cached = _cached(key) if version is not None else None
+    if cached is None or cached[0] != version:
+        context, in_flight = build()
+        cached = (version, render_to_string(template, context, request), in_flight)
+        if version is not None:
+            with contextlib.suppress(RedisError):
+                cache.set(key, cached, timeout=PARTIAL_CACHE_SECONDS)
+    _, content, in_flight = cached
+    return HttpResponse(content) if in_flight else HttpResponseStopPolling(content)
+
+
+def _depends_on(request: HttpRequest, path: str) -> tuple[object, ...]:
+    """What a partial's HTML depends on besides the counter, never anything else a client sends."""
+    owner = owner_scope(request)
+    return path, get_language(), health.broker_reachable(), owner.pk if owner else "*"
+
+
+def _request_etag(request: HttpRequest, *args: object, **kwargs: object) -> str | None:
+    if wants_partial(request):
+        return poll_etag(request, request.get_full_path())
+    version = _version(request)
+    if version is None:
+        return None
+    # A whole page also shows who is signed in and the colour scheme they chose: their session decides (read from
+    # its cookie, so a 304 touches no table).
+    who = request.COOKIES.get(settings.SESSION_COOKIE_NAME, ""), theme.chosen(request)
+    return f"{version}-{_digest('page', *_depends_on(request, request.get_full_path()), *who)}"
+
+
+def _version(request: HttpRequest) -> int | None:
+    """The change counter, read once per request."""
+    if not hasattr(request, "live_version"):
+        request.live_version = changes.current_version()
+    return request.live_version
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).hexdigest()
+
+
+def _cached(key: str) -> tuple[int | None, str, bool] | None:
+    try:
+        return cache.get(key)
+    except RedisError:
+        return None

@@ -1,0 +1,316 @@
+"""The edge, through HAProxy as a client on the network meets it: internal paths in every spelling, forwarded
+headers from clients and from a trusted front, basic-auth guessing, slow and chunked bodies, headers on what
+HAProxy and Flower answer, the cache kept apart from the broker."""
+
+import contextlib
+import http.client
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from compose.local.stack import START, Ports, Stack, free_ports
+from tests.helpers import wait_for
+
+pytestmark = [
+    pytest.mark.stack,
+    # The TLS front's certificate is made by the test itself.
+    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+]
+
+METRICS_SPELLINGS = [
+    "/metrics", "/%6detrics", "/metric%73", "/%6D%65%74%72%69%63%73", "/./metrics", "//metrics", "/x/../metrics",
+    "/%2e/metrics", "/x/%2E%2E/metrics", "/metrics%2f", "/%2fmetrics", "/metrics?x=1", "/./metrics/../metrics",
+]  # fmt: skip
+FLOWER_SPELLINGS = [
+    "/flower/metrics", "/flower/healthcheck", "/flower/%6detrics", "/flower//metrics", "/flower/./healthcheck",
+    "/flower/x/../metrics", "/flower/healthchec%6b", "/x/../flower/metrics", "//flower/healthcheck",
+    "/flower/%2e/metrics",
+]  # fmt: skip
+
+
+def raw_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """A GET with the path exactly as given (requests would resolve the dot segments itself)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("path", METRICS_SPELLINGS + FLOWER_SPELLINGS)
+def test_no_spelling_of_an_internal_path_passes_the_public_front(stack, path):
+    status, body = raw_get(stack.ports.front, path)
+    assert status in (400, 404), (status, body[:200])
+    assert "dashboard_computations" not in body and "flower_" not in body
+
+
+def test_internal_paths_are_served_on_the_monitoring_listener_only(stack):
+    monitor = f"http://127.0.0.1:{stack.ports.monitor}"
+    assert "dashboard_computations_in_flight" in requests.get(f"{monitor}/metrics", timeout=10).text
+    # A replica reached directly, by a client of this machine, is no monitoring listener.
+    status, _ = raw_get(stack.ports.web[0], "/metrics", {"X-Dashboard-Listener": "monitoring"})
+    assert status == 404
+
+
+def admin_session(url: str, environment: dict[str, str], **request_options: object) -> requests.Session:
+    session = requests.Session()
+    session.get(f"{url}/admin/login/", timeout=10, **request_options)
+    data = {
+        "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        "username": environment["ADMIN_USERNAME"],
+        "password": environment["ADMIN_PASSWORD"],
+        "next": "/admin/",
+    }
+    answer = session.post(f"{url}/admin/login/", data=data, headers={"Referer": f"{url}/admin/login/"}, timeout=10,
+                          **request_options)  # fmt: skip
+    assert answer.status_code == 200 and "/admin/logout/" in answer.text, answer.text[:300]
+    return session
+
+
+def cancel_through(url: str, headers: dict[str, str], **request_options: object) -> None:
+    """Submits a long computation and cancels it through the API with `headers`. A connection for each request:
+    uWSGI, reached directly, closes after each answer without saying so, and a reused connection would be reset."""
+    cookies = requests.get(f"{url}/", timeout=10, **request_options).cookies
+    token = cookies["csrftoken"]
+    origin = {"Referer": f"{url}/", "Origin": url}
+    submitted = requests.post(
+        f"{url}/computations/", headers={"HX-Request": "true", **origin}, cookies=cookies, timeout=10,
+        data={"csrfmiddlewaretoken": token, "operation": "add", "x": "1", "y": "2", "work_seconds": "30"},
+        **request_options,
+    )  # fmt: skip
+    pk = int(re.search(r'href="/computations/(\d+)/"', submitted.text).group(1))
+    cancelled = requests.post(f"{url}/api/computations/{pk}/cancel", cookies=cookies, timeout=10, **request_options,
+                              headers={"X-CSRFToken": token, **origin, **headers})  # fmt: skip
+    assert cancelled.status_code == 200, cancelled.text
+
+
+def audited_address(admin: requests.Session, url: str, **request_options: object) -> str:
+    """The client address of the newest entry of the audit trail, as the admin site lists it."""
+    page = admin.get(f"{url}/admin/tasks/auditentry/", timeout=10, **request_options).text
+    addresses = re.findall(r'<td class="field-address">([^<]*)</td>', page)
+    assert addresses, page[-2000:]
+    return addresses[0]
+
+
+def test_a_client_cannot_forge_its_address_or_scheme_through_the_front_or_a_replica(stack):
+    admin = admin_session(stack.url, stack.environment)
+    forged = {"X-Forwarded-For": "203.0.113.50", "X-Forwarded-Proto": "https"}
+    cancel_through(stack.url, forged)
+    assert audited_address(admin, stack.url) == "127.0.0.1"
+    replica = f"http://127.0.0.1:{stack.ports.web[0]}"
+    cancel_through(replica, forged)
+    assert audited_address(admin, stack.url) == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def https_replicas(stack) -> Iterator[Stack]:
+    """The production setting, HTTPS on, in two replicas behind an HAProxy of the stack's configuration that trusts
+    a front on 127.0.0.1 (HAPROXY_TRUSTED_FRONTS)."""
+    environment = {**stack.environment, "HTTPS": "true", "HAPROXY_TRUSTED_FRONTS": "127.0.0.1/32"}
+    replicas = Stack(environment, Ports.free(), output=stack.output)
+    try:
+        replicas.start("web1", "web2", "haproxy")
+        wait_for(lambda: {"web/web1", "web/web2"} <= replicas.servers_up(), timeout=60)
+        yield replicas
+    finally:
+        replicas.stop()
+
+
+@contextlib.contextmanager
+def tls_terminator(directory: Path, backend_port: int) -> Iterator[str]:
+    """A second HAProxy that ends TLS in front of `backend_port` and says which client it saw (198.51.100.20, as a
+    load balancer would) and that it spoke HTTPS; yields its https:// URL."""
+    certificate = directory / "edge.pem"
+    if not certificate.exists():
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-keyout", directory / "key.pem", "-out", directory / "cert.pem"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        certificate.write_bytes((directory / "cert.pem").read_bytes() + (directory / "key.pem").read_bytes())
+    (port,) = free_ports(1)
+    config = directory / f"tls-{port}.cfg"
+    config.write_text(f"""
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 40s
+frontend tls
+    bind 127.0.0.1:{port} ssl crt {certificate}
+    http-request set-header X-Forwarded-For 198.51.100.20
+    http-request set-header X-Forwarded-Proto https
+    default_backend dashboard
+backend dashboard
+    server haproxy 127.0.0.1:{backend_port}
+""")
+    process = subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", config], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _status(f"{url}/healthz", verify=False) == 200, timeout=20)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_behind_a_trusted_tls_front_pages_answer_and_its_client_address_is_kept(
+    stack, https_replicas, tmp_path_factory
+):
+    with tls_terminator(tmp_path_factory.mktemp("tls"), https_replicas.ports.front) as url:
+        page = requests.get(f"{url}/", verify=False, timeout=10, allow_redirects=False)
+        assert page.status_code == 200, "no redirect to https: the front's X-Forwarded-Proto was kept"
+        assert "Secure" in page.headers["Set-Cookie"]
+        assert "max-age=31536000" in page.headers["Strict-Transport-Security"]
+        admin = admin_session(url, stack.environment, verify=False)
+        cancel_through(url, {"X-Forwarded-For": "203.0.113.66"}, verify=False)
+        assert audited_address(admin, url, verify=False) == "198.51.100.20"
+
+
+def test_a_front_that_is_not_trusted_has_its_forwarded_headers_overwritten(https_replicas, tmp_path_factory):
+    """The same replicas behind an HAProxy that trusts no front: whoever claims https is sent to https, forever
+    behind a TLS terminator it was not told about (so HAPROXY_TRUSTED_FRONTS must name it)."""
+    with second_haproxy(https_replicas, HAPROXY_TRUSTED_FRONTS="") as front:
+        claimed = requests.get(f"http://127.0.0.1:{front}/", headers={"X-Forwarded-Proto": "https"}, timeout=10,
+                               allow_redirects=False)  # fmt: skip
+        assert claimed.status_code == 301 and claimed.headers["Location"].startswith("https://")
+        with tls_terminator(tmp_path_factory.mktemp("tls"), front) as url:
+            page = requests.get(f"{url}/", verify=False, timeout=10, allow_redirects=False)
+            assert page.status_code == 301
+
+
+@contextlib.contextmanager
+def second_haproxy(stack: Stack, **environment: str) -> Iterator[int]:
+    """Another HAProxy with the stack's configuration in front of the stack's replicas; yields its port."""
+    front, monitor = free_ports(2)
+    process = subprocess.Popen(
+        [START / "haproxy"],
+        env={**stack.environment, "HAPROXY_BIND": f"127.0.0.1:{front}", "HAPROXY_MONITOR_BIND": f"127.0.0.1:{monitor}",
+             **environment},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _status(f"http://127.0.0.1:{front}/healthz") == 200, timeout=20)
+        yield front
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _status(url: str, **options: object) -> int | None:
+    try:
+        return requests.get(url, timeout=5, **options).status_code
+    except requests.RequestException:
+        return None
+
+
+@pytest.mark.parametrize("path, user, password", [
+    ("/haproxy/stats", "STATS_USER", "STATS_PASSWORD"), ("/flower/", "FLOWER_USER", "FLOWER_PASSWORD"),
+])  # fmt: skip
+def test_guessing_a_basic_auth_password_is_slowed_down(stack, path, user, password):
+    with second_haproxy(stack, LOGIN_RATE_LIMIT="3/m") as front:
+        url = f"http://127.0.0.1:{front}{path}"
+        right = (stack.environment[user], stack.environment[password])
+        assert requests.get(url, auth=right, timeout=10).status_code == 200, "right ones never count"
+        guesses = [requests.get(url, auth=(right[0], f"guess-{n}"), timeout=10).status_code for n in range(3)]
+        refused = requests.get(url, auth=right, timeout=10)
+        assert guesses == [401, 401, 401]
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+        assert requests.get(f"http://127.0.0.1:{front}/healthz", timeout=10).status_code == 200, "the rest is open"
+
+
+def test_a_slow_or_truncated_body_holds_no_replica_thread(stack):
+    """Twenty clients each announce a 1,000-byte body and send 10 bytes: HAProxy waits for them (and gives up
+    after its request timeout), the replicas' 16 threads serve everyone else meanwhile."""
+    stalled = []
+    for _ in range(20):
+        client = socket.create_connection(("127.0.0.1", stack.ports.front))
+        client.sendall(b"POST /computations/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        stalled.append(client)
+    try:
+        started = time.monotonic()
+        answers = [requests.get(f"{stack.url}/healthz", timeout=10).status_code for _ in range(20)]
+        served_in = time.monotonic() - started
+        for client in stalled:
+            client.settimeout(15)
+            assert client.recv(100).startswith(b"HTTP/1.1 408"), "HAProxy ends the wait"
+    finally:
+        for client in stalled:
+            client.close()
+    assert answers == [200] * 20 and served_in < 3, served_in
+
+
+def test_a_chunked_body_is_refused_with_the_reason(stack):
+    def chunks() -> Iterator[bytes]:
+        yield b"operation=add&x=1&y=2"
+
+    answer = requests.post(f"{stack.url}/computations/", data=chunks(), timeout=10)
+    assert answer.status_code == 411 and "Content-Length" in answer.text
+
+
+def test_flower_the_stats_page_and_haproxys_own_answers_cannot_be_framed(stack):
+    flower = (stack.environment["FLOWER_USER"], stack.environment["FLOWER_PASSWORD"])
+    stats = (stack.environment["STATS_USER"], stack.environment["STATS_PASSWORD"])
+    answers = {
+        "flower": requests.get(f"{stack.url}/flower/", auth=flower, timeout=10),
+        "flower 401": requests.get(f"{stack.url}/flower/", timeout=10),
+        "stats": requests.get(f"{stack.url}/haproxy/stats", auth=stats, timeout=10),
+        "413": requests.post(f"{stack.url}/computations/", data=b"x" * (1024 * 1024 + 1), timeout=10),
+        "404": requests.get(f"{stack.url}/metrics", timeout=10),
+    }
+    for name, answer in answers.items():
+        assert answer.headers["X-Frame-Options"] == "DENY", name
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"], name
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", name
+    assert answers["flower"].status_code == 200 and answers["flower 401"].status_code == 401
+    dashboard = requests.get(f"{stack.url}/", timeout=10)
+    assert "script-src 'self'" in dashboard.headers["Content-Security-Policy"], "the dashboard keeps its own policy"
+
+
+def test_flowers_password_is_not_on_any_command_line(stack):
+    password = stack.environment["FLOWER_PASSWORD"].encode()
+    flower = stack.processes["flower"].pid
+    assert b"flower" in Path(f"/proc/{flower}/cmdline").read_bytes()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            assert password not in cmdline.read_bytes(), cmdline
+
+
+def test_the_cache_has_a_bounded_server_of_its_own_and_filling_it_refuses_no_work(stack):
+    cache = redis.Redis.from_url(stack.environment["CACHE_URL"])
+    broker = redis.Redis.from_url(stack.environment["REDIS_URL"])
+    assert cache.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
+    bound = int(cache.config_get("maxmemory")["maxmemory"])
+    assert 0 < bound <= 256 * 1024 * 1024
+    assert cache.connection_pool.connection_kwargs["port"] != broker.connection_pool.connection_kwargs["port"]
+    junk = os.urandom(1024 * 1024)
+    for start in range(0, 2 * bound // len(junk), 16):
+        with cache.pipeline(transaction=False) as pipe:
+            for n in range(start, start + 16):
+                pipe.set(f"junk:{n}", junk)
+            pipe.execute()
+    assert int(cache.info("memory")["used_memory"]) <= bound * 1.1
+    assert cache.info("stats")["evicted_keys"] > 0
+    session = requests.Session()
+    session.get(f"{stack.url}/", timeout=10)
+    token = session.cookies["csrftoken"]
+    answer = session.post(f"{stack.url}/computations/", headers={"HX-Request": "true"}, timeout=10,
+                          data={"csrfmiddlewaretoken": token, "operation": "add", "x": "2", "y": "3"})  # fmt: skip
+    pk = int(re.search(r'href="/computations/(\d+)/"', answer.text).group(1))
+
+    def ended() -> dict | None:
+        data = requests.get(f"{stack.url}/api/computations/{pk}", timeout=10).json()
+        return data if data["status"] == "succeeded" else None
+
+    assert wait_for(ended, timeout=30)["result"] == "5"
