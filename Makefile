@@ -18,10 +18,11 @@ run: setup  ## Run the whole stack; the dashboard at http://127.0.0.1:8000/ (Ctr
 dev: setup  ## Run Django's development server and one worker instead (DEBUG on)
 	@$(VENV)/bin/python -m compose.local.stack --dev
 
-test:  ## Run the whole test suite (lint, unit, integration, stack, browser) against the local MySQL and Redis
+test:  ## Run the whole test suite (lint, unit, integration, stack, browser, faults, containers), then the integration layer on MySQL 9.7
 	@compose/local/setup --test
 	@$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest
+	TEST_DATABASE=mysql $(VENV)/bin/pytest tests/integration
 
 faults:  ## The fault tests in full: 10,000 submissions, 20 worker kills, outages (figures in var/faults.txt)
 	@compose/local/setup --test

@@ -45,6 +45,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_HTTPONLY = LANGUAGE_COOKIE_HTTPONLY = True
 
+# Set by compose/start/web: while this file exists the replica is stopping, and /healthz says so.
+WEB_DRAIN_FILE = env.str("WEB_DRAIN_FILE", default="")
+
 # Accounts (dashboard/access.py): off, the dashboard is open to whoever reaches it; on, every page, the API and the
 # exports need a signed-in person, who sees their own computations (staff see all).
 DASHBOARD_LOGIN_REQUIRED = env.bool("DASHBOARD_LOGIN_REQUIRED", default=False)

@@ -7,8 +7,10 @@ who polls them, and stop the polling (286) once nothing is queued or running.
 """
 
 import dataclasses
+import os
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count
@@ -310,7 +312,10 @@ def server_error(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
-    """The process is up; touches nothing else, so a database outage does not take every replica out."""
+    """The process is up; touches nothing else, so a database outage does not take every replica out. 503 while
+    the replica drains before it stops (compose/start/web), so HAProxy sends it nothing new."""
+    if settings.WEB_DRAIN_FILE and os.path.exists(settings.WEB_DRAIN_FILE):
+        return HttpResponse("draining\n", content_type="text/plain", status=503)
     return HttpResponse("ok\n", content_type="text/plain")
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -27,7 +28,8 @@ from .operations import Inputs, Number, Operation, expand_range
 logger = logging.getLogger(__name__)
 
 # Celery's own limits sit above the run's cooperative one (checked at each progress report): the soft one stops
-# an operation stuck between reports, the hard one kills its process.
+# an operation stuck between reports, the hard one kills its process. Both leave room for a database outage that
+# a run waits out (COMPUTATION_DATABASE_RETRY_SECONDS), which the cooperative limit does not count.
 SOFT_LIMIT_MARGIN, HARD_LIMIT_MARGIN = 10, 20
 QUEUE_CHECK_SECONDS = 1
 QUEUE_FULL_KEY = "dashboard:queue-full"
@@ -301,7 +303,11 @@ def enqueue_many(computations: Sequence[Computation], *, record: bool = True) ->
     try:
         with current_app.producer_or_acquire() as producer:
             for computation in computations:
-                time_limit = (computation.spec.time_limit if computation.spec else 0) + computation.work_seconds
+                time_limit = (
+                    (computation.spec.time_limit if computation.spec else 0)
+                    + computation.work_seconds
+                    + settings.COMPUTATION_DATABASE_RETRY_SECONDS
+                )
                 jobs.run_computation.apply_async(
                     (
                         computation.pk,

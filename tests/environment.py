@@ -7,6 +7,8 @@ DATABASE_URL may point the tests at another MySQL; pytest-django creates and dro
 
 import os
 
+import pytest
+
 TEST_ENVIRONMENT = {
     "DEBUG": "false",
     # The test client speaks plain HTTP; the HTTPS settings have a test of their own (check --deploy).
@@ -26,3 +28,19 @@ TEST_ENVIRONMENT = {
 
 os.environ.update(TEST_ENVIRONMENT)
 os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/dashboard")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """TEST_DATABASE=mysql: the run goes to a private MySQL 9.7 (tests.servers.PrivateMySQL), started here before
+    pytest-django sets Django up, and removed when the run ends; `make test` runs the integration layer so too."""
+    if os.environ.get("TEST_DATABASE") != "mysql":
+        return
+    from compose.local.stack import free_ports
+    from tests.containers.standins import STANDINS
+    from tests.servers import PrivateMySQL
+
+    server = PrivateMySQL(STANDINS["mysql"].root(), free_ports(1)[0])
+    server.start()
+    early_config.add_cleanup(server.remove)
+    os.environ["DATABASE_URL"] = server.url("dashboard")

@@ -1,7 +1,11 @@
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import requests
 
@@ -45,5 +49,46 @@ class DashboardClient:
         return int(found.group(1)) if found and response.status_code == 200 else None
 
 
+# A worker's log lines of a run: "computation 12 attempt 2 started", "computation 13 instant run ended", ...
+WORKER_LINE = re.compile(r"computation (\d+) (?:attempt \d+|instant run) (started|ended)")
+
 # The headers htmx sends with every request it makes.
 HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@contextmanager
+def readers(url: str, count: int = 4) -> Iterator[tuple[Counter, list[str]]]:
+    """`count` clients reading the dashboard and its list at `url` while the block runs: the statuses they got,
+    and the errors (no answer at all)."""
+    statuses: Counter = Counter()
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def read(path: str) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    statuses[session.get(f"{url}{path}", timeout=30).status_code] += 1
+                except requests.RequestException as error:
+                    errors.append(repr(error))
+                time.sleep(0.05)  # about 80 requests a second in all, under HAProxy's per-address limit
+
+    paths = ["/", "/computations/?status=failed"] * count
+    threads = [threading.Thread(target=read, args=(path,)) for path in paths[:count]]
+    for thread in threads:
+        thread.start()
+    try:
+        yield statuses, errors
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+def report(path: Path, name: str, **figures: object) -> None:
+    """Prints a test's figures and appends them, dated, to `path` (under var/)."""
+    line = f"{name}: " + ", ".join(f"{key}={value}" for key, value in figures.items())
+    print(f"\n{line}", flush=True)
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as out:
+        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")

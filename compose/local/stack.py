@@ -148,10 +148,12 @@ class Stack:
             os.killpg(self.processes[name].pid, signum)
 
     def stop(self, *names: str, timeout: float = 20) -> None:
-        """TERM, then KILL what is still there after `timeout` seconds; waits for every process to be gone."""
+        """TERM to each process, as Docker sends it to a container's first one (which stops the rest in its own
+        order), then KILL what is still there after `timeout` seconds; waits for every process to be gone."""
         names = names or tuple(reversed(self.processes))
         for name in names:
-            self.signal(name, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                self.processes[name].send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for name in names:
             process = self.processes[name]

@@ -14,6 +14,9 @@ export WEB_TIMEOUT="${WEB_TIMEOUT:-30}"
 # Recycling costs a worker's warm caches; memory (300 MB) is the first guard, this count the second.
 export WEB_MAX_REQUESTS="${WEB_MAX_REQUESTS:-100000}"
 export WEB_MAX_REQUESTS_DELTA=$((WEB_MAX_REQUESTS / 5))
+# Seconds a stopping replica fails its health check while it still serves (HAProxy needs two failed checks, 1 s
+# apart, to take it out).
+export WEB_DRAIN_SECONDS="${WEB_DRAIN_SECONDS:-3}"
 # Flower, under /flower behind HAProxy.
 export FLOWER_BIND="${FLOWER_BIND:-0.0.0.0:5555}"
 export FLOWER_MAX_TASKS="${FLOWER_MAX_TASKS:-10000}"

@@ -1,5 +1,4 @@
 import os
-import re
 import secrets
 import time
 from collections import Counter
@@ -9,15 +8,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from compose.local.stack import ROOT, START, VENV_BIN, Ports, Stack, free_ports
-
-from .servers import PrivateMariaDB, PrivateRedis
+from tests import helpers
+from tests.helpers import WORKER_LINE
+from tests.servers import PrivateMariaDB, PrivateRedis
 
 # `make faults` (FAULTS=full) runs the figures the reliability issue asks for; `make test` a short form.
 FULL = os.environ.get("FAULTS") == "full"
 
 REPORT = ROOT / "var" / "faults.txt"
-# The worker's log: "computation 12 attempt 2 started", "computation 13 instant run ended", ...
-WORKER_LINE = re.compile(r"computation (\d+) (?:attempt \d+|instant run) (started|ended)")
 
 
 @dataclass
@@ -124,8 +122,4 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
 
 def report(name: str, **figures: object) -> None:
     """Prints a test's figures and appends them to var/faults.txt."""
-    line = f"{name}: " + ", ".join(f"{key}={value}" for key, value in figures.items())
-    print(f"\n{line}", flush=True)
-    REPORT.parent.mkdir(exist_ok=True)
-    with REPORT.open("a") as out:
-        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {'full' if FULL else 'short'} {line}\n")
+    helpers.report(REPORT, f"{'full' if FULL else 'short'} {name}", **figures)

@@ -1,7 +1,6 @@
 """The local stack, driven over HTTP through HAProxy as people and operators use it."""
 
 import re
-import threading
 import time
 from collections import Counter
 
@@ -10,7 +9,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from compose.local.stack import Stack
-from tests.helpers import wait_for
+from tests.helpers import readers, wait_for
+from tests.probe import probe
 
 pytestmark = pytest.mark.stack
 
@@ -166,35 +166,23 @@ def test_both_replicas_serve_requests(stack):
 @pytest.mark.parametrize("how", ["killed", "stopped"])
 def test_losing_a_replica_while_requests_flow_fails_no_get(stack, how):
     """Four clients GET the dashboard and its list while one replica dies (kill -9) or stops (TERM)."""
-    statuses: Counter = Counter()
-    errors: list[str] = []
-    stop = threading.Event()
-
-    def client(path: str) -> None:
-        with requests.Session() as session:
-            while not stop.is_set():
-                try:
-                    statuses[session.get(f"{stack.url}{path}", timeout=15).status_code] += 1
-                except requests.RequestException as error:
-                    errors.append(repr(error))
-
-    threads = [threading.Thread(target=client, args=(path,)) for path in ("/", "/computations/?status=failed") * 2]
-    for thread in threads:
-        thread.start()
-    try:
-        time.sleep(1.5)
-        if how == "killed":
-            stack.kill("web1")
-        else:
-            stack.stop("web1")
-        time.sleep(3)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        stack.start("web1")
-        wait_for(lambda: "web/web1" in stack.servers_up(), timeout=30)
+    with readers(stack.url) as (statuses, errors):
+        try:
+            time.sleep(1.5)
+            if how == "killed":
+                stack.kill("web1")
+            else:
+                stack.stop("web1")
+            time.sleep(3)
+        finally:
+            stack.start("web1")
+    wait_for(lambda: "web/web1" in stack.servers_up(), timeout=30)
     total = sum(statuses.values()) + len(errors)
     print(f"\nreplica {how}: {total} GETs, {dict(statuses)}, {len(errors)} errors")
     assert total > 50
     assert errors == [] and set(statuses) == {200}, (statuses, errors[:3])
+
+
+def test_the_deployment_probe_passes(stack):
+    """The same first checks the container tests make of the Compose deployment."""
+    probe(stack.url, stack.environment)

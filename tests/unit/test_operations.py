@@ -149,6 +149,19 @@ def test_a_run_past_its_time_limit_stops_at_its_next_report():
     assert "1 seconds" in str(stopped.value)
 
 
+def test_time_spent_recording_progress_does_not_count_against_the_limit():
+    """A report that waits on the database (an outage, a restart) delays the run; it does not fail it."""
+
+    def steps(inputs: operations.Inputs, report: operations.ProgressCallback) -> str:
+        for step in range(4):
+            report(step, 4)
+            time.sleep(0.1)
+        return "done"
+
+    quick = operations.Operation("quick", "Quick", (), steps, time_limit=1, reports_progress=True)
+    assert operations.run(quick, {}, work_seconds=0, report_progress=lambda done, total: time.sleep(0.4)) == "done"
+
+
 def test_a_report_that_raises_stops_the_operation_there():
     class Stop(Exception):
         pass
