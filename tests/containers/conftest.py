@@ -153,6 +153,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
     assert not re.search(r"^(docker0|br-|veth)", links, re.MULTILINE), links
     assert "DOCKER" not in subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    assert str(engine.data_root) not in Path("/proc/mounts").read_text(), "the engine's state is still mounted"
 
 
 def env_file(directory: Path, values: dict[str, str]) -> Path:

@@ -147,6 +147,9 @@ class Engine:
         # containerd and its shims, started by dockerd in its session, end with it; anything left is killed.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        # dockerd bind-mounts its state directory on itself and undoes it only when it stops cleanly.
+        if str(self.data_root) in Path("/proc/mounts").read_text():
+            _run("umount", "--lazy", self.data_root, check=False)
         self._restore_network()
         self.process = None
 

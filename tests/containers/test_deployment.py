@@ -56,6 +56,26 @@ def test_the_probe_passes_through_the_published_port(deployment: Deployment):
     probe(deployment.url, deployment.values)
 
 
+def test_the_audit_trail_records_the_clients_address_not_haproxys(deployment: Deployment):
+    """With .env.example's TRUSTED_PROXIES (empty: Compose's private ranges), the replicas believe HAProxy, which
+    saw this client as the bridge's gateway (Docker's proxy of the published port)."""
+    browser = DashboardClient(deployment.url)
+    pk = browser.submitted_id(browser.submit(operation="add", x="1", y="1", work_seconds="30"))
+    cancelled = browser.session.post(
+        f"{deployment.url}/api/computations/{pk}/cancel", headers={"X-CSRFToken": browser.token}, timeout=10
+    )
+    assert cancelled.status_code == 200
+    (address,) = deployment.sql("SELECT address FROM tasks_auditentry ORDER BY id DESC LIMIT 1")[0]
+    network = f"{deployment.project}_default"
+    gateway = deployment.engine.docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}",
+                                       network).stdout.strip()  # fmt: skip
+    haproxy = deployment.containers("haproxy")[0]["Name"]
+    haproxy_address = deployment.engine.docker(
+        "inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', haproxy
+    ).stdout.strip()
+    assert address == gateway and address != haproxy_address, (address, gateway, haproxy_address)
+
+
 def test_scaling_the_web_down_and_up_fails_no_get_and_replays_no_post(deployment: Deployment):
     marker = uuid.uuid4().int % 10**6 * 10**6
     posted: Counter = Counter()
