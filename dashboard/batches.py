@@ -34,11 +34,10 @@ def new_batch(request: HttpRequest) -> HttpResponse:
 def create_batch(request: HttpRequest) -> HttpResponse:
     form = BatchForm(request.POST)
     try:
-        throttling.count_submission(request)
-        if not form.is_valid():
-            return _refused(request, form, status=422)
-        with throttling.queue_room():
-            batch = services.submit_batch(
+        batch = throttling.submission(
+            request,
+            form,
+            lambda: services.submit_batch(
                 operation=form.spec,
                 varied=form.cleaned_data["varied"],
                 start=form.cleaned_data["start"],
@@ -48,7 +47,8 @@ def create_batch(request: HttpRequest) -> HttpResponse:
                 work_seconds=form.work,
                 idempotency_key=form.cleaned_data["idempotency_key"],
                 owner=owner_of_new(request),
-            )
+            ),
+        )
     except throttling.Refused as refused:
         return _refused(request, form, refused.message, status=refused.status, retry_after=refused.retry_after)
     if request.htmx:

@@ -7,9 +7,10 @@ and is refused when the queue has no room for it (Refused, with the status and t
 """
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
+from django.forms import Form
 from django.http import HttpRequest
 from django.utils.translation import gettext, ngettext
 from django_ratelimit.core import get_usage
@@ -21,9 +22,10 @@ QUEUE_FULL_RETRY_SECONDS = 60
 
 
 class Refused(Exception):
-    """The request queued nothing: past the client's limit (429) or the queue's cap (503)."""
+    """The request queued nothing: invalid (422, the form says why), past the client's limit (429) or the
+    queue's cap (503)."""
 
-    def __init__(self, message: str, *, status: int, retry_after: int):
+    def __init__(self, message: str, *, status: int, retry_after: int | None = None):
         super().__init__(message)
         self.message, self.status, self.retry_after = message, status, retry_after
 
@@ -49,6 +51,16 @@ def queue_room() -> Iterator[None]:
                 full.room,
             ) % {"room": full.room, "wanted": full.wanted}
         raise Refused(message, status=503, retry_after=QUEUE_FULL_RETRY_SECONDS) from full
+
+
+def submission[T](request: HttpRequest, form: Form, submit: Callable[[], T]) -> T:
+    """A submission from a web request: counted against the client's limit (429), validated (422), and submitted
+    if the queue has room (503); raises Refused, which says which, having recorded nothing."""
+    count_submission(request)
+    if not form.is_valid():
+        raise Refused("", status=422)
+    with queue_room():
+        return submit()
 
 
 def retry(request: HttpRequest, *, selection: services.Selection, actor: services.Actor) -> services.Outcome:

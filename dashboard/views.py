@@ -141,17 +141,17 @@ def _with_flight(context: dict) -> tuple[dict, bool]:
 def create_computation(request: HttpRequest) -> HttpResponse:
     form = ComputationForm(request.POST)
     try:
-        throttling.count_submission(request)
-        if not form.is_valid():
-            return _form_refused(request, form, status=422)
-        with throttling.queue_room():
-            computation = services.submit(
+        computation = throttling.submission(
+            request,
+            form,
+            lambda: services.submit(
                 operation=form.spec,
                 inputs=form.inputs,
                 work_seconds=form.work,
                 idempotency_key=form.cleaned_data["idempotency_key"],
                 owner=owner_of_new(request),
-            )
+            ),
+        )
     except throttling.Refused as refused:
         return _form_refused(request, form, refused.message, status=refused.status, retry_after=refused.retry_after)
     if request.htmx:

@@ -3,7 +3,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -92,3 +92,21 @@ def report(path: Path, name: str, **figures: object) -> None:
     path.parent.mkdir(exist_ok=True)
     with path.open("a") as out:
         out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+
+def admin_session(url: str, environment: Mapping[str, str], *, landing: str = "/admin/",
+                  **request_options: object) -> tuple[requests.Session, requests.Response]:  # fmt: skip
+    """Signs the admin user of `environment` in to the admin site at `url`; the session, and the page it landed on
+    (`landing`)."""
+    session = requests.Session()
+    session.get(f"{url}/admin/login/", timeout=10, **request_options)
+    data = {
+        "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        "username": environment["ADMIN_USERNAME"],
+        "password": environment["ADMIN_PASSWORD"],
+        "next": landing,
+    }
+    page = session.post(f"{url}/admin/login/", data=data, headers={"Referer": f"{url}/admin/login/"}, timeout=10,
+                        **request_options)  # fmt: skip
+    assert page.status_code == 200 and "/admin/logout/" in page.text and page.url.endswith(landing), page.text[:300]
+    return session, page

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import requests
 
-from tests.helpers import wait_for
+from tests.helpers import admin_session, wait_for
 
 OPERATIONS = {
     "add": ({"x": "2", "y": "3"}, "5"),
@@ -30,15 +30,7 @@ def probe(url: str, environment: Mapping[str, str]) -> None:
     flower = f"{url}/flower/"
     assert requests.get(flower, timeout=10).status_code == 401
     assert requests.get(flower, auth=(environment["FLOWER_USER"], environment["FLOWER_PASSWORD"]), timeout=10).ok
-    admin = requests.Session()
-    admin.get(f"{url}/admin/login/", timeout=10)
-    signed_in = admin.post(
-        f"{url}/admin/login/",
-        data={"csrfmiddlewaretoken": admin.cookies["csrftoken"], "username": environment["ADMIN_USERNAME"],
-              "password": environment["ADMIN_PASSWORD"], "next": "/admin/"},
-        timeout=10,
-    )  # fmt: skip
-    assert signed_in.ok and "/admin/logout/" in signed_in.text
+    admin_session(url, environment)
     for internal in ("/metrics", "/flower/metrics", "/flower/healthcheck"):
         assert requests.get(f"{url}{internal}", timeout=10).status_code == 404, internal
 

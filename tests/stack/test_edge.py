@@ -17,7 +17,7 @@ import redis
 import requests
 
 from compose.local.stack import START, Ports, Stack, free_ports
-from tests.helpers import wait_for
+from tests.helpers import admin_session, wait_for
 
 pytestmark = [
     pytest.mark.stack,
@@ -62,21 +62,6 @@ def test_internal_paths_are_served_on_the_monitoring_listener_only(stack):
     assert status == 404
 
 
-def admin_session(url: str, environment: dict[str, str], **request_options: object) -> requests.Session:
-    session = requests.Session()
-    session.get(f"{url}/admin/login/", timeout=10, **request_options)
-    data = {
-        "csrfmiddlewaretoken": session.cookies["csrftoken"],
-        "username": environment["ADMIN_USERNAME"],
-        "password": environment["ADMIN_PASSWORD"],
-        "next": "/admin/",
-    }
-    answer = session.post(f"{url}/admin/login/", data=data, headers={"Referer": f"{url}/admin/login/"}, timeout=10,
-                          **request_options)  # fmt: skip
-    assert answer.status_code == 200 and "/admin/logout/" in answer.text, answer.text[:300]
-    return session
-
-
 def cancel_through(url: str, headers: dict[str, str], **request_options: object) -> None:
     """Submits a long computation and cancels it through the API with `headers`. A connection for each request:
     uWSGI, reached directly, closes after each answer without saying so, and a reused connection would be reset."""
@@ -103,7 +88,7 @@ def audited_address(admin: requests.Session, url: str, **request_options: object
 
 
 def test_a_client_cannot_forge_its_address_or_scheme_through_the_front_or_a_replica(stack):
-    admin = admin_session(stack.url, stack.environment)
+    admin, _ = admin_session(stack.url, stack.environment)
     forged = {"X-Forwarded-For": "203.0.113.50", "X-Forwarded-Proto": "https"}
     cancel_through(stack.url, forged)
     assert audited_address(admin, stack.url) == "127.0.0.1"
@@ -173,7 +158,7 @@ def test_behind_a_trusted_tls_front_pages_answer_and_its_client_address_is_kept(
         assert page.status_code == 200, "no redirect to https: the front's X-Forwarded-Proto was kept"
         assert "Secure" in page.headers["Set-Cookie"]
         assert "max-age=31536000" in page.headers["Strict-Transport-Security"]
-        admin = admin_session(url, stack.environment, verify=False)
+        admin, _ = admin_session(url, stack.environment, verify=False)
         cancel_through(url, {"X-Forwarded-For": "203.0.113.66"}, verify=False)
         assert audited_address(admin, url, verify=False) == "198.51.100.20"
 

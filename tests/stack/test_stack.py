@@ -9,7 +9,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from compose.local.stack import Stack
-from tests.helpers import readers, wait_for
+from tests.helpers import admin_session, readers, wait_for
 from tests.probe import probe
 
 pytestmark = pytest.mark.stack
@@ -121,15 +121,9 @@ def test_the_admin_requires_login_and_shows_computations(stack):
         timeout=10,
     )
     assert "Please enter the correct username and password" in bad.text
-    good = session.post(
-        f"{stack.url}/admin/login/?next=/admin/tasks/computation/",
-        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "username": env["ADMIN_USERNAME"],
-              "password": env["ADMIN_PASSWORD"], "next": "/admin/tasks/computation/"},
-        timeout=10,
-    )  # fmt: skip
-    assert good.status_code == 200 and good.url.endswith("/admin/tasks/computation/")
-    assert f"/admin/tasks/computation/{pk}/change/" in good.text
-    detail = session.get(f"{stack.url}/admin/tasks/computation/{pk}/change/", timeout=10)
+    admin, changelist = admin_session(stack.url, env, landing="/admin/tasks/computation/")
+    assert f"/admin/tasks/computation/{pk}/change/" in changelist.text
+    detail = admin.get(f"{stack.url}/admin/tasks/computation/{pk}/change/", timeout=10)
     assert detail.status_code == 200 and "/flower/task/" in detail.text
 
 
