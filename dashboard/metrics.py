@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from tasks import jobs
+from tasks import broker
 from tasks import metrics as recorded
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
@@ -43,7 +43,7 @@ class ComputationCollector(Collector):
         yield in_flight
         # The broker down, no figure rather than a wrong one.
         with contextlib.suppress(BrokerUnreachable):
-            yield GaugeMetricFamily("dashboard_queue_depth", "Tasks waiting in the broker.", jobs.queue_length())
+            yield GaugeMetricFamily("dashboard_queue_depth", "Tasks waiting in the broker.", broker.queue_length())
 
     def _recorded(self) -> Iterator[object]:
         try:

@@ -8,16 +8,15 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from celery import Task, current_app, shared_task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
-from kombu.exceptions import ChannelError
 from redis.exceptions import RedisError
 
-from . import metrics, operations, services, store
+from . import broker, metrics, operations, services, store
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, TimeLimitExceeded, gettext_noop
 
@@ -68,7 +67,7 @@ class ProgressWriter:
             self.percent, self.written = percent, time.monotonic()
 
 
-@shared_task(bind=True, name="tasks.run_computation", max_retries=60)
+@shared_task(bind=True, name=broker.RUN_COMPUTATION, max_retries=60)
 def run_computation(
     self: Task,
     computation_id: int,
@@ -81,7 +80,7 @@ def run_computation(
     instant computation is computed and recorded without reading the row first."""
     rows = Computation.objects.filter(pk=computation_id)
     spec = REGISTRY.get(operation or "")
-    instant = spec is not None and inputs is not None and not spec.reports_progress and work_seconds == 0
+    instant = spec is not None and inputs is not None and spec.is_instant(work_seconds)
     if instant and _run_at_once(self, computation_id, spec, inputs, created):
         return
     # Not instant, or not queued any more (cancelled, ended, or left running by a worker that died): the claim
@@ -112,7 +111,7 @@ def run_computation(
         status, failure = Status.FAILED, error
         outcome = persist(lambda: rows.fail(attempt=attempt, error=failure))
     except SoftTimeLimitExceeded:
-        status, limit = Status.FAILED, TimeLimitExceeded(spec.time_limit + computation.work_seconds)
+        status, limit = Status.FAILED, TimeLimitExceeded(computation.time_limit)
         outcome = persist(lambda: rows.fail(attempt=attempt, error=limit))
     except (OperationalError, InterfaceError):
         # The database stayed away longer than the retries: the row keeps running until its heartbeat goes
@@ -176,14 +175,14 @@ def _not_claimed(task: Task, rows: ComputationQuerySet) -> None:
     raise task.retry(countdown=settings.COMPUTATION_STALE_AFTER_SECONDS)
 
 
-@shared_task(name="tasks.send_tasks", ignore_result=True, time_limit=60)
+@shared_task(name=broker.SEND_TASKS, ignore_result=True, time_limit=60)
 def send_tasks(pks: list[int]) -> None:
     """Sends the tasks of a chunk of computations, those still queued (services.dispatch hands large sets to
     workers). Delivered again if its worker dies: a task sent twice runs once."""
     services.enqueue_many(list(Computation.objects.filter(pk__in=pks, status=Status.QUEUED).order_by("pk")))
 
 
-@shared_task(name="tasks.sweep", ignore_result=True, time_limit=120)
+@shared_task(name=broker.SWEEP, ignore_result=True, time_limit=120)
 def sweep() -> None:
     """Celery beat runs this every COMPUTATION_SWEEP_SECONDS: no row stays queued or running for good."""
     # Without Redis two sweeps may overlap, which is harmless: a task sent twice runs once.
@@ -191,7 +190,7 @@ def sweep() -> None:
         if not store.durable().set(SWEEP_LOCK, 1, nx=True, ex=120):
             return  # another sweep is still at it
     try:
-        services.sweep(queue_is_empty=queue_length() == 0)
+        services.sweep(queue_is_empty=broker.queue_length() == 0)
     finally:
         with contextlib.suppress(RedisError):
             store.durable().delete(SWEEP_LOCK)
@@ -203,15 +202,3 @@ def seconds_since_last_sweep() -> float | None:
     """For beat's health check: sweeps that keep coming mean beat, the broker and a worker all work."""
     last = store.durable().get(SWEEP_LAST)
     return None if last is None else time.time() - float(last)
-
-
-def queue_length() -> int:
-    """Tasks waiting in the broker's queue (not those a worker holds)."""
-    queue = current_app.conf.task_default_queue
-    with current_app.connection_for_read() as connection:
-        # With the broker down, fail at once rather than after retries: a scrape or a sweep tries again soon.
-        connection.ensure_connection(max_retries=1, interval_start=0)
-        try:
-            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
-        except ChannelError:
-            return 0  # Redis drops an empty list: no queue is an empty queue

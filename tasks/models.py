@@ -378,8 +378,12 @@ class Computation(OfAnOperation, models.Model):
 
     @property
     def is_instant(self) -> bool:
-        """Computed in an instant: no simulated work and no progress to report (the arithmetic)."""
-        return self.spec is not None and not self.spec.reports_progress and self.work_seconds == 0
+        return self.spec is not None and self.spec.is_instant(self.work_seconds)
+
+    @property
+    def time_limit(self) -> int:
+        """Seconds a run may take (an unknown operation's run fails at once)."""
+        return self.spec.limit_for(self.work_seconds) if self.spec else self.work_seconds
 
     @property
     def is_in_flight(self) -> bool:

@@ -95,6 +95,14 @@ class Operation:
         if self.check is not None:
             self.check(values)
 
+    def limit_for(self, work_seconds: int) -> int:
+        """Seconds a run may take: the operation's own limit, plus its simulated work."""
+        return self.time_limit + work_seconds
+
+    def is_instant(self, work_seconds: int) -> bool:
+        """Computed in an instant: no simulated work and no progress to report (the arithmetic)."""
+        return not self.reports_progress and work_seconds == 0
+
 
 # The four operations of the original project, on exact decimals.
 
@@ -293,7 +301,7 @@ def run(operation: Operation, inputs: Inputs, *, work_seconds: int, report_progr
     computation's: a report that waits out a database outage moves the deadline by as much.
     """
     phases = [p for p, present in (("work", work_seconds > 0), ("compute", operation.reports_progress)) if present]
-    time_limit = operation.time_limit + work_seconds
+    time_limit = operation.limit_for(work_seconds)
     deadline = time.monotonic() + time_limit
     current = 0
     scale = 1000

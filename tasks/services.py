@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
@@ -21,7 +20,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import RedisError
 
-from . import changes, jobs, metrics
+from . import broker, changes, metrics
 from .models import AuditEntry, Batch, Computation, ComputationQuerySet, Status
 from .operations import Inputs, Number, Operation, expand_range
 
@@ -281,9 +280,9 @@ def dispatch(pks: Sequence[int]) -> None:
     chunks = [list(pks[start : start + SEND_CHUNK]) for start in range(0, len(pks), SEND_CHUNK)]
     handed = 0
     try:
-        with current_app.producer_or_acquire() as producer:
+        with broker.producer() as producer:
             for chunk in chunks:
-                jobs.send_tasks.apply_async((chunk,), producer=producer)
+                broker.send(broker.SEND_TASKS, chunk, via=producer)
                 handed += 1
     except BrokerUnreachable:
         unsent = [pk for chunk in chunks[handed:] for pk in chunk]
@@ -301,25 +300,20 @@ def enqueue_many(computations: Sequence[Computation], *, record: bool = True) ->
     down the rest stay queued, marked unsent (`record`) for the sweep."""
     sent: list[int] = []
     try:
-        with current_app.producer_or_acquire() as producer:
+        with broker.producer() as producer:
             for computation in computations:
-                time_limit = (
-                    (computation.spec.time_limit if computation.spec else 0)
-                    + computation.work_seconds
-                    + settings.COMPUTATION_DATABASE_RETRY_SECONDS
-                )
-                jobs.run_computation.apply_async(
-                    (
-                        computation.pk,
-                        computation.operation,
-                        computation.inputs,
-                        computation.work_seconds,
-                        computation.created_at.timestamp(),
-                    ),
+                limit = computation.time_limit + settings.COMPUTATION_DATABASE_RETRY_SECONDS
+                broker.send(
+                    broker.RUN_COMPUTATION,
+                    computation.pk,
+                    computation.operation,
+                    computation.inputs,
+                    computation.work_seconds,
+                    computation.created_at.timestamp(),
+                    via=producer,
                     task_id=str(computation.task_id),
-                    soft_time_limit=time_limit + SOFT_LIMIT_MARGIN,
-                    time_limit=time_limit + HARD_LIMIT_MARGIN,
-                    producer=producer,
+                    soft_time_limit=limit + SOFT_LIMIT_MARGIN,
+                    time_limit=limit + HARD_LIMIT_MARGIN,
                 )
                 sent.append(computation.pk)
     except BrokerUnreachable:

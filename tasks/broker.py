@@ -1,0 +1,35 @@
+"""What goes to the broker and what is read from it, by task name: the services send the worker's tasks from
+here and never import the task module (tasks.jobs), which calls the services. No import circle."""
+
+from contextlib import AbstractContextManager
+
+from celery import current_app
+from kombu import Producer
+from kombu.exceptions import ChannelError
+
+# The names tasks.jobs registers its tasks under.
+RUN_COMPUTATION = "tasks.run_computation"
+SEND_TASKS = "tasks.send_tasks"
+SWEEP = "tasks.sweep"
+
+
+def producer() -> AbstractContextManager[Producer]:
+    """One connection to the broker for several messages."""
+    return current_app.producer_or_acquire()
+
+
+def send(name: str, *args: object, via: Producer, **options: object) -> None:
+    """Sends task `name` with `args` (JSON), with Celery's sending options (task_id, time limits, ...)."""
+    current_app.send_task(name, args=args, producer=via, **options)
+
+
+def queue_length() -> int:
+    """Tasks waiting in the broker's queue (not those a worker holds)."""
+    queue = current_app.conf.task_default_queue
+    with current_app.connection_for_read() as connection:
+        # With the broker down, fail at once rather than after retries: a scrape or a sweep tries again soon.
+        connection.ensure_connection(max_retries=1, interval_start=0)
+        try:
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError:
+            return 0  # Redis drops an empty list: no queue is an empty queue
