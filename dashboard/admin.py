@@ -13,10 +13,6 @@ from tasks.models import AuditEntry, Computation
 from . import throttling
 
 
-def _actor(request: HttpRequest) -> services.Actor:
-    return services.Actor(source=AuditEntry.Source.ADMIN, address=request.META.get("REMOTE_ADDR"), user=request.user)
-
-
 def _selection(queryset: QuerySet[Computation]) -> services.Selection:
     return services.Selection(ids=list(queryset.values_list("pk", flat=True)[: services.BULK_CAP]))
 
@@ -57,13 +53,19 @@ class ComputationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Cancel the selected computations"), permissions=["view"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
-        done = services.cancel(selection=_selection(queryset), actor=_actor(request)).changed
+        done = services.cancel(
+            selection=_selection(queryset), actor=services.Actor.from_request(request, AuditEntry.Source.ADMIN)
+        ).changed
         self.message_user(request, ngettext("%d computation cancelled.", "%d computations cancelled.", done) % done)
 
     @admin.action(description=_("Retry the selected computations"), permissions=["view"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
         try:
-            done = throttling.retry(request, selection=_selection(queryset), actor=_actor(request)).changed
+            done = throttling.retry(
+                request,
+                selection=_selection(queryset),
+                actor=services.Actor.from_request(request, AuditEntry.Source.ADMIN),
+            ).changed
         except throttling.Refused as refused:
             self.message_user(request, refused.message, messages.ERROR)
             return

@@ -12,7 +12,6 @@ from tasks.models import AuditEntry, Computation
 
 from . import throttling
 from .access import json_api, owner_scope
-from .views import actor
 
 
 @json_api
@@ -46,7 +45,9 @@ def _act(request: HttpRequest, pk: int, action, refusal: str) -> JsonResponse:
         return _not_found()
     selection = services.Selection(ids=[pk], owner=owner)
     try:
-        outcome = action(request, selection=selection, actor=actor(request, AuditEntry.Source.API))
+        outcome = action(
+            request, selection=selection, actor=services.Actor.from_request(request, AuditEntry.Source.API)
+        )
     except throttling.Refused as refused:
         response = JsonResponse({"error": refused.message}, status=refused.status)
         response["Retry-After"] = str(refused.retry_after)

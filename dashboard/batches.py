@@ -12,12 +12,14 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from tasks import services
 from tasks.models import AuditEntry, Batch, Status
 from tasks.operations import MAX_RANGE_VALUES
+from tasks.services import Actor
 
 from . import live, throttling
 from .access import owner_of_new, owner_scope
 from .forms import BatchForm
 from .notifications import announce_endings, watch
-from .views import CHANGED_EVENT, _see_other, actor
+from .redirects import see_other
+from .views import CHANGED_EVENT
 
 FORM = "dashboard/batch_form.html"
 PAGE = "dashboard/batch.html"
@@ -53,7 +55,7 @@ def create_batch(request: HttpRequest) -> HttpResponse:
         return _refused(request, form, refused.message, status=refused.status, retry_after=refused.retry_after)
     if request.htmx:
         return watch(request, HttpResponseClientRedirect(batch.get_absolute_url()), batch)
-    return watch(request, _see_other(batch.get_absolute_url()), batch)
+    return watch(request, see_other(batch.get_absolute_url()), batch)
 
 
 def _refused(
@@ -136,10 +138,10 @@ def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     batch = get_object_or_404(Batch.objects.visible_to(owner), pk=pk)
     selection = services.Selection(filters={"batch": batch.pk}, owner=owner)
     if action == AuditEntry.Action.CANCEL:
-        changed = services.cancel(selection=selection, actor=actor(request)).changed
+        changed = services.cancel(selection=selection, actor=Actor.from_request(request)).changed
     else:
         try:
-            changed = throttling.retry(request, selection=selection, actor=actor(request)).changed
+            changed = throttling.retry(request, selection=selection, actor=Actor.from_request(request)).changed
         except throttling.Refused as refused:
             return _notice(request, batch, refused.message, status=refused.status, retry_after=refused.retry_after)
     if action == AuditEntry.Action.CANCEL:
@@ -167,7 +169,7 @@ def _notice(
         )
     else:
         (messages.success if status == 200 else messages.error)(request, text)
-        response = _see_other(batch.get_absolute_url())
+        response = see_other(batch.get_absolute_url())
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response

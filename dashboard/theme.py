@@ -3,10 +3,11 @@ a form post remembered in a cookie for a year. No script: the server writes the 
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
+
+from .redirects import back_to, see_other
 
 COOKIE = "dashboard_theme"
 THEMES = {"auto": gettext_lazy("Auto"), "light": gettext_lazy("Light"), "dark": gettext_lazy("Dark")}
@@ -28,11 +29,7 @@ def set_theme(request: HttpRequest) -> HttpResponse:
     theme = request.POST.get("theme", "")
     if theme not in THEMES:
         return HttpResponseBadRequest(gettext("Unknown colour scheme."), content_type="text/plain; charset=utf-8")
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        back = "/"
-    response = HttpResponseRedirect(back)
-    response.status_code = 303
+    response = see_other(back_to(request, "/"))
     if theme == "auto":
         response.delete_cookie(COOKIE, samesite="Lax")
     else:

@@ -14,23 +14,24 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, HttpResponseServerError, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import trigger_client_event
 
 from tasks import services
 from tasks.models import COUNT_CAP, AuditEntry, Batch, Computation, Page, Status
+from tasks.services import Actor
 
 from . import activity, health, live, throttling
 from .access import owner_of_new, owner_scope
 from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .middleware import outage_notice
 from .notifications import announce_endings, watch
+from .redirects import back_to, see_other
 
 PAGE = "dashboard/index.html"
 DETAIL = "dashboard/detail.html"
@@ -159,7 +160,7 @@ def create_computation(request: HttpRequest) -> HttpResponse:
         response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
         return watch(request, trigger_client_event(response, CHANGED_EVENT), computation)
     messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
-    return watch(request, _see_other(reverse("dashboard")), computation)
+    return watch(request, see_other(reverse("dashboard")), computation)
 
 
 def _form_refused(
@@ -195,14 +196,9 @@ def _detail_context(request: HttpRequest, pk: int) -> tuple[dict, bool]:
     return {**context, "poll_etag": live.poll_etag(request, poll_url)}, computation.is_in_flight
 
 
-def actor(request: HttpRequest, source: str = AuditEntry.Source.DASHBOARD) -> services.Actor:
-    """Who acts, for the audit trail: the address is the client's, as HAProxy forwarded it."""
-    return services.Actor(source=source, address=request.META.get("REMOTE_ADDR"), user=request.user)
-
-
 @require_POST
 def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
-    if services.cancel(selection=_one(request, pk), actor=actor(request)).changed:
+    if services.cancel(selection=_one(request, pk), actor=Actor.from_request(request)).changed:
         return _acted(request, pk, gettext("Computation #%(id)s is cancelled.") % {"id": pk})
     text = gettext("Computation #%(id)s has already ended: nothing to cancel.") % {"id": pk}
     return _acted(request, pk, text, status=409)
@@ -211,7 +207,7 @@ def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        changed = throttling.retry(request, selection=_one(request, pk), actor=actor(request)).changed
+        changed = throttling.retry(request, selection=_one(request, pk), actor=Actor.from_request(request)).changed
     except throttling.Refused as refused:
         return _acted(request, pk, refused.message, status=refused.status, retry_after=refused.retry_after)
     if changed:
@@ -245,10 +241,10 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
         }
         return _bulk_response(request, context)
     if form.action == AuditEntry.Action.CANCEL:
-        outcome = services.cancel(selection=selection, actor=actor(request))
+        outcome = services.cancel(selection=selection, actor=Actor.from_request(request))
     else:
         try:
-            outcome = throttling.retry(request, selection=selection, actor=actor(request))
+            outcome = throttling.retry(request, selection=selection, actor=Actor.from_request(request))
         except throttling.Refused as refused:
             form.add_error(None, refused.message)
             response = _bulk_response(request, {"bulk_form": form}, status=refused.status)
@@ -263,7 +259,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     text = message % {"count": outcome.changed}
     if not request.htmx:
         messages.success(request, text)
-        return _see_other(reverse("dashboard") + _filter_query(form))
+        return see_other(reverse("dashboard") + _filter_query(form))
     return trigger_client_event(render(request, f"{PAGE}#bulk", {"bulk_done": text}), CHANGED_EVENT)
 
 
@@ -291,17 +287,7 @@ def _acted(
             response["Retry-After"] = str(retry_after)
         return trigger_client_event(response, CHANGED_EVENT)
     (messages.success if status == 200 else messages.error)(request, text)
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("computation-detail", args=[pk])
-    return _see_other(back)
-
-
-def _see_other(url: str) -> HttpResponseRedirect:
-    # 303: the browser follows a POST's redirect with a GET, and "back" does not post again.
-    response = HttpResponseRedirect(url)
-    response.status_code = 303
-    return response
+    return see_other(back_to(request, reverse("computation-detail", args=[pk])))
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -16,6 +16,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Count
+from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import RedisError
@@ -55,6 +56,11 @@ class Actor:
     source: str
     address: str | None = None
     user: object | None = None
+
+    @classmethod
+    def from_request(cls, request: HttpRequest, source: str = AuditEntry.Source.DASHBOARD) -> "Actor":
+        """The person behind a web request: the address is the client's, as HAProxy forwarded it."""
+        return cls(source=source, address=request.META.get("REMOTE_ADDR"), user=request.user)
 
 
 @dataclass(frozen=True)

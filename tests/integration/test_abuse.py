@@ -19,9 +19,8 @@ from hypothesis import strategies as st
 from compose.local.stack import ROOT
 from dashboard.middleware import DatabaseUnavailableMiddleware
 from tasks.models import Computation, Status
-from tests.helpers import database_url
+from tests.helpers import HTMX, database_url
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
 OPERATIONS = ["add", "subtract", "multiply", "divide", "count_primes", "estimate_pi", "factorize"]
 FIELDS = ["operation", "x", "y", "n", "samples", "seed", "work_seconds", "idempotency_key", "status", "before"]
 HOSTILE = [

@@ -10,10 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from tasks.models import AuditEntry, Batch, Computation, Status
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from django.urls import reverse
 from tasks import services
 from tasks.models import AuditEntry, Batch, Computation, Status
 from tasks.operations import REGISTRY
-from tests.helpers import wait_for
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
+from tests.helpers import HTMX, wait_for
 
 
 def post_batch(client, **data):

@@ -9,15 +9,12 @@ from django.urls import reverse
 
 from tasks import services
 from tasks.models import AuditEntry, Computation, Status
+from tests import factories
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
 BULK = reverse("computations-bulk")
-
-
-def make(status: str = Status.QUEUED, operation: str = "add", **fields) -> Computation:
-    return Computation.objects.create(operation=operation, inputs={"x": "1", "y": "2"}, status=status, **fields)
 
 
 def statuses(*computations: Computation) -> list[str]:
@@ -25,7 +22,11 @@ def statuses(*computations: Computation) -> list[str]:
 
 
 def test_ticked_rows_are_cancelled_after_a_confirmation_that_counts_them(client):
-    queued, running, done = make(), make(Status.RUNNING, attempts=1), make(Status.SUCCEEDED)
+    queued, running, done = (
+        factories.computation(),
+        factories.computation(Status.RUNNING, attempts=1),
+        factories.computation(Status.SUCCEEDED),
+    )
     ids = [queued.pk, running.pk, done.pk]
     asked = client.post(BULK, {"do": "cancel-selected", "ids": ids}, **HTMX)
     assert asked.status_code == 200
@@ -46,8 +47,8 @@ def test_ticked_rows_are_cancelled_after_a_confirmation_that_counts_them(client)
 
 
 def test_all_matching_the_filters_are_retried_each_with_a_task_of_its_own(client, django_capture_on_commit_callbacks):
-    failed = [make(Status.FAILED, error="boom", attempts=1) for _ in range(3)]
-    other = make(Status.FAILED, operation="divide", error="boom")
+    failed = [factories.computation(Status.FAILED, error="boom", attempts=1) for _ in range(3)]
+    other = factories.computation(Status.FAILED, operation="divide", error="boom")
     asked = client.post(BULK, {"do": "retry-matching", "status": "failed", "operation": "add"}, **HTMX)
     assert "Retry 3 computations?" in asked.content.decode()
     with django_capture_on_commit_callbacks() as callbacks:
@@ -73,7 +74,7 @@ def test_a_bulk_action_changes_at_most_ten_thousand_at_once(client):
 
 
 def test_a_bulk_action_needs_ticked_rows_and_nothing_changes_without_them(client):
-    make()
+    factories.computation()
     refused = client.post(BULK, {"do": "cancel-selected"}, **HTMX)
     assert refused.status_code == 400 and "Tick at least one computation first." in refused.content.decode()
     assert client.post(BULK, {"do": "delete-everything"}, **HTMX).status_code == 400
@@ -83,7 +84,7 @@ def test_a_bulk_action_needs_ticked_rows_and_nothing_changes_without_them(client
 
 
 def test_bulk_actions_work_without_script(client):
-    queued = make()
+    queued = factories.computation()
     asked = client.post(BULK, {"do": "cancel-selected", "ids": [queued.pk], "status": "queued"})
     html = asked.content.decode()
     assert asked.status_code == 200 and "<html" in html and "Cancel 1 computation?" in html
@@ -94,7 +95,7 @@ def test_bulk_actions_work_without_script(client):
 
 
 def test_bulk_actions_need_the_csrf_token():
-    queued = make()
+    queued = factories.computation()
     response = Client(enforce_csrf_checks=True).post(
         BULK, {"do": "cancel-selected", "ids": [queued.pk], "confirm": "on"}
     )
@@ -102,13 +103,13 @@ def test_bulk_actions_need_the_csrf_token():
 
 
 def test_the_list_has_a_checkbox_per_row_that_survives_its_polls(client):
-    queued = make()
+    queued = factories.computation()
     html = client.get(reverse("computations"), **HTMX).content.decode()
     assert f'id="select-{queued.pk}" hx-preserve="true"' in html and 'form="bulk-form"' in html
 
 
 def test_single_actions_are_audited_with_their_source_and_shown_on_the_detail_page(client):
-    computation = make()
+    computation = factories.computation()
     client.post(reverse("computation-cancel", args=[computation.pk]), HTTP_X_FORWARDED_FOR="203.0.113.7", **HTMX)
     entry = AuditEntry.objects.get()
     assert (entry.action, entry.source, entry.address, entry.changed) == ("cancel", "dashboard", "203.0.113.7", 1)
@@ -118,7 +119,7 @@ def test_single_actions_are_audited_with_their_source_and_shown_on_the_detail_pa
 
 
 def test_the_admin_actions_go_through_the_services_and_are_audited(admin_client, admin_user):
-    computation = make()
+    computation = factories.computation()
     admin_client.post(
         reverse("admin:tasks_computation_changelist"), {"action": "cancel", "_selected_action": [computation.pk]}
     )
@@ -131,7 +132,7 @@ def test_the_admin_actions_go_through_the_services_and_are_audited(admin_client,
 
 
 def test_the_audit_trail_is_append_only():
-    computation = make()
+    computation = factories.computation()
     outcome = services.cancel(selection=services.Selection(ids=[computation.pk]), actor=services.Actor("api"))
     entry = outcome.entry
     for attempt in (
@@ -146,7 +147,7 @@ def test_the_audit_trail_is_append_only():
 
 
 def test_the_api_cancels_and_retries_with_json_answers(client, django_capture_on_commit_callbacks):
-    computation = make()
+    computation = factories.computation()
     cancelled = client.post(reverse("api-computation-cancel", args=[computation.pk]))
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     again = client.post(reverse("api-computation-cancel", args=[computation.pk]))

@@ -10,10 +10,9 @@ from django.urls import reverse
 from dashboard import notifications
 from tasks import changes
 from tasks.models import Batch, Computation, Status
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def submit(client: Client, **data: str) -> Computation:

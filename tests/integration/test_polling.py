@@ -9,10 +9,9 @@ from django.urls import reverse
 
 from tasks import changes
 from tasks.models import Batch, Computation, Status
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def poll(client, url, etag=None):

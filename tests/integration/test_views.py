@@ -10,24 +10,19 @@ from django.urls import reverse
 
 from tasks import changes
 from tasks.models import Computation, Status
+from tests import factories
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def post(client: Client, data: dict, *, htmx: bool = True):
     return client.post(reverse("computations"), data, **(HTMX if htmx else {}))
 
 
-def make(status: str = Status.QUEUED, **fields) -> Computation:
-    defaults = {"operation": "add", "inputs": {"x": "1", "y": "2"}, "status": status}
-    return Computation.objects.create(**{**defaults, **fields})
-
-
 def test_dashboard_shows_the_form_the_summary_and_the_list(client):
-    make(Status.SUCCEEDED, result="3")
-    make(Status.FAILED, error="Stopped")
+    factories.computation(Status.SUCCEEDED, result="3")
+    factories.computation(Status.FAILED, error="Stopped")
     response = client.get(reverse("dashboard"))
     assert response.status_code == 200
     html = response.content.decode()
@@ -115,8 +110,8 @@ def test_hostile_values_are_shown_escaped(client):
 
 
 def test_stored_results_and_errors_are_shown_escaped(client):
-    failed = make(Status.FAILED, error='<script>alert("error")</script>')
-    done = make(Status.SUCCEEDED, result='"><img src=x onerror=alert(1)>')
+    failed = factories.computation(Status.FAILED, error='<script>alert("error")</script>')
+    done = factories.computation(Status.SUCCEEDED, result='"><img src=x onerror=alert(1)>')
     pages = [client.get("/"), client.get(failed.get_absolute_url()), client.get(done.get_absolute_url())]
     for response in pages:
         html = response.content.decode()
@@ -126,7 +121,7 @@ def test_stored_results_and_errors_are_shown_escaped(client):
 
 def test_csrf_is_enforced_on_every_post():
     client = Client(enforce_csrf_checks=True)
-    computation = make(Status.QUEUED)
+    computation = factories.computation(Status.QUEUED)
     for url in (
         reverse("computations"),
         reverse("computation-cancel", args=[computation.pk]),
@@ -151,7 +146,7 @@ def test_a_post_with_the_pages_token_is_accepted(django_capture_on_commit_callba
 
 
 def test_no_get_changes_anything(client):
-    queued, failed = make(Status.QUEUED), make(Status.FAILED, error="boom")
+    queued, failed = factories.computation(Status.QUEUED), factories.computation(Status.FAILED, error="boom")
     before = list(Computation.objects.values().order_by("pk"))
     version = changes.current_version()
     urls = [
@@ -176,7 +171,7 @@ def test_no_get_changes_anything(client):
 
 
 def test_detail_page_shows_everything_about_one_computation(client):
-    computation = make(
+    computation = factories.computation(
         Status.SUCCEEDED,
         operation="factorize",
         inputs={"n": 360},
@@ -200,7 +195,7 @@ def test_detail_page_shows_everything_about_one_computation(client):
 
 
 def test_the_json_api_gives_one_computation(client):
-    computation = make(Status.RUNNING, progress=40, attempts=1)
+    computation = factories.computation(Status.RUNNING, progress=40, attempts=1)
     data = client.get(reverse("api-computation", args=[computation.pk])).json()
     assert data["id"] == computation.pk and data["status"] == "running" and data["progress"] == 40
     assert data["inputs"] == {"x": "1", "y": "2"} and data["result"] is None
@@ -210,7 +205,7 @@ def test_the_json_api_gives_one_computation(client):
 
 
 def test_cancel_from_the_list_answers_a_notice_and_refreshes(client):
-    computation = make(Status.QUEUED)
+    computation = factories.computation(Status.QUEUED)
     response = client.post(reverse("computation-cancel", args=[computation.pk]), **HTMX)
     assert response.status_code == 200
     assert f"Computation #{computation.pk} is cancelled." in response.content.decode()
@@ -224,7 +219,7 @@ def test_cancel_from_the_list_answers_a_notice_and_refreshes(client):
 
 
 def test_retry_queues_a_failed_computation_again(client, django_capture_on_commit_callbacks):
-    computation = make(Status.FAILED, error="boom", attempts=3, max_attempts=3)
+    computation = factories.computation(Status.FAILED, error="boom", attempts=3, max_attempts=3)
     old_task = computation.task_id
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(reverse("computation-retry", args=[computation.pk]), **HTMX)
@@ -238,7 +233,7 @@ def test_retry_queues_a_failed_computation_again(client, django_capture_on_commi
 
 
 def test_actions_without_script_redirect_to_a_safe_next(client):
-    computation = make(Status.QUEUED)
+    computation = factories.computation(Status.QUEUED)
     response = client.post(reverse("computation-cancel", args=[computation.pk]), {"next": "/?status=queued"})
     assert response.status_code == 303 and response["Location"] == "/?status=queued"
     elsewhere = client.post(reverse("computation-retry", args=[computation.pk]), {"next": "https://evil.example/"})

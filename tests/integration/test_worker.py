@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tasks import jobs, services
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
-from tests.helpers import wait_for
+from tests.helpers import HTMX, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -19,7 +19,6 @@ pytestmark = [
     pytest.mark.usefixtures("celery_worker"),
 ]
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
 ACTOR = services.Actor(source="api")
 
 
