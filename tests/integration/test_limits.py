@@ -36,7 +36,7 @@ def retries(client: Client, computation: Computation) -> dict[str, int]:
 
 
 def test_retries_count_against_the_submission_limit(settings, django_capture_on_commit_callbacks):
-    settings.SUBMISSION_RATE_LIMIT = "2/m"
+    settings.SUBMISSION_RATE_LIMIT = "2/h"
     client = Client(REMOTE_ADDR="198.51.100.7")
     first, second, third = failed(3)
     with django_capture_on_commit_callbacks():
@@ -109,7 +109,8 @@ def test_the_admins_retry_is_refused_when_the_queue_is_full(admin_client, settin
 
 
 def test_the_admin_login_shares_the_dashboards_limit_of_attempts(settings, django_user_model):
-    settings.LOGIN_RATE_LIMIT = "3/m"
+    # An hour's window: django-ratelimit's windows are fixed, and a minute's could close between attempts.
+    settings.LOGIN_RATE_LIMIT = "3/h"
     django_user_model.objects.create_superuser("root", password="a long enough password")
     guesser = Client(REMOTE_ADDR="198.51.100.7")
     attempts = [
