@@ -49,9 +49,7 @@ def _act(request: HttpRequest, pk: int, action, refusal: str) -> JsonResponse:
             request, selection=selection, actor=services.Actor.from_request(request, AuditEntry.Source.API)
         )
     except throttling.Refused as refused:
-        response = JsonResponse({"error": refused.message}, status=refused.status)
-        response["Retry-After"] = str(refused.retry_after)
-        return response
+        return refused.advise(JsonResponse({"error": refused.message}, status=refused.status))
     computation = Computation.objects.get(pk=pk)
     if not outcome.changed:
         return JsonResponse({"error": refusal, "computation": as_json(computation)}, status=409)

@@ -52,21 +52,16 @@ def create_batch(request: HttpRequest) -> HttpResponse:
             ),
         )
     except throttling.Refused as refused:
-        return _refused(request, form, refused.message, status=refused.status, retry_after=refused.retry_after)
+        return refused.advise(_refused(request, form, refused.message, status=refused.status))
     if request.htmx:
         return watch(request, HttpResponseClientRedirect(batch.get_absolute_url()), batch)
     return watch(request, see_other(batch.get_absolute_url()), batch)
 
 
-def _refused(
-    request: HttpRequest, form: BatchForm, message: str = "", *, status: int, retry_after: int | None = None
-) -> HttpResponse:
+def _refused(request: HttpRequest, form: BatchForm, message: str = "", *, status: int) -> HttpResponse:
     if message:
         form.add_error(None, message)
-    response = render(request, f"{FORM}#form" if request.htmx else FORM, _form_context(form), status=status)
-    if retry_after:
-        response["Retry-After"] = str(retry_after)
-    return response
+    return render(request, f"{FORM}#form" if request.htmx else FORM, _form_context(form), status=status)
 
 
 def _form_context(form: BatchForm) -> dict:
@@ -143,7 +138,7 @@ def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         try:
             changed = throttling.retry(request, selection=selection, actor=Actor.from_request(request)).changed
         except throttling.Refused as refused:
-            return _notice(request, batch, refused.message, status=refused.status, retry_after=refused.retry_after)
+            return refused.advise(_notice(request, batch, refused.message, status=refused.status))
     if action == AuditEntry.Action.CANCEL:
         message = ngettext(
             "%(count)d computation of the batch cancelled.", "%(count)d computations of the batch cancelled.", changed
@@ -157,22 +152,15 @@ def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     return _notice(request, batch, message % {"count": changed})
 
 
-def _notice(
-    request: HttpRequest, batch: Batch, text: str, *, status: int = 200, retry_after: int | None = None
-) -> HttpResponse:
+def _notice(request: HttpRequest, batch: Batch, text: str, *, status: int = 200) -> HttpResponse:
     """After cancel or retry: HTMX gets the notice and an event that refreshes the batch; a plain form post gets
     it as a message on the batch's page."""
     if request.htmx:
         context = {"notice": text, "notice_level": "success" if status == 200 else "error"}
-        response = trigger_client_event(
-            render(request, "dashboard/base.html#notice", context, status=status), CHANGED_EVENT
-        )
-    else:
-        (messages.success if status == 200 else messages.error)(request, text)
-        response = see_other(batch.get_absolute_url())
-    if retry_after:
-        response["Retry-After"] = str(retry_after)
-    return response
+        response = render(request, "dashboard/base.html#notice", context, status=status)
+        return trigger_client_event(response, CHANGED_EVENT)
+    (messages.success if status == 200 else messages.error)(request, text)
+    return see_other(batch.get_absolute_url())
 
 
 def _int(value: str | None) -> int:

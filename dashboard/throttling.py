@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.forms import Form
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext, ngettext
 from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
@@ -28,6 +28,12 @@ class Refused(Exception):
     def __init__(self, message: str, *, status: int, retry_after: int | None = None):
         super().__init__(message)
         self.message, self.status, self.retry_after = message, status, retry_after
+
+    def advise(self, response: HttpResponse) -> HttpResponse:
+        """`response`, with when to try again (Retry-After) if the refusal says."""
+        if self.retry_after:
+            response["Retry-After"] = str(self.retry_after)
+        return response
 
 
 def count_submission(request: HttpRequest) -> None:

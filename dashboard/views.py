@@ -154,7 +154,7 @@ def create_computation(request: HttpRequest) -> HttpResponse:
             ),
         )
     except throttling.Refused as refused:
-        return _form_refused(request, form, refused.message, status=refused.status, retry_after=refused.retry_after)
+        return refused.advise(_form_refused(request, form, refused.message, status=refused.status))
     if request.htmx:
         fresh = ComputationForm(operation=form.spec.name)
         response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
@@ -163,19 +163,13 @@ def create_computation(request: HttpRequest) -> HttpResponse:
     return watch(request, see_other(reverse("dashboard")), computation)
 
 
-def _form_refused(
-    request: HttpRequest, form: ComputationForm, message: str = "", *, status: int, retry_after: int | None = None
-) -> HttpResponse:
+def _form_refused(request: HttpRequest, form: ComputationForm, message: str = "", *, status: int) -> HttpResponse:
     """The form again, with its messages in place (and `message` above the fields); nothing was recorded."""
     if message:
         form.add_error(None, message)
     if request.htmx:
-        response = render(request, f"{PAGE}#form", {"form": form}, status=status)
-    else:
-        response = render(request, PAGE, _page_context(request, form, ListFilterForm({})), status=status)
-    if retry_after:
-        response["Retry-After"] = str(retry_after)
-    return response
+        return render(request, f"{PAGE}#form", {"form": form}, status=status)
+    return render(request, PAGE, _page_context(request, form, ListFilterForm({})), status=status)
 
 
 @require_safe
@@ -209,7 +203,7 @@ def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         changed = throttling.retry(request, selection=_one(request, pk), actor=Actor.from_request(request)).changed
     except throttling.Refused as refused:
-        return _acted(request, pk, refused.message, status=refused.status, retry_after=refused.retry_after)
+        return refused.advise(_acted(request, pk, refused.message, status=refused.status))
     if changed:
         return _acted(request, pk, gettext("Computation #%(id)s is queued again.") % {"id": pk})
     text = gettext("Only a failed or cancelled computation can be retried (#%(id)s).") % {"id": pk}
@@ -247,9 +241,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
             outcome = throttling.retry(request, selection=selection, actor=Actor.from_request(request))
         except throttling.Refused as refused:
             form.add_error(None, refused.message)
-            response = _bulk_response(request, {"bulk_form": form}, status=refused.status)
-            response["Retry-After"] = str(refused.retry_after)
-            return response
+            return refused.advise(_bulk_response(request, {"bulk_form": form}, status=refused.status))
     if form.action == AuditEntry.Action.CANCEL:
         message = ngettext("%(count)d computation cancelled.", "%(count)d computations cancelled.", outcome.changed)
     else:
@@ -275,16 +267,12 @@ def _filter_query(form: ListFilterForm) -> str:
     return f"?{urlencode(values)}" if values else ""
 
 
-def _acted(
-    request: HttpRequest, pk: int, text: str, *, status: int = 200, retry_after: int | None = None
-) -> HttpResponse:
+def _acted(request: HttpRequest, pk: int, text: str, *, status: int = 200) -> HttpResponse:
     """After cancel or retry: HTMX gets the notice and an event that refreshes what shows the computation;
     a plain form post gets the notice as a message and goes back where it came from."""
     if request.htmx:
         context = {"notice": text, "notice_level": "success" if status == 200 else "error"}
         response = render(request, "dashboard/base.html#notice", context, status=status)
-        if retry_after:
-            response["Retry-After"] = str(retry_after)
         return trigger_client_event(response, CHANGED_EVENT)
     (messages.success if status == 200 else messages.error)(request, text)
     return see_other(back_to(request, reverse("computation-detail", args=[pk])))
