@@ -25,7 +25,7 @@ from tests import helpers
 from tests.helpers import WORKER_LINE
 
 from . import standins
-from .engine import Engine, leftovers
+from .engine import Engine, NetworkState, leftovers
 
 COMPOSE = ROOT / ".tools" / "compose" / "compose" / "docker-compose"
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
@@ -142,6 +142,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     before = leftovers()
     engine = Engine(tmp_path_factory.mktemp("docker"))
     started = engine.start()
+    links_before = set(engine.network.links)
     try:
         loading = time.monotonic()
         standins.load_all(engine)
@@ -150,8 +151,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     finally:
         engine.stop()
     assert leftovers(before) == [], "the engine's processes outlived it"
-    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
-    assert not re.search(r"^(docker0|br-|veth)", links, re.MULTILINE), links
+    added = NetworkState.read().links - links_before
+    assert not [link for link in added if re.match(r"docker0|br-|veth", link)], added
     assert "DOCKER" not in subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
     assert str(engine.data_root) not in Path("/proc/mounts").read_text(), "the engine's state is still mounted"
 

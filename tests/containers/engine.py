@@ -2,9 +2,11 @@
 machine's network as it found it.
 
 dockerd adds a bridge, iptables chains and rules, and turns IP forwarding on, and leaves all of it behind when it
-stops. The engine records the links, the iptables rules and the forwarding switch before it starts, and puts them
-back after it stopped. Its images and build cache stay in a directory of their own (under ~/.cache) between runs,
-so a second run builds nothing it built before.
+stops. The engine records the links, the iptables rules and the forwarding switch before it starts (in memory and in
+a file), and puts them back after it stopped. A run killed before its teardown leaves that file behind, and
+containers whose processes outlive their engine: the next start kills those (they are in a cgroup of ours) and
+restores the network from the file before it reads it anew. Its images and build cache stay in a directory of their
+own (under ~/.cache) between runs, so a second run builds nothing it built before.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "comp
 BRIDGE = "10.213.255.1/24"
 ADDRESS_POOL = "base=10.213.0.0/17,size=24"
 FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
+# Every container's processes go under this cgroup, so the engine can find the ones a killed run orphaned.
+CGROUP_PARENT = "dashboard-tests"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 BUILTIN_CHAINS = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),
     "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
@@ -56,6 +61,15 @@ class NetworkState:
     def read(cls) -> NetworkState:
         return cls(links=_links(), iptables=_run("iptables-save").stdout, forwarding=FORWARDING.read_text().strip())
 
+    @classmethod
+    def load(cls, path: Path) -> NetworkState:
+        saved = json.loads(path.read_text())
+        return cls(links=set(saved["links"]), iptables=saved["iptables"], forwarding=saved["forwarding"])
+
+    def save(self, path: Path) -> None:
+        saved = {"links": sorted(self.links), "iptables": self.iptables, "forwarding": self.forwarding}
+        path.write_text(json.dumps(saved))
+
     def restore(self) -> None:
         for link in _links() - self.links:
             _run("ip", "link", "delete", link, check=False)
@@ -74,6 +88,29 @@ def _links() -> set[str]:
     return {link["ifname"] for link in json.loads(_run("ip", "-json", "link", "show").stdout)}
 
 
+def kill_containers() -> int:
+    """Kills the processes left in our containers' cgroups (cgroup v1 or v2); returns how many there were."""
+    groups = [*CGROUP_ROOT.glob(f"*/{CGROUP_PARENT}"), *CGROUP_ROOT.glob(CGROUP_PARENT)]
+    killed: set[int] = set()
+    deadline = time.monotonic() + 10
+    while pids := {int(pid) for group in groups for procs in group.rglob("cgroup.procs")
+                   for pid in procs.read_text().split()}:  # fmt: skip
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"container processes {sorted(pids)} survive SIGKILL")
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed |= pids
+        time.sleep(0.1)
+    # Deepest first: a cgroup directory goes only once it is empty of processes and children.
+    for group in groups:
+        for directory in [*sorted(group.rglob("*/"), key=lambda path: len(path.parts), reverse=True), group]:
+            if directory.is_dir():
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+    return len(killed)
+
+
 class Engine:
     """`with Engine(run_dir) as engine:` a dockerd on its own socket; `engine.environment` points a docker or
     compose command at it."""
@@ -84,6 +121,8 @@ class Engine:
         self.socket = run_dir / "docker.sock"
         self.process: subprocess.Popen[bytes] | None = None
         self.network: NetworkState | None = None
+        # The host's network as it was before an engine of ours first changed it; gone after a clean stop.
+        self.network_file = data_root.parent / "network-before-engine.json"
 
     @property
     def environment(self) -> dict[str, str]:
@@ -100,7 +139,9 @@ class Engine:
         self.data_root.mkdir(parents=True, exist_ok=True)
         if running := leftovers():
             raise EngineUnavailable("a Docker engine is running already; stop it first:\n" + "\n".join(running))
+        self._recover()
         self.network = NetworkState.read()
+        self.network.save(self.network_file)
         log = (self.run_dir / "dockerd.log").open("ab")
         started = time.monotonic()
         self.process = subprocess.Popen(
@@ -109,7 +150,7 @@ class Engine:
                 "--exec-root", str(self.run_dir / "exec"), "--pidfile", str(self.run_dir / "dockerd.pid"),
                 "--storage-driver", "overlay2", "--bip", BRIDGE, "--default-address-pool", ADDRESS_POOL,
                 "--containerd-namespace", "dashboard-tests",
-                "--containerd-plugins-namespace", "dashboard-tests-plugins",
+                "--containerd-plugins-namespace", "dashboard-tests-plugins", "--cgroup-parent", f"/{CGROUP_PARENT}",
             ],
             stdout=log, stderr=log, start_new_session=True,
             env={**os.environ, "PATH": f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"},
@@ -147,16 +188,29 @@ class Engine:
         # containerd and its shims, started by dockerd in its session, end with it; anything left is killed.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        kill_containers()
+        self._unmount()
+        self._restore_network()
+        self.process = None
+
+    def _recover(self) -> None:
+        """Undoes what a run killed before its teardown left: containers, the state mount, the network."""
+        kill_containers()
+        self._unmount()
+        if self.network_file.exists():
+            NetworkState.load(self.network_file).restore()
+            self.network_file.unlink()
+
+    def _unmount(self) -> None:
         # dockerd bind-mounts its state directory on itself and undoes it only when it stops cleanly.
         if str(self.data_root) in Path("/proc/mounts").read_text():
             _run("umount", "--lazy", self.data_root, check=False)
-        self._restore_network()
-        self.process = None
 
     def _restore_network(self) -> None:
         if self.network is not None:
             self.network.restore()
             self.network = None
+            self.network_file.unlink(missing_ok=True)
 
     def __enter__(self) -> Engine:
         self.start()
