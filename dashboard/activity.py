@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from redis.exceptions import RedisError
 
-from tasks.models import Computation, Status
+from tasks.models import ENDED, Computation, Status
 from tasks.operations import REGISTRY
 
 MINUTES = 60
@@ -29,7 +29,6 @@ ACTIVITY_SECONDS = 10
 ACTIVITY_KEY = "dashboard:activity"
 # Run time percentiles come from at most this many of the last hour's computations, the newest.
 SAMPLE = 5000
-FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 WIDTH, HEIGHT, GAP = 600, 120, 2
 
 
@@ -46,7 +45,7 @@ class Segment:
 
 @dataclass(frozen=True)
 class Bar:
-    """One minute: its segments for the SVG, and its counts in FINAL order for the screen readers' table."""
+    """One minute: its segments for the SVG, and its counts in ENDED order for the screen readers' table."""
 
     minute: datetime.datetime
     total: int
@@ -79,7 +78,7 @@ def _refresh_is_ours(key: str) -> bool:
 
 def _figures(now: datetime.datetime, owner: AbstractBaseUser | None) -> dict:
     start = now.replace(second=0, microsecond=0) - datetime.timedelta(minutes=MINUTES - 1)
-    finished = Computation.objects.visible_to(owner).filter(finished_at__gte=start, status__in=FINAL).order_by()
+    finished = Computation.objects.visible_to(owner).filter(finished_at__gte=start, status__in=ENDED).order_by()
     # Minutes in UTC, as the database stores them (no time zone tables needed); shown in the reader's zone.
     per_minute = (
         finished.annotate(minute=TruncMinute("finished_at", tzinfo=datetime.UTC))
@@ -87,7 +86,7 @@ def _figures(now: datetime.datetime, owner: AbstractBaseUser | None) -> dict:
         .annotate(count=Count("pk"))
     )
     minutes = [start + datetime.timedelta(minutes=index) for index in range(MINUTES)]
-    counts = {minute: dict.fromkeys(FINAL, 0) for minute in minutes}
+    counts = {minute: dict.fromkeys(ENDED, 0) for minute in minutes}
     for minute, status, count in per_minute:
         counts[minute.replace(tzinfo=datetime.UTC)][status] = count
     runs = finished.filter(status=Status.SUCCEEDED, started_at__isnull=False).order_by("-finished_at")
@@ -116,13 +115,13 @@ def _chart(figures: dict) -> dict:
     bars = []
     for index, (minute, counts) in enumerate(figures["minutes"]):
         top, segments = HEIGHT, []
-        for status in FINAL:
+        for status in ENDED:
             if counts[status]:
                 height = counts[status] / busiest * HEIGHT
                 top -= height
                 segments.append(Segment(status, status.label, counts[status], index * bar, top, bar - GAP, height))
-        bars.append(Bar(minute, sum(counts.values()), segments, [counts[status] for status in FINAL]))
-    total = {status: sum(counts[status] for _, counts in figures["minutes"]) for status in FINAL}
+        bars.append(Bar(minute, sum(counts.values()), segments, [counts[status] for status in ENDED]))
+    total = {status: sum(counts[status] for _, counts in figures["minutes"]) for status in ENDED}
     labels = {name: gettext(spec.label) for name, spec in REGISTRY.items()}
     return {
         "bars": bars,

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from tasks import services
-from tasks.models import AuditEntry, Batch, Status
+from tasks.models import AuditEntry, Batch
 from tasks.operations import MAX_RANGE_VALUES
 from tasks.services import Actor
 
@@ -89,7 +89,7 @@ def batch_rows(request: HttpRequest, pk: int) -> HttpResponse:
 def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = ROWS_PER_PAGE) -> tuple[dict, bool]:
     batch = get_object_or_404(Batch.objects.visible_to(owner_scope(request)), pk=pk)
     members = batch.computations.all()
-    counts = members.count_by_status()
+    counts = members.status_counts()
     rows = list(members.filter(pk__gte=rows_from).order_by("pk")[: size + 1])
     next_from = rows[size].pk if len(rows) > size else None
     for computation in rows[:size]:
@@ -99,11 +99,8 @@ def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = RO
     context = {
         "batch": batch,
         "varied_label": gettext(varied.label) if varied else batch.varied,
-        "summary": [(status.value, status.label, counts[status]) for status in Status],
-        "done": counts[Status.SUCCEEDED] + counts[Status.FAILED] + counts[Status.CANCELLED],
-        "can_cancel": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
-        "can_retry": counts[Status.FAILED] + counts[Status.CANCELLED] > 0,
-        "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
+        "counts": counts,
+        "in_flight": counts.in_flight > 0,
         "rows": rows[:size],
         "rows_from": rows_from,
         "poll_url": poll_url,

@@ -37,7 +37,7 @@ class ComputationCollector(Collector):
         in_flight = GaugeMetricFamily(
             "dashboard_computations_in_flight", "Computations queued or running now.", labels=["status"]
         )
-        counts = Computation.objects.count_by_status()
+        counts = Computation.objects.status_counts()
         for status in (Status.QUEUED, Status.RUNNING):
             in_flight.add_metric([status], counts[status])
         yield in_flight

@@ -58,7 +58,7 @@ def toasts(request: HttpRequest) -> HttpResponse:
     ended = list(_ended_computations(request, computations).order_by("pk")) if computations else []
     ended_batches = list(_ended_batches(request, batches).order_by("pk")) if batches else []
     for batch in ended_batches:
-        batch.counts = batch.computations.count_by_status()
+        batch.counts = batch.computations.status_counts()
     response = render(request, "dashboard/toasts.html", {"ended": ended, "ended_batches": ended_batches})
     shown = {f"c{computation.pk}" for computation in ended} | {f"b{batch.pk}" for batch in ended_batches}
     return _keep(response, [entry for entry in entries if entry not in shown])

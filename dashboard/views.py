@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -23,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django_htmx.http import trigger_client_event
 
 from tasks import services
-from tasks.models import COUNT_CAP, AuditEntry, Batch, Computation, Page, Status
+from tasks.models import COUNT_CAP, AuditEntry, Batch, Computation, Page, Status, StatusCounts
 from tasks.services import Actor
 
 from . import activity, health, live, throttling
@@ -53,7 +52,7 @@ def _list_url(filters: ListFilterForm) -> str:
 
 def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
     visible = Computation.objects.visible_to(owner := owner_scope(request))
-    counts = visible.count_by_status()
+    counts = visible.status_counts()
     params = _list_params(filters)
     matching = {key: params[key] for key in ("status", "operation") if key in params}
     if filters.is_valid():
@@ -71,9 +70,9 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "poll_etag": live.poll_etag(request, poll_url),
         "filter_values": matching,  # what its links keep: the filters only
         "page": page,
-        "summary": [(status.value, status.label, counts[status]) for status in Status],
+        "counts": counts,
         "count_cap": COUNT_CAP,
-        "in_flight": counts[Status.QUEUED] + counts[Status.RUNNING] > 0,
+        "in_flight": counts.in_flight > 0,
         "running": counts[Status.RUNNING],
         "broker_reachable": health.broker_reachable(),
         "activity": activity.activity(owner),
@@ -85,17 +84,11 @@ def _show_batches(rows: list[Computation]) -> None:
     batches = Batch.objects.in_bulk({row.batch_id for row in rows if row.batch_id})
     if not batches:
         return
-    counts: dict[int, dict[str, int]] = {pk: dict.fromkeys(Status.values, 0) for pk in batches}
-    grouped = Computation.objects.filter(batch__in=list(batches)).order_by().values_list("batch", "status")
-    for batch_id, status, count in grouped.annotate(n=Count("pk")):
-        counts[batch_id][status] = count
+    counts = Computation.objects.filter(batch__in=list(batches)).status_counts_by_batch()
     for row in rows:
         if row.batch_id:
             row.shown_batch = batches[row.batch_id]
-            row.batch_counts = counts[row.batch_id]
-            row.batch_done = sum(
-                counts[row.batch_id][status] for status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
-            )
+            row.batch_counts = counts.get(row.batch_id, StatusCounts({}))
 
 
 def _page_context(request: HttpRequest, form: ComputationForm, filters: ListFilterForm) -> dict:

@@ -1,0 +1,28 @@
+"""A computation's row and its state transitions.
+
+Status moves queued → running → succeeded | failed, and queued | running → cancelled; a failed or cancelled one can
+be queued again (retry). The transitions live on the queryset (queryset.py), the rows in computation.py, the
+statuses and their counts in status.py, the audit trail in audit.py.
+"""
+
+from .audit import AuditEntry
+from .computation import Batch, Computation, OfAnOperation, default_max_attempts, translate_error
+from .queryset import ComputationQuerySet, Page
+from .status import COUNT_CAP, ENDED, IN_FLIGHT, RETRYABLE, Status, StatusCounts
+
+__all__ = [
+    "COUNT_CAP",
+    "ENDED",
+    "IN_FLIGHT",
+    "RETRYABLE",
+    "AuditEntry",
+    "Batch",
+    "Computation",
+    "ComputationQuerySet",
+    "OfAnOperation",
+    "Page",
+    "Status",
+    "StatusCounts",
+    "default_max_attempts",
+    "translate_error",
+]

@@ -1,0 +1,64 @@
+"""The audit trail: who cancelled or retried what, when and from where."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from .computation import Computation
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    """Append-only: entries are created, never changed or deleted."""
+
+    def update(self, **kwargs: object) -> int:
+        raise PermissionError("The audit trail is append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The audit trail is append-only.")
+
+
+class AuditEntry(models.Model):
+    """Who cancelled or retried what, when and from where: one entry per action, single or bulk."""
+
+    class Action(models.TextChoices):
+        CANCEL = "cancel", _("Cancel")
+        RETRY = "retry", _("Retry")
+
+    class Source(models.TextChoices):
+        DASHBOARD = "dashboard", _("Dashboard")
+        ADMIN = "admin", _("Admin site")
+        API = "api", _("API")
+
+    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    action = models.CharField(_("action"), max_length=16, choices=Action)
+    source = models.CharField(pgettext_lazy("where an action came from", "from"), max_length=16, choices=Source)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    address = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    # {"ids": [...]} for a selection, {"filter": {...}} for "all matching".
+    selection = models.JSONField(_("selection"))
+    requested = models.PositiveIntegerField(_("computations selected"))
+    changed = models.PositiveIntegerField(_("computations changed"))
+    computations = models.ManyToManyField(Computation, verbose_name=_("computations"), related_name="audit_entries")
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit trail")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} ×{self.changed} ({self.created_at:%Y-%m-%d %H:%M:%S})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise PermissionError("The audit trail is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The audit trail is append-only.")

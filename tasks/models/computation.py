@@ -1,0 +1,210 @@
+"""A computation's row, and a batch's: one operation over a range of one input's values."""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
+
+from .. import changes
+from ..operations import REGISTRY, Input, Operation
+from .queryset import ComputationQuerySet
+from .status import IN_FLIGHT, RETRYABLE, Status
+
+
+def default_max_attempts() -> int:
+    return settings.COMPUTATION_MAX_ATTEMPTS
+
+
+def translate_error(message: str, params: Mapping[str, object], inputs: Sequence[Input] = ()) -> str:
+    """An operation's error in the reader's language: its template translated, and the input it names (by its
+    name, as operations are free of Django) shown by its translated label."""
+    params = dict(params)
+    labels = {spec.name: spec.label for spec in inputs}
+    if params.get("input") in labels:
+        params["input"] = gettext(labels[params["input"]])
+    return gettext(message) % params if params else gettext(message)
+
+
+class OfAnOperation:
+    """A row that names an operation of the registry: the operation, and its name in the reader's language."""
+
+    operation: str
+
+    @property
+    def spec(self) -> Operation | None:
+        return REGISTRY.get(self.operation)
+
+    @property
+    def label(self) -> str:
+        return gettext(self.spec.label) if self.spec else self.operation
+
+
+class BatchQuerySet(models.QuerySet):
+    def visible_to(self, owner: "AbstractBaseUser | None") -> "BatchQuerySet":
+        return self if owner is None else self.filter(owner=owner)
+
+
+class Batch(OfAnOperation, models.Model):
+    """One operation over a range of one input's values (the others fixed): a computation per value."""
+
+    operation = models.CharField(_("operation"), max_length=64)
+    varied = models.CharField(_("varied input"), max_length=32)
+    # The range, as exact decimal text: start, start + step, ... up to stop included.
+    start = models.CharField(pgettext_lazy("a range", "from"), max_length=40)
+    stop = models.CharField(pgettext_lazy("a range", "to"), max_length=40)
+    step = models.CharField(_("step"), max_length=40)
+    fixed_inputs = models.JSONField(_("other inputs"))
+    work_seconds = models.PositiveSmallIntegerField(_("simulated work (seconds)"), default=0)
+    size = models.PositiveIntegerField(_("computations"))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # As a computation's: posting the same form twice makes one batch.
+    idempotency_key = models.UUIDField(_("idempotency key"), unique=True, null=True, blank=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+
+    objects = BatchQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("batch")
+        verbose_name_plural = _("batches")
+
+    def __str__(self) -> str:
+        return gettext("Batch #%(id)s: %(label)s") % {"id": self.pk, "label": self.label}
+
+    def get_absolute_url(self) -> str:
+        return reverse("batch-detail", args=[self.pk])
+
+    @property
+    def range_text(self) -> str:
+        """The range and the fixed inputs as a person reads them: "y = 1 … 10, step 1; x = 2"."""
+        labels = {spec.name: gettext(spec.label) for spec in self.spec.inputs} if self.spec else {}
+        text = gettext("%(name)s = %(start)s … %(stop)s, step %(step)s") % {
+            "name": labels.get(self.varied, self.varied),
+            "start": self.start,
+            "stop": self.stop,
+            "step": self.step,
+        }
+        fixed = ", ".join(f"{labels.get(name, name)} = {value}" for name, value in self.fixed_inputs.items())
+        return f"{text}; {fixed}" if fixed else text
+
+
+class Computation(OfAnOperation, models.Model):
+    operation = models.CharField(_("operation"), max_length=64)
+    inputs = models.JSONField(_("inputs"))
+    work_seconds = models.PositiveSmallIntegerField(_("simulated work (seconds)"), default=0)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    result = models.TextField(_("result"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+    # {"message": its gettext_noop template, "params": {...}}: `error` in the reader's language (error_text).
+    error_detail = models.JSONField(_("error, translatable"), null=True, blank=True, editable=False)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    max_attempts = models.PositiveSmallIntegerField(_("attempts allowed"), default=default_max_attempts)
+    worker = models.CharField(_("worker"), max_length=255, blank=True)
+    task_id = models.UUIDField(_("Celery task id"), unique=True, default=uuid.uuid4, editable=False)
+    # When its task was last handed to the broker; empty while the broker has not taken it (it was down).
+    enqueued_at = models.DateTimeField(_("sent to the queue"), null=True, blank=True)
+    # Sent by the form: a second post of the same form (a double click, a browser's retry) finds this row.
+    idempotency_key = models.UUIDField(_("idempotency key"), unique=True, null=True, blank=True, editable=False)
+    batch = models.ForeignKey(
+        Batch, verbose_name=_("batch"), null=True, blank=True, on_delete=models.CASCADE, related_name="computations"
+    )
+    # The unfiltered list shows a batch as one row, its first computation's: the others are not listed there.
+    in_main_list = models.BooleanField(_("in the main list"), default=True)
+    # Who submitted it, when signed in; with DASHBOARD_LOGIN_REQUIRED each person sees only their own.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", db_index=False,
+    )  # fmt: skip
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Moved by every transition; a running row's heartbeat.
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    objects = ComputationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("computation")
+        verbose_name_plural = _("computations")
+        # InnoDB appends the primary key to every index, so each serves "filter, newest first" without a sort.
+        indexes = [
+            models.Index(fields=["status"], name="computation_status"),
+            models.Index(fields=["operation"], name="computation_operation"),
+            models.Index(fields=["status", "operation"], name="computation_status_operation"),
+            models.Index(fields=["status", "updated_at"], name="computation_status_updated"),
+            models.Index(fields=["status", "enqueued_at"], name="computation_status_enqueued"),
+            models.Index(fields=["in_main_list"], name="computation_main_list"),
+            models.Index(fields=["batch", "status"], name="computation_batch_status"),
+            # Exports by creation date, the admin's date filter; the activity chart by finishing time.
+            models.Index(fields=["created_at"], name="computation_created"),
+            models.Index(fields=["finished_at", "status"], name="computation_finished_status"),
+            # One person's list and counts (these also serve the owner's foreign key).
+            models.Index(fields=["owner", "in_main_list"], name="computation_owner_main_list"),
+            models.Index(fields=["owner", "status"], name="computation_owner_status"),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("#%(id)s %(label)s") % {"id": self.pk, "label": self.label}
+
+    def get_absolute_url(self) -> str:
+        return reverse("computation-detail", args=[self.pk])
+
+    @property
+    def error_text(self) -> str:
+        """The error in the reader's language (rows failed before error_detail existed show `error` as it is)."""
+        if not self.error_detail:
+            return self.error
+        inputs = self.spec.inputs if self.spec else ()
+        return translate_error(self.error_detail["message"], self.error_detail.get("params", {}), inputs)
+
+    @property
+    def inputs_text(self) -> str:
+        """The inputs as a person reads them: "x = 1.5, y = 2"."""
+        if self.spec is None:
+            return ", ".join(f"{name} = {value}" for name, value in self.inputs.items())
+        return ", ".join(f"{gettext(spec.label)} = {self.inputs.get(spec.name)}" for spec in self.spec.inputs)
+
+    @property
+    def is_instant(self) -> bool:
+        return self.spec is not None and self.spec.is_instant(self.work_seconds)
+
+    @property
+    def time_limit(self) -> int:
+        """Seconds a run may take (an unknown operation's run fails at once)."""
+        return self.spec.limit_for(self.work_seconds) if self.spec else self.work_seconds
+
+    @property
+    def is_in_flight(self) -> bool:
+        return self.status in IN_FLIGHT
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in IN_FLIGHT
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in RETRYABLE
+
+    @property
+    def run_time(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+@receiver(post_delete, sender=Computation)
+def _record_deletion(**kwargs: object) -> None:
+    # A row deleted (in the admin) changes the lists that showed it.
+    transaction.on_commit(changes.record_change)

@@ -1,0 +1,208 @@
+"""The computations' queryset: the queries pages make, and every state transition as one conditional UPDATE.
+
+A duplicate delivery, a late cancel or a second click changes nothing it should not, and the same method serves one
+row or a thousand. A run holds its row by its attempt number: the writes of a run (progress, outcome) apply only
+while the row is still running that attempt, so a run that was cancelled or superseded can never record a result.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connections, models, transaction
+from django.db.models import Count, F, Func, Q, Value
+from django.db.models.functions import Replace
+from django.utils import timezone
+
+from .. import changes
+from ..operations import OperationError
+from .status import COUNT_CAP, IN_FLIGHT, RETRYABLE, Status, StatusCounts
+
+if TYPE_CHECKING:
+    from .computation import Computation
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list["Computation"]
+    # Cursors for the links to the neighbouring pages, None where there is none.
+    newer_after: int | None
+    older_before: int | None
+
+
+def _failure(error: OperationError | None) -> dict[str, object]:
+    """The error's columns: its text in English, for the API, exports and logs, and its template and parameters,
+    so that pages show it in the reader's language."""
+    if error is None:
+        return {"error": "", "error_detail": None}
+    params = {name: str(value) for name, value in error.params.items()}
+    return {"error": str(error), "error_detail": {"message": error.message, "params": params}}
+
+
+def _stale(now: datetime) -> Q:
+    # MySQL cannot UPDATE a table filtered by a subquery on itself, so transitions take this condition inline.
+    return Q(
+        status=Status.RUNNING,
+        updated_at__lt=now - timedelta(seconds=settings.COMPUTATION_STALE_AFTER_SECONDS),
+    )
+
+
+class ComputationQuerySet(models.QuerySet):
+    def in_flight(self) -> "ComputationQuerySet":
+        return self.filter(status__in=IN_FLIGHT)
+
+    def retryable(self) -> "ComputationQuerySet":
+        return self.filter(status__in=RETRYABLE)
+
+    def newest_first(self) -> "ComputationQuerySet":
+        return self.order_by("-pk")
+
+    def visible_to(self, owner: "AbstractBaseUser | None") -> "ComputationQuerySet":
+        """The computations of `owner`; all of them for None (accounts off, or a staff member)."""
+        return self if owner is None else self.filter(owner=owner)
+
+    def page(self, *, before: int | None = None, after: int | None = None, size: int = 25) -> Page:
+        """One page, newest first, by keyset on the id: no OFFSET and no COUNT, so page 1 costs the same at any size.
+
+        `before` gives the rows older than that id, `after` the rows just newer than it, neither the newest.
+        """
+        if after is not None:
+            rows = list(self.filter(pk__gt=after).order_by("pk")[: size + 1])
+            newer = rows[size - 1].pk if len(rows) > size else None
+            rows = rows[:size][::-1]
+            return Page(rows, newer_after=newer, older_before=rows[-1].pk if rows else after + 1)
+        rows = list((self.filter(pk__lt=before) if before else self).newest_first()[: size + 1])
+        older = rows[size - 1].pk if len(rows) > size else None
+        rows = rows[:size]
+        return Page(rows, newer_after=rows[0].pk if before and rows else None, older_before=older)
+
+    def needing_a_task(self, *, queue_is_empty: bool) -> "ComputationQuerySet":
+        """Rows that would never end unless their task is sent (again): queued ones the broker never took (it was
+        down); running ones whose worker died; and, while the broker's queue is empty, queued ones whose task no
+        worker is running (a worker that died held it). Each was last sent longer ago than a heartbeat's grace."""
+        now = timezone.now()
+        sent_long_ago = Q(enqueued_at__lt=now - timedelta(seconds=settings.COMPUTATION_STALE_AFTER_SECONDS))
+        never_sent = Q(status=Status.QUEUED, enqueued_at__isnull=True)
+        condition = never_sent | (_stale(now) & sent_long_ago)
+        if queue_is_empty:
+            condition |= Q(status=Status.QUEUED) & sent_long_ago
+        return self.filter(condition).order_by("pk")
+
+    def queue_is_full(self) -> bool:
+        """Whether COMPUTATION_MAX_QUEUED computations wait already: a bounded index scan, never a full count."""
+        return self.filter(status=Status.QUEUED)[settings.COMPUTATION_MAX_QUEUED - 1 :].exists()
+
+    def queue_room(self) -> int:
+        """How many more computations may be queued before COMPUTATION_MAX_QUEUED wait (a bounded count)."""
+        cap = settings.COMPUTATION_MAX_QUEUED
+        return max(cap - self.filter(status=Status.QUEUED).order_by().values("pk")[:cap].count(), 0)
+
+    def status_counts(self, *, cap: int = COUNT_CAP) -> StatusCounts:
+        """The counts of every status, in one query whose cost does not grow with the table: each status is
+        counted over at most `cap` + 1 entries of its index, so a count above `cap` means "more than `cap`"."""
+        parts, params = [], []
+        for status in Status.values:
+            sql, status_params = self.filter(status=status).order_by().values("pk")[: cap + 1].query.sql_with_params()
+            parts.append(f"SELECT %s, COUNT(*) FROM ({sql}) AS counted")  # noqa: S608 (compiled by the ORM)
+            params += [status, *status_params]
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            return StatusCounts(dict(cursor.fetchall()))
+
+    def status_counts_by_batch(self) -> dict[int, StatusCounts]:
+        """The counts of each batch among these rows, in one grouped query (for a page of batches)."""
+        counts: dict[int, dict[str, int]] = {}
+        for batch, status, count in self.order_by().values_list("batch", "status").annotate(n=Count("pk")):
+            counts.setdefault(batch, {})[status] = count
+        return {batch: StatusCounts(by_status) for batch, by_status in counts.items()}
+
+    # Transitions. Each returns the number of rows it changed.
+
+    def claim(self, *, worker: str) -> int:
+        """Starts a new attempt on a queued row, or on a running one whose worker died, within the budget."""
+        now = timezone.now()
+        return self._update(
+            self.filter(Q(status=Status.QUEUED) | _stale(now), attempts__lt=F("max_attempts")),
+            now,
+            status=Status.RUNNING,
+            attempts=F("attempts") + 1,
+            progress=0,
+            worker=worker[:255],
+            started_at=now,
+            finished_at=None,
+        )
+
+    def record_at_once(
+        self, *, worker: str, started_at: datetime, result: str = "", error: OperationError | None = None
+    ) -> int:
+        """The outcome of an instant computation, recorded from queued in one UPDATE as one attempt: it holds no
+        row while it runs (there is nothing to watch), and whichever delivery records first wins."""
+        now = timezone.now()
+        return self._update(
+            self.filter(status=Status.QUEUED, attempts__lt=F("max_attempts")),
+            now,
+            status=Status.FAILED if error else Status.SUCCEEDED,
+            attempts=F("attempts") + 1,
+            worker=worker[:255],
+            started_at=started_at,
+            finished_at=now,
+            progress=0 if error else 100,
+            result=result,
+            **_failure(error),
+        )
+
+    def report_progress(self, *, attempt: int, progress: int) -> int:
+        """Writes progress and the heartbeat; 0 means the run no longer owns its row and must stop."""
+        return self._update(self._held_by(attempt), timezone.now(), progress=progress)
+
+    def succeed(self, *, attempt: int, result: str) -> int:
+        now = timezone.now()
+        return self._update(
+            self._held_by(attempt), now, status=Status.SUCCEEDED, progress=100, result=result, finished_at=now
+        )
+
+    def fail(self, *, attempt: int, error: OperationError) -> int:
+        now = timezone.now()
+        return self._update(self._held_by(attempt), now, status=Status.FAILED, finished_at=now, **_failure(error))
+
+    def give_up(self, *, error: OperationError) -> int:
+        """Fails in-flight rows whose attempts are used up (each attempt's worker died)."""
+        now = timezone.now()
+        exhausted = self.filter(Q(status=Status.QUEUED) | _stale(now), attempts__gte=F("max_attempts"))
+        return self._update(exhausted, now, status=Status.FAILED, finished_at=now, **_failure(error))
+
+    def cancel(self, now: datetime | None = None) -> int:
+        """A queued row never starts; a running one stops at its next progress report."""
+        now = now or timezone.now()
+        return self._update(self.in_flight(), now, status=Status.CANCELLED, finished_at=now)
+
+    def requeue(self, now: datetime | None = None) -> int:
+        """Queues failed or cancelled rows again with a fresh budget of attempts and a new task id each; the caller
+        enqueues them (the rows it changed are those whose updated_at is `now`)."""
+        return self._update(
+            self.filter(status__in=RETRYABLE),
+            now or timezone.now(),
+            status=Status.QUEUED,
+            # A new id per row, made by the database, so that one UPDATE serves any number of rows.
+            task_id=Replace(Func(function="UUID", output_field=models.CharField()), Value("-"), Value("")),
+            enqueued_at=timezone.now(),
+            max_attempts=F("attempts") + settings.COMPUTATION_MAX_ATTEMPTS,
+            progress=0,
+            result="",
+            error="",
+            worker="",
+            started_at=None,
+            finished_at=None,
+        )
+
+    def _held_by(self, attempt: int) -> "ComputationQuerySet":
+        return self.filter(status=Status.RUNNING, attempts=attempt)
+
+    @staticmethod
+    def _update(queryset: "ComputationQuerySet", now: datetime, **changes_: object) -> int:
+        changed = queryset.update(updated_at=now, **changes_)
+        if changed:
+            transaction.on_commit(changes.record_change)
+        return changed
