@@ -7,6 +7,9 @@ tasks.models make a second delivery harmless, so no computation is lost and none
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -18,7 +21,7 @@ from redis.exceptions import RedisError
 
 from . import broker, metrics, operations, services, store
 from .models import Computation, ComputationQuerySet, Status
-from .operations import REGISTRY, Operation, OperationError, TimeLimitExceeded, gettext_noop
+from .operations import REGISTRY, Operation, OperationError, ProgressCallback, TimeLimitExceeded, gettext_noop
 
 logger = get_task_logger(__name__)
 
@@ -67,6 +70,54 @@ class ProgressWriter:
             self.percent, self.written = percent, time.monotonic()
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: its result, or the error it failed with."""
+
+    result: str = ""
+    error: OperationError | None = None
+
+    @property
+    def status(self) -> Status:
+        return Status.FAILED if self.error else Status.SUCCEEDED
+
+
+def compute(name: str, inputs: dict, *, work_seconds: int, progress: ProgressCallback) -> Outcome:
+    """Runs operation `name`: every way it can end is an Outcome, but a stop (RunStopped) and a lost database, which
+    leave the row to whoever holds it next."""
+    spec = REGISTRY.get(name)
+    if spec is None:
+        return Outcome(error=OperationError(gettext_noop("Unknown operation %(name)s."), {"name": name}))
+    try:
+        parsed = spec.parse_inputs(inputs)
+        spec.validate(parsed)  # the services checked them; a row written by other means gets the same answer
+        return Outcome(result=operations.run(spec, parsed, work_seconds=work_seconds, report_progress=progress))
+    except OperationError as error:
+        return Outcome(error=error)
+    except SoftTimeLimitExceeded:
+        return Outcome(error=TimeLimitExceeded(spec.limit_for(work_seconds)))
+    except (RunStopped, OperationalError, InterfaceError):
+        raise
+    except Exception:
+        logger.exception("%s raised", name)
+        return Outcome(error=OperationError(UNEXPECTED))
+
+
+def record(
+    operation: str, outcome: Outcome, write: Callable[[], int], *, started: datetime, created: datetime | None
+) -> bool:
+    """Writes an outcome through `write`, a conditional UPDATE that a superseded run's changes nothing, and counts
+    it in the metrics when it was written (its time since submission when that is known). Whether it was."""
+    if not persist(write):
+        return False
+    ended = timezone.now()
+    metrics.record_finished(
+        operation, outcome.status, run_seconds=(ended - started).total_seconds(),
+        end_to_end_seconds=(ended - created).total_seconds() if created else None,
+    )  # fmt: skip
+    return True
+
+
 @shared_task(bind=True, name=broker.RUN_COMPUTATION, max_retries=60)
 def run_computation(
     self: Task,
@@ -80,85 +131,61 @@ def run_computation(
     instant computation is computed and recorded without reading the row first."""
     rows = Computation.objects.filter(pk=computation_id)
     spec = REGISTRY.get(operation or "")
-    instant = spec is not None and inputs is not None and spec.is_instant(work_seconds)
-    if instant and _run_at_once(self, computation_id, spec, inputs, created):
-        return
+    if spec and inputs is not None and spec.is_instant(work_seconds):
+        submitted = datetime.fromtimestamp(created, UTC) if created else None
+        if _run_at_once(self, computation_id, spec, inputs, submitted):
+            return
     # Not instant, or not queued any more (cancelled, ended, or left running by a worker that died): the claim
     # tells which, and takes over a dead worker's row.
     try:
         claimed = persist(lambda: rows.claim(worker=self.request.hostname or ""))
     except (OperationalError, InterfaceError) as error:
         raise self.retry(countdown=settings.COMPUTATION_STALE_AFTER_SECONDS, exc=error) from error
-    if not claimed:
-        _not_claimed(self, rows)
-        return
-    computation = persist(rows.get)
-    attempt, spec = computation.attempts, computation.spec
-    logger.info("computation %s attempt %s started", computation_id, attempt)
-    try:
-        if spec is None:
-            raise OperationError(gettext_noop("Unknown operation %(name)s."), {"name": computation.operation})
-        result = operations.run(
-            spec,
-            spec.parse_inputs(computation.inputs),
-            work_seconds=computation.work_seconds,
-            report_progress=ProgressWriter(rows, attempt),
-        )
-    except RunStopped:
-        logger.info("computation %s attempt %s stopped: cancelled or taken over", computation_id, attempt)
-        return
-    except OperationError as error:
-        status, failure = Status.FAILED, error
-        outcome = persist(lambda: rows.fail(attempt=attempt, error=failure))
-    except SoftTimeLimitExceeded:
-        status, limit = Status.FAILED, TimeLimitExceeded(computation.time_limit)
-        outcome = persist(lambda: rows.fail(attempt=attempt, error=limit))
-    except (OperationalError, InterfaceError):
-        # The database stayed away longer than the retries: the row keeps running until its heartbeat goes
-        # stale and the sweep sends it again.
-        logger.exception("computation %s attempt %s lost the database", computation_id, attempt)
-        raise
-    except Exception:
-        logger.exception("computation %s attempt %s raised", computation_id, attempt)
-        status = Status.FAILED
-        outcome = persist(lambda: rows.fail(attempt=attempt, error=OperationError(UNEXPECTED)))
+    if claimed:
+        _run_claimed(rows)
     else:
-        status = Status.SUCCEEDED
-        outcome = persist(lambda: rows.succeed(attempt=attempt, result=result))
-    logger.info("computation %s attempt %s %s", computation_id, attempt, "ended" if outcome else "superseded")
-    if outcome:
-        ended = timezone.now()
-        metrics.record_finished(
-            computation.operation, status, run_seconds=(ended - computation.started_at).total_seconds(),
-            end_to_end_seconds=(ended - computation.created_at).total_seconds(),
-        )  # fmt: skip
+        _not_claimed(self, rows)
 
 
-def _run_at_once(task: Task, pk: int, spec: Operation, inputs: dict, created: float | None) -> bool:
-    """An instant computation: computed, then recorded in one conditional UPDATE (tasks.models.record_at_once),
+def _run_at_once(task: Task, pk: int, spec: Operation, inputs: dict, created: datetime | None) -> bool:
+    """An instant computation: computed, then recorded in one conditional UPDATE (ComputationQuerySet.record_at_once),
     which only a queued row takes. Whether it was recorded."""
     rows, started, worker = Computation.objects.filter(pk=pk), timezone.now(), task.request.hostname or ""
-    logger.info("computation %s instant run started", pk)
-    result, error = "", None
+    outcome = compute(spec.name, inputs, work_seconds=0, progress=lambda done, total: None)
+    write = partial(rows.record_at_once, worker=worker, started_at=started, result=outcome.result, error=outcome.error)
     try:
-        result = operations.run(spec, spec.parse_inputs(inputs), work_seconds=0, report_progress=lambda d, t: None)
-    except OperationError as failure:
-        error = failure
-    except Exception:
-        logger.exception("computation %s instant run raised", pk)
-        error = OperationError(UNEXPECTED)
-    try:
-        recorded = persist(lambda: rows.record_at_once(worker=worker, started_at=started, result=result, error=error))
+        recorded = record(spec.name, outcome, write, started=started, created=created)
     except (OperationalError, InterfaceError) as failure:
         raise task.retry(countdown=settings.COMPUTATION_STALE_AFTER_SECONDS, exc=failure) from failure
     logger.info("computation %s instant run %s", pk, "ended" if recorded else "not recorded: the row is not queued")
-    if recorded:
-        ended = timezone.now()
-        metrics.record_finished(
-            spec.name, Status.FAILED if error else Status.SUCCEEDED, run_seconds=(ended - started).total_seconds(),
-            end_to_end_seconds=ended.timestamp() - created if created else None,
+    return recorded
+
+
+def _run_claimed(rows: ComputationQuerySet) -> None:
+    """A claimed row: run with progress reports, which stop the run once the row is no longer this attempt's."""
+    computation = persist(rows.get)
+    attempt = computation.attempts
+    logger.info("computation %s attempt %s started", computation.pk, attempt)
+    try:
+        outcome = compute(
+            computation.operation, computation.inputs,
+            work_seconds=computation.work_seconds, progress=ProgressWriter(rows, attempt),
         )  # fmt: skip
-    return bool(recorded)
+    except RunStopped:
+        logger.info("computation %s attempt %s stopped: cancelled or taken over", computation.pk, attempt)
+        return
+    except (OperationalError, InterfaceError):
+        # The database stayed away longer than the retries: the row keeps running until its heartbeat goes
+        # stale and the sweep sends it again.
+        logger.exception("computation %s attempt %s lost the database", computation.pk, attempt)
+        raise
+    if outcome.error:
+        write = partial(rows.fail, attempt=attempt, error=outcome.error)
+    else:
+        write = partial(rows.succeed, attempt=attempt, result=outcome.result)
+    recorded = record(computation.operation, outcome, write, started=computation.started_at,
+                      created=computation.created_at)  # fmt: skip
+    logger.info("computation %s attempt %s %s", computation.pk, attempt, "ended" if recorded else "superseded")
 
 
 def _not_claimed(task: Task, rows: ComputationQuerySet) -> None:
