@@ -136,6 +136,11 @@ class Deployment:
         return time.monotonic() - started
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start engines of their own run before the shared one starts (one engine at a time)."""
+    items.sort(key=lambda item: not getattr(getattr(item, "module", None), "RUNS_BEFORE_THE_SHARED_ENGINE", False))
+
+
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A private dockerd holding the stand-in base images; stopped at the end, and checked to have left nothing."""

@@ -88,13 +88,24 @@ def _links() -> set[str]:
     return {link["ifname"] for link in json.loads(_run("ip", "-json", "link", "show").stdout)}
 
 
+def _container_groups() -> list[Path]:
+    return [*CGROUP_ROOT.glob(f"*/{CGROUP_PARENT}"), *CGROUP_ROOT.glob(CGROUP_PARENT)]
+
+
+def container_processes() -> set[int]:
+    """The processes in our containers' cgroups (cgroup v1 or v2), whether an engine still runs them or not."""
+    return {
+        int(pid) for group in _container_groups() for procs in group.rglob("cgroup.procs")
+        for pid in procs.read_text().split()
+    }  # fmt: skip
+
+
 def kill_containers() -> int:
-    """Kills the processes left in our containers' cgroups (cgroup v1 or v2); returns how many there were."""
-    groups = [*CGROUP_ROOT.glob(f"*/{CGROUP_PARENT}"), *CGROUP_ROOT.glob(CGROUP_PARENT)]
+    """Kills the processes left in our containers' cgroups; returns how many there were."""
+    groups = _container_groups()
     killed: set[int] = set()
     deadline = time.monotonic() + 10
-    while pids := {int(pid) for group in groups for procs in group.rglob("cgroup.procs")
-                   for pid in procs.read_text().split()}:  # fmt: skip
+    while pids := container_processes():
         if time.monotonic() > deadline:
             raise RuntimeError(f"container processes {sorted(pids)} survive SIGKILL")
         for pid in pids:
@@ -123,6 +134,8 @@ class Engine:
         self.network: NetworkState | None = None
         # The host's network as it was before an engine of ours first changed it; gone after a clean stop.
         self.network_file = data_root.parent / "network-before-engine.json"
+        # In a fixed place, not the run's: a killed run leaves its containers' network namespaces mounted here.
+        self.exec_root = data_root.parent / "exec"
 
     @property
     def environment(self) -> dict[str, str]:
@@ -147,7 +160,7 @@ class Engine:
         self.process = subprocess.Popen(
             [
                 "dockerd", "--host", f"unix://{self.socket}", "--data-root", str(self.data_root),
-                "--exec-root", str(self.run_dir / "exec"), "--pidfile", str(self.run_dir / "dockerd.pid"),
+                "--exec-root", str(self.exec_root), "--pidfile", str(self.run_dir / "dockerd.pid"),
                 "--storage-driver", "overlay2", "--bip", BRIDGE, "--default-address-pool", ADDRESS_POOL,
                 "--containerd-namespace", "dashboard-tests",
                 "--containerd-plugins-namespace", "dashboard-tests-plugins", "--cgroup-parent", f"/{CGROUP_PARENT}",
@@ -197,14 +210,19 @@ class Engine:
         """Undoes what a run killed before its teardown left: containers, the state mount, the network."""
         kill_containers()
         self._unmount()
+        # Runtime state only (sockets, pid files that may name a process now gone or a zombie): none of it is reused.
+        shutil.rmtree(self.exec_root, ignore_errors=True)
         if self.network_file.exists():
             NetworkState.load(self.network_file).restore()
             self.network_file.unlink()
 
     def _unmount(self) -> None:
-        # dockerd bind-mounts its state directory on itself and undoes it only when it stops cleanly.
-        if str(self.data_root) in Path("/proc/mounts").read_text():
-            _run("umount", "--lazy", self.data_root, check=False)
+        """dockerd bind-mounts its state directory on itself, and each network namespace under its exec root, and
+        undoes them only when it stops cleanly."""
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        ours = [path for path in mounts if path.startswith((str(self.data_root), str(self.exec_root)))]
+        for path in sorted(ours, key=len, reverse=True):
+            _run("umount", "--lazy", path, check=False)
 
     def _restore_network(self) -> None:
         if self.network is not None:
