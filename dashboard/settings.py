@@ -186,8 +186,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-# The admin user that the migrate step creates or updates; none when ADMIN_USERNAME is empty.
-ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="")
+# The admin user that the migrate step creates or updates; none while ADMIN_PASSWORD is empty.
+ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
 ADMIN_EMAIL = env.str("ADMIN_EMAIL", default="")
 ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
 

@@ -65,7 +65,7 @@ def environment() -> dict[str, str]:
         "BENCH_RESULT_URL": REDIS_RESULTS,
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "LOG_LEVEL": "WARNING",
-        "ADMIN_USERNAME": "",
+        "ADMIN_PASSWORD": "",
         "FLOWER_USER": "flower",
         "FLOWER_PASSWORD": secrets.token_urlsafe(16),
         "STATS_USER": "stats",

@@ -5,6 +5,10 @@ set -o errexit -o nounset -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 export DEBUG="${DEBUG:-false}"
+# Read by Django's settings too, with the same defaults (tests/deploy checks both against .env.example).
+export LOG_LEVEL="${LOG_LEVEL:-INFO}"
+export ALLOWED_HOSTS="${ALLOWED_HOSTS:-127.0.0.1,localhost}"
+export LOGIN_RATE_LIMIT="${LOGIN_RATE_LIMIT:-10/m}"
 # uWSGI, per web replica. HAProxy sends a replica at most WEB_PROCESSES × WEB_THREADS requests at once and
 # queues the rest; WEB_TIMEOUT ends a request that runs longer (HAProxy waits 5 s more).
 export WEB_BIND="${WEB_BIND:-0.0.0.0:8000}"
@@ -20,6 +24,19 @@ export WEB_DRAIN_SECONDS="${WEB_DRAIN_SECONDS:-3}"
 # Flower, under /flower behind HAProxy.
 export FLOWER_BIND="${FLOWER_BIND:-0.0.0.0:5555}"
 export FLOWER_MAX_TASKS="${FLOWER_MAX_TASKS:-10000}"
+export FLOWER_USER="${FLOWER_USER:-flower}"
+export STATS_USER="${STATS_USER:-stats}"
+export WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-2}"
+export WORKER_NAME="${WORKER_NAME:-worker}"
+# The cache's own Redis.
+export CACHE_BIND="${CACHE_BIND:-127.0.0.1:6380}"
+export CACHE_MAXMEMORY="${CACHE_MAXMEMORY:-128mb}"
+# HAProxy: the public and the monitoring listeners, how many replicas it looks up by DNS, requests per client
+# address in 10 seconds.
+export HAPROXY_BIND="${HAPROXY_BIND:-0.0.0.0:80}"
+export HAPROXY_MONITOR_BIND="${HAPROXY_MONITOR_BIND:-127.0.0.1:8404}"
+export WEB_REPLICAS_MAX="${WEB_REPLICAS_MAX:-10}"
+export HAPROXY_RATE_LIMIT="${HAPROXY_RATE_LIMIT:-1000}"
 
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 

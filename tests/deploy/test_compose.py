@@ -1,7 +1,7 @@
 """Compose, validated without a Docker engine: the specification's schema, a Compose linter, hadolint, HAProxy's
 own check, and parity with the local stack, so that Compose runs exactly what the stack tests exercise."""
 
-import ast
+import functools
 import json
 import os
 import re
@@ -19,6 +19,14 @@ COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
 DOCKERFILE = ROOT / "compose" / "Dockerfile"
 DCLINT = ROOT / ".tools" / "node_modules" / ".bin" / "dclint"
 COMPOSE = ROOT / ".tools" / "compose" / "compose" / "docker-compose"
+PRODUCTION_SECRET = "x" * 50
+# Set by the start scripts from others, never by a person.
+DERIVED = {
+    "WEB_MAXCONN", "HAPROXY_SERVER_TIMEOUT", "HAPROXY_CHECK_HOST", "WEB_PORT", "SIGN_IN_LIMIT",
+    "SIGN_IN_PERIOD_SECONDS", "WEB_DRAIN_FILE", "WEB_MAX_REQUESTS_DELTA", "TMPDIR",
+}  # fmt: skip
+# Where containers differ from one machine: Compose gives these values of its own (service names, Docker's ranges).
+CONTAINER_ADDRESSES = {"TRUSTED_PROXIES", "DATABASE_URL", "REDIS_URL", "CACHE_URL"}
 # Images of others, configured by their own variables.
 THIRD_PARTY = {"mysql", "redis", "cache", "prometheus"}
 # Ordering rules we do not follow: services read in the order they start (data, migrate, app, proxy), and the
@@ -65,22 +73,38 @@ def service_environment(name: str) -> dict[str, str]:
     return json.loads(result.stdout)["services"][name]["environment"]
 
 
-def variables_read_by_settings() -> dict[str, ast.expr | None]:
-    """{NAME: default expression} for every env.<type>("NAME", default=...) in dashboard/settings.py."""
-    tree = ast.parse((ROOT / "dashboard" / "settings.py").read_text())
-    found = {}
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "env"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-        ):
-            defaults = [keyword.value for keyword in node.keywords if keyword.arg == "default"]
-            found[node.args[0].value] = defaults[0] if defaults else None
-    return found
+@functools.cache
+def settings_defaults() -> dict[str, object]:
+    """{NAME: value} for every variable dashboard/settings.py reads, as its own reads left them (environs'
+    env.dump()) with nothing set but a production secret."""
+    return settings_reads({"SECRET_KEY": PRODUCTION_SECRET})
+
+
+def settings_reads(environment: dict[str, str]) -> dict[str, object]:
+    """What the settings read (env.dump()) with `environment` and no .env file."""
+    program = (
+        "import json, environs; environs.Env.read_env = lambda *args, **kwargs: False; "
+        "import dashboard.settings as settings; print(json.dumps(settings.env.dump(), default=str))"
+    )
+    result = subprocess.run(
+        [ROOT / ".venv" / "bin" / "python", "-c", program], capture_output=True, text=True, check=True, cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "dashboard.settings", **environment},
+    )  # fmt: skip
+    return json.loads(result.stdout)
+
+
+def start_script_defaults() -> dict[str, str]:
+    """{NAME: value} for every variable compose/start/defaults.sh gives a default, with nothing set."""
+    names = re.findall(r'^export ([A-Z][A-Z0-9_]*)="\$\{', (START / "defaults.sh").read_text(), re.MULTILINE)
+    program = f"source {START / 'defaults.sh'}; " + "; ".join(f'printf "%s=%s\\n" {name} "${name}"' for name in names)
+    result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True,
+                            env={"PATH": os.environ["PATH"]})  # fmt: skip
+    return dict(line.split("=", 1) for line in result.stdout.splitlines())
+
+
+def compose_defaults() -> dict[str, str]:
+    """{NAME: default} for every ${NAME:-default} in compose/compose.yaml (innermost, where they nest)."""
+    return dict(re.findall(r"\$\{([A-Z][A-Z0-9_]*):-([^}$]*)\}", COMPOSE_FILE.read_text()))
 
 
 def variables_read_by_scripts() -> set[str]:
@@ -105,12 +129,8 @@ def variables_required_by_scripts(script: str) -> set[str]:
 def variables_compose_must_set() -> set[str]:
     """The settings' variables whose defaults only serve a development machine (localhost, the development
     secret), so a deployment that leaves them out would run against nothing or with a known secret."""
-    required = set()
-    for name, default in variables_read_by_settings().items():
-        literal = ast.literal_eval(default) if isinstance(default, ast.Constant | ast.List) else None
-        if default is None or literal is None or re.search(r"127\.0\.0\.1|localhost", str(literal)):
-            required.add(name)
-    return required
+    loopback = {name for name, value in settings_defaults().items() if re.search(r"127\.0\.0\.1|localhost", str(value))}
+    return loopback | {"SECRET_KEY"}
 
 
 def drift(document: dict) -> list[str]:
@@ -118,7 +138,7 @@ def drift(document: dict) -> list[str]:
     reads, required variables left out."""
     problems = []
     scripts = {f"compose/start/{name}" for name in {*PROCESSES.values(), "migrate"}}
-    known = set(variables_read_by_settings()) | variables_read_by_scripts()
+    known = set(settings_defaults()) | variables_read_by_scripts()
     must_set = variables_compose_must_set()
     for name, service in document["services"].items():
         if name in THIRD_PARTY:
@@ -184,12 +204,8 @@ def test_a_command_or_variable_the_stack_does_not_know_is_reported():
 
 def test_every_variable_is_documented_in_env_example():
     documented = documented_in_env_example()
-    read = set(variables_read_by_settings()) | variables_read_by_scripts()
-    derived = {
-        "WEB_MAXCONN", "HAPROXY_SERVER_TIMEOUT", "HAPROXY_CHECK_HOST", "WEB_PORT", "SIGN_IN_LIMIT",
-        "SIGN_IN_PERIOD_SECONDS", "WEB_DRAIN_FILE", "TMPDIR",
-    }  # fmt: skip
-    assert read - derived - documented == set()
+    read = set(settings_defaults()) | variables_read_by_scripts()
+    assert read - DERIVED - documented == set()
 
 
 def test_the_image_installs_the_locked_environment_the_tests_use():
@@ -222,3 +238,26 @@ def test_prometheus_scrapes_only_what_the_monitoring_listener_serves():
         assert job["static_configs"] == [{"targets": ["haproxy:8404"]}]
         assert job["metrics_path"] in haproxy, "the monitoring listener serves it"
     assert "HAPROXY_MONITOR_BIND: 0.0.0.0:8404" in (ROOT / "compose" / "compose.yaml").read_text()
+
+
+def test_env_example_states_the_settings_own_defaults():
+    """.env.example's values, given to the settings, change nothing: each is the default settings.py applies."""
+    example = {name: value for name, value in env_example().items() if name in settings_defaults()}
+    read = settings_reads({**example, "SECRET_KEY": PRODUCTION_SECRET})
+    defaults = settings_defaults()
+    assert {name: read[name] for name in read if read[name] != defaults[name]} == {}
+    assert set(defaults) - DERIVED - documented_in_env_example() == set()
+
+
+def test_env_example_states_the_start_scripts_and_composes_own_defaults():
+    example = env_example()
+    scripts = start_script_defaults()
+    assert {name: value for name, value in scripts.items() if example.get(name) != value} == {}
+    own = {name: value for name, value in compose_defaults().items() if name not in CONTAINER_ADDRESSES}
+    assert {name: value for name, value in own.items() if example.get(name) != value} == {}
+
+
+def test_compose_restates_no_default_but_container_addresses():
+    """A variable read by the settings or a start script gets its default there, never again in compose.yaml."""
+    read_elsewhere = set(settings_defaults()) | set(start_script_defaults())
+    assert set(compose_defaults()) & read_elsewhere <= CONTAINER_ADDRESSES

@@ -83,7 +83,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
         "CACHE_URL": redis_server.url(1),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "INFO",
-        "ADMIN_USERNAME": "",
+        "ADMIN_PASSWORD": "",
         "FLOWER_USER": "flower",
         "FLOWER_PASSWORD": secrets.token_urlsafe(16),
         "STATS_USER": "stats",

@@ -1,6 +1,6 @@
 """Creates or updates the admin user from ADMIN_USERNAME, ADMIN_EMAIL and ADMIN_PASSWORD (the migrate step).
 
-Nothing happens when ADMIN_USERNAME is empty. In production mode (DEBUG off) the password must pass Django's
+Nothing happens while ADMIN_PASSWORD is empty. In production mode (DEBUG off) the password must pass Django's
 password validators, so no default or weak password ever guards the admin site.
 """
 
@@ -15,11 +15,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         username, email, password = settings.ADMIN_USERNAME, settings.ADMIN_EMAIL, settings.ADMIN_PASSWORD
-        if not username:
-            self.stdout.write("ADMIN_USERNAME is empty: no admin user created or changed.")
-            return
         if not password:
-            raise CommandError("ADMIN_PASSWORD must be set along with ADMIN_USERNAME.")
+            self.stdout.write("ADMIN_PASSWORD is empty: no admin user created or changed.")
+            return
+        if not username:
+            raise CommandError("ADMIN_USERNAME must not be empty along with ADMIN_PASSWORD.")
         User = get_user_model()
         if not settings.DEBUG:
             try:
