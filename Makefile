@@ -10,27 +10,27 @@ help:  ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 setup:  ## Install what is missing: system packages, uv, the locked Python environment
-	@compose/local/setup
+	@tools/setup
 
 run: setup  ## Run the whole stack; the dashboard at http://127.0.0.1:8000/ (Ctrl-C stops it all)
-	@$(VENV)/bin/python -m compose.local.stack
+	@$(VENV)/bin/python -m tools.stack
 
 dev: setup  ## Run Django's development server and one worker instead (DEBUG on)
-	@$(VENV)/bin/python -m compose.local.stack --dev
+	@$(VENV)/bin/python -m tools.stack --dev
 
 test:  ## Run the whole test suite (lint, unit, integration, stack, browser, faults, containers), then the integration layer on MySQL 9.7
-	@compose/local/setup --test
+	@tools/setup --test
 	@$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest
 	TEST_DATABASE=mysql $(VENV)/bin/pytest tests/integration
 
 faults:  ## The fault tests in full: 10,000 submissions, 20 worker kills, outages (figures in var/faults.txt)
-	@compose/local/setup --test
+	@tools/setup --test
 	FAULTS=full $(VENV)/bin/pytest tests/faults -s
 
 bench:  ## Measure: our figures beside the stack's own limits, as a table (and JSON in var/bench/)
-	@compose/local/setup --bench
-	$(VENV)/bin/python -m compose.local.bench
+	@tools/setup --bench
+	$(VENV)/bin/python -m tools.bench
 
 lint:  ## Check the code with ruff
 	$(VENV)/bin/ruff check .

@@ -10,8 +10,8 @@ import redis
 from django.conf import settings
 from django.core.management import call_command
 
-from compose.local.stack import START, Ports, Stack
 from tests.helpers import database_url
+from tools.stack import START, Ports, Stack
 
 START_MYSQL = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
 START_REDIS = (
@@ -40,7 +40,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The local stack (compose.local.stack, what `make run` starts) on free ports, in production mode, with a
+    """The local stack (tools.stack, what `make run` starts) on free ports, in production mode, with a
     database and Redis databases of its own; stopped, and its database dropped, at the end of the session."""
     database = settings.DATABASES["default"]
     name = f"test_stack_{os.getpid()}"

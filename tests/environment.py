@@ -36,9 +36,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     pytest-django sets Django up, and removed when the run ends; `make test` runs the integration layer so too."""
     if os.environ.get("TEST_DATABASE") != "mysql":
         return
-    from compose.local.stack import free_ports
     from tests.containers.standins import STANDINS
     from tests.servers import PrivateMySQL
+    from tools.stack import free_ports
 
     server = PrivateMySQL(STANDINS["mysql"].root(), free_ports(1)[0])
     server.start()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page
 
-from compose.local.stack import Stack
+from tools.stack import Stack
 
 
 @pytest.fixture(scope="session")

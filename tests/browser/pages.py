@@ -9,7 +9,7 @@ import MySQLdb
 import MySQLdb.cursors
 from playwright.sync_api import Page, expect
 
-from compose.local.stack import ROOT, Stack
+from tools.stack import ROOT, Stack
 
 SCREENSHOTS = ROOT / "var" / "screenshots"
 

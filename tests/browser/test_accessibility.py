@@ -11,7 +11,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from compose.local.stack import ROOT
+from tools.stack import ROOT
 
 from .pages import pick, screenshot, submit
 

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from playwright.sync_api import Page, expect
 
-from compose.local.stack import Stack
+from tools.stack import Stack
 
 from .pages import assert_not_reloaded, pick, screenshot, screenshot_path, stack_database, submit
 

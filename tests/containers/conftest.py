@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from compose.local.stack import ROOT, free_ports
 from tests import helpers
 from tests.helpers import WORKER_LINE
+from tools.stack import ROOT, free_ports
 
 from . import standins
 from .engine import Engine, NetworkState, leftovers

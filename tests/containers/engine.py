@@ -145,7 +145,7 @@ class Engine:
         """Starts dockerd; returns the seconds it took to answer."""
         for tool in ("dockerd", "iptables-save", "ip"):
             if not shutil.which(tool, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"):
-                raise EngineUnavailable(f"{tool} is missing: `compose/local/setup --containers` installs docker.io")
+                raise EngineUnavailable(f"{tool} is missing: `tools/setup --containers` installs docker.io")
         if os.geteuid() != 0:
             raise EngineUnavailable("a private dockerd needs root (its bridge and iptables rules)")
         self.run_dir.mkdir(parents=True, exist_ok=True)

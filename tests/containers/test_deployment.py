@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from compose.local.stack import free_ports
 from tests.helpers import DashboardClient, readers, wait_for
 from tests.probe import ended, probe
+from tools.stack import free_ports
 
 from .conftest import COMPOSE, COMPOSE_FILE, ROOT, SCALE, Deployment, deployment_values, env_file, report
 from .engine import BRIDGE

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compose.local.stack import PROCESSES, ROOT, START
+from tools.stack import PROCESSES, ROOT, START
 
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
 DOCKERFILE = ROOT / "compose" / "Dockerfile"
@@ -163,7 +163,7 @@ def test_the_compose_file_follows_the_compose_specification():
 
 
 def test_the_compose_file_passes_the_compose_linter():
-    assert DCLINT.exists(), "dclint is missing: run `compose/local/setup --test` (make test does)"
+    assert DCLINT.exists(), "dclint is missing: run `tools/setup --test` (make test does)"
     skipped = [argument for rule in DCLINT_SKIPPED_RULES for argument in ("--disable-rule", rule)]
     result = run(DCLINT, COMPOSE_FILE, "--max-warnings", "0", "--color", "false", *skipped)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -212,7 +212,7 @@ def test_the_image_installs_the_locked_environment_the_tests_use():
     dockerfile = DOCKERFILE.read_text()
     assert "COPY pyproject.toml uv.lock ./" in dockerfile
     assert re.search(r"uv sync --locked --no-dev", dockerfile)
-    setup = (ROOT / "compose" / "local" / "setup").read_text()
+    setup = (ROOT / "tools" / "setup").read_text()
     assert re.search(r"uv\" sync --locked", setup)
     assert (ROOT / "uv.lock").read_text().startswith("version = 1"), "one lock file, written by uv"
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from compose.local.stack import ROOT, START, VENV_BIN, Ports, Stack, free_ports
 from tests import helpers
 from tests.helpers import WORKER_LINE
 from tests.servers import PrivateMariaDB, PrivateRedis
+from tools.stack import ROOT, START, VENV_BIN, Ports, Stack, free_ports
 
 # `make faults` (FAULTS=full) runs the figures the reliability issue asks for; `make test` a short form.
 FULL = os.environ.get("FAULTS") == "full"

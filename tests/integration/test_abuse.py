@@ -16,10 +16,10 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compose.local.stack import ROOT
 from dashboard.middleware import DatabaseUnavailableMiddleware
 from tasks.models import Computation, Status
 from tests.helpers import HTMX, database_url
+from tools.stack import ROOT
 
 OPERATIONS = ["add", "subtract", "multiply", "divide", "count_primes", "estimate_pi", "factorize"]
 FIELDS = ["operation", "x", "y", "n", "samples", "seed", "work_seconds", "idempotency_key", "status", "before"]

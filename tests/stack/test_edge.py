@@ -16,8 +16,8 @@ import pytest
 import redis
 import requests
 
-from compose.local.stack import START, Ports, Stack, free_ports
 from tests.helpers import admin_session, wait_for
+from tools.stack import START, Ports, Stack, free_ports
 
 pytestmark = [
     pytest.mark.stack,

@@ -6,8 +6,8 @@ import subprocess
 import pytest
 import requests
 
-from compose.local.stack import START, Ports, Stack, free_ports
 from tests.helpers import wait_for
+from tools.stack import START, Ports, Stack, free_ports
 
 
 def check(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -8,9 +8,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from compose.local.stack import Stack
 from tests.helpers import admin_session, readers, wait_for
 from tests.probe import probe
+from tools.stack import Stack
 
 pytestmark = pytest.mark.stack
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from compose.local.stack import ROOT
+from tools.stack import ROOT
 
 CATALOGUE = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 # As in the README: line numbers are left out, so moving code does not change the catalogue.
@@ -25,7 +25,7 @@ MAKEMESSAGES = {
 @pytest.fixture(autouse=True)
 def _gettext_tools() -> None:
     if shutil.which("msgfmt") is None:
-        pytest.fail("GNU gettext is missing: `compose/local/setup --test` installs it (apt-get install gettext)")
+        pytest.fail("GNU gettext is missing: `tools/setup --test` installs it (apt-get install gettext)")
 
 
 def test_every_string_is_translated():

@@ -2,7 +2,7 @@
 
 HAProxy in front of two uWSGI web replicas, a Celery worker and Flower, and the cache's own Redis, each started by
 its compose/start/ script with the variables Compose gives it, so a test of this stack tests what Compose runs.
-`make run` runs it in the foreground until Ctrl-C (`python -m compose.local.stack`); tests/stack start it on free
+`make run` runs it in the foreground until Ctrl-C (`python -m tools.stack`); tests/stack start it on free
 ports with a database of their own; `make dev` runs Django's development server and a worker instead.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 START = ROOT / "compose" / "start"
 VENV_BIN = ROOT / ".venv" / "bin"
 GENERATED_ENV = ROOT / "var" / "local.env"

@@ -1,7 +1,7 @@
 """`make bench`: the dashboard's figures beside the stack's own limits, measured in one run on one stack.
 
-Starts the local stack (compose/local/stack.py) on free ports with a database of its own, plus a bare Celery
-worker for the baselines (compose/local/bench_app.py), and prints one table: what, our figure, the baseline, the
+Starts the local stack (tools/stack.py) on free ports with a database of its own, plus a bare Celery
+worker for the baselines (tools/bench_app.py), and prints one table: what, our figure, the baseline, the
 ratio, the target, met or not. Every figure is a ratio against a baseline taken in the same run, because
 absolute times on a shared machine are noise. Latencies and request rates come from wrk; the rest from this
 process. The table goes to the terminal and, as JSON, to var/bench/<timestamp>.json.
@@ -330,7 +330,7 @@ class Bench:
         import requests
         from django.db import connection
 
-        from compose.local.bench_app import noop
+        from tools.bench_app import noop
 
         session = requests.Session()
         session.get(f"{self.url}/", timeout=10)
@@ -369,9 +369,9 @@ class Bench:
         import redis
         from django.utils import timezone
 
-        from compose.local.bench_app import DONE_KEY, noop_counted
         from tasks import services
         from tasks.models import Computation
+        from tools.bench_app import DONE_KEY, noop_counted
 
         self.stack.signal("worker", signal.SIGSTOP)
         try:
@@ -409,7 +409,7 @@ class Bench:
     def memory(self, flower_tasks: int) -> None:
         import redis
 
-        from compose.local.bench_app import DONE_KEY, noop_counted
+        from tools.bench_app import DONE_KEY, noop_counted
 
         web_rss = max(rss_mb(pid) for pid in self.children("web1"))  # uWSGI's workers, not its master
         worker_rss = rss_mb(self.stack.processes["worker"].pid)
@@ -541,7 +541,7 @@ def main() -> int:
             stack.start()
             stack.wait_until_ready()
             baseline = subprocess.Popen(
-                [str(VENV_BIN / "celery"), "--app", "compose.local.bench_app", "worker", "--concurrency", "1",
+                [str(VENV_BIN / "celery"), "--app", "tools.bench_app", "worker", "--concurrency", "1",
                  "--loglevel", "WARNING", "--hostname", "baseline@%h", "--queues", "bench"],
                 cwd=ROOT, env={**stack.environment}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

@@ -1,7 +1,7 @@
 """The benchmark's baselines: a bare Celery app with no-op tasks, on the same broker and with the same worker
 settings as the dashboard's (late acknowledgement, one prefetched task, JSON, events), without Django.
 
-The benchmark runs a worker of it (`celery --app compose.local.bench_app worker`) beside the stack's own.
+The benchmark runs a worker of it (`celery --app tools.bench_app worker`) beside the stack's own.
 """
 
 import os
