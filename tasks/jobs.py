@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import broker, metrics, operations, services, store
+from . import broker, metrics, operations, sending, store
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, ProgressCallback, TimeLimitExceeded, gettext_noop
 
@@ -204,9 +204,9 @@ def _not_claimed(task: Task, rows: ComputationQuerySet) -> None:
 
 @shared_task(name=broker.SEND_TASKS, ignore_result=True, time_limit=60)
 def send_tasks(pks: list[int]) -> None:
-    """Sends the tasks of a chunk of computations, those still queued (services.dispatch hands large sets to
+    """Sends the tasks of a chunk of computations, those still queued (sending.dispatch hands large sets to
     workers). Delivered again if its worker dies: a task sent twice runs once."""
-    services.enqueue_many(list(Computation.objects.filter(pk__in=pks, status=Status.QUEUED).order_by("pk")))
+    sending.enqueue_many(list(Computation.objects.filter(pk__in=pks, status=Status.QUEUED).order_by("pk")))
 
 
 @shared_task(name=broker.SWEEP, ignore_result=True, time_limit=120)
@@ -217,7 +217,7 @@ def sweep() -> None:
         if not store.durable().set(SWEEP_LOCK, 1, nx=True, ex=120):
             return  # another sweep is still at it
     try:
-        services.sweep(queue_is_empty=broker.queue_length() == 0)
+        sending.sweep(queue_is_empty=broker.queue_length() == 0)
     finally:
         with contextlib.suppress(RedisError):
             store.durable().delete(SWEEP_LOCK)

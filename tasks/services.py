@@ -5,39 +5,27 @@ Every cancel and retry, of one computation or of thousands, is one call here, re
 """
 
 import contextlib
-import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import HttpRequest
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import RedisError
 
-from . import broker, changes, metrics
+from . import changes, metrics, sending
 from .models import AuditEntry, Batch, Computation, ComputationQuerySet, Status
 from .operations import Inputs, Number, Operation, expand_range
 
-logger = logging.getLogger(__name__)
-
-# Celery's own limits sit above the run's cooperative one (checked at each progress report): the soft one stops
-# an operation stuck between reports, the hard one kills its process. Both leave room for a database outage that
-# a run waits out (COMPUTATION_DATABASE_RETRY_SECONDS), which the cooperative limit does not count.
-SOFT_LIMIT_MARGIN, HARD_LIMIT_MARGIN = 10, 20
 QUEUE_CHECK_SECONDS = 1
 QUEUE_FULL_KEY = "dashboard:queue-full"
 # A bulk action changes at most this many computations at once, in UPDATEs of CHUNK rows each.
 BULK_CAP, CHUNK = 10_000, 1_000
-# More tasks than this are sent by workers, SEND_CHUNK at a time: the web sends one message per chunk, so a batch
-# of 1,000 costs its POST 10 messages rather than 1,000 (about 0.7 ms each).
-SEND_CHUNK = 100
 
 
 class QueueFull(Exception):
@@ -142,35 +130,38 @@ def submit_batch(
             idempotency_key=idempotency_key,
             owner=owner,
         )
-        Computation.objects.bulk_create(
-            Computation(
-                operation=operation.name,
-                inputs=operation.serialize_inputs({**fixed, varied: value}),
-                work_seconds=work_seconds,
-                batch=batch,
-                in_main_list=index == 0,
-                owner=owner,
-                created_at=now,
-                enqueued_at=now,
-            )
-            for index, value in enumerate(values)
-        )
+        Computation.objects.bulk_create(_members(batch, operation, values, fixed))
         transaction.on_commit(lambda: _batch_submitted(operation, batch))
     return batch
+
+
+def _members(batch: Batch, operation: Operation, values: Sequence[Number], fixed: Inputs) -> Iterable[Computation]:
+    """A computation per value; the first stands for the batch in the main list."""
+    for index, value in enumerate(values):
+        yield Computation(
+            operation=operation.name,
+            inputs=operation.serialize_inputs({**fixed, batch.varied: value}),
+            work_seconds=batch.work_seconds,
+            batch=batch,
+            in_main_list=index == 0,
+            owner=batch.owner,
+            created_at=batch.created_at,
+            enqueued_at=batch.created_at,
+        )
 
 
 def _submitted(operation: Operation, computation: Computation) -> None:
     """Once the row is committed: the lists learn of it, the metrics count it, its task is sent."""
     changes.record_change()
     metrics.record_submitted(operation.name)
-    enqueue(computation)
+    sending.enqueue(computation)
 
 
 def _batch_submitted(operation: Operation, batch: Batch) -> None:
     changes.record_change()
     pks = list(batch.computations.order_by("pk").values_list("pk", flat=True))
     metrics.record_submitted(operation.name, len(pks))
-    dispatch(pks)
+    sending.dispatch(pks)
 
 
 def _make_room(wanted: int) -> None:
@@ -225,7 +216,7 @@ def retry(*, selection: Selection, actor: Actor) -> Outcome:
         changed = rows.requeue(now)
         if changed:
             requeued = list(rows.filter(updated_at=now, status=Status.QUEUED).values_list("pk", flat=True))
-            transaction.on_commit(lambda: dispatch(requeued))
+            transaction.on_commit(lambda: sending.dispatch(requeued))
         return changed
 
     return _act(AuditEntry.Action.RETRY, selection, actor, requeue)
@@ -262,69 +253,3 @@ def _act(
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
     return (ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK))
-
-
-def sweep(*, queue_is_empty: bool, limit: int = 1000) -> int:
-    """Sends again the tasks of rows that would otherwise never end (see needing_a_task); returns how many.
-
-    A task sent twice is harmless: the second finds its row claimed or ended and does nothing.
-    """
-    stuck = list(Computation.objects.needing_a_task(queue_is_empty=queue_is_empty)[:limit])
-    sent = enqueue_many(stuck, record=False)
-    if sent:
-        Computation.objects.filter(pk__in=sent).update(enqueued_at=timezone.now())
-        logger.warning("sweep: sent the tasks of %d stuck computations again: %s", len(sent), sent[:20])
-    return len(sent)
-
-
-def dispatch(pks: Sequence[int]) -> None:
-    """Sends the tasks of these queued computations: up to SEND_CHUNK directly, more through workers, one
-    `send_tasks` message per chunk. With the broker down, the chunks not handed over are left to the sweep."""
-    if len(pks) <= SEND_CHUNK:
-        enqueue_many(list(Computation.objects.filter(pk__in=pks, status=Status.QUEUED).order_by("pk")))
-        return
-    chunks = [list(pks[start : start + SEND_CHUNK]) for start in range(0, len(pks), SEND_CHUNK)]
-    handed = 0
-    try:
-        with broker.producer() as producer:
-            for chunk in chunks:
-                broker.send(broker.SEND_TASKS, chunk, via=producer)
-                handed += 1
-    except BrokerUnreachable:
-        unsent = [pk for chunk in chunks[handed:] for pk in chunk]
-        logger.warning("broker unreachable: %d computations stay queued until the sweep sends them", len(unsent))
-        Computation.objects.filter(pk__in=unsent).update(enqueued_at=None)
-
-
-def enqueue(computation: Computation, *, record: bool = True) -> bool:
-    """Sends the computation's task; False, and the row marked unsent for the sweep, when the broker is down."""
-    return bool(enqueue_many([computation], record=record))
-
-
-def enqueue_many(computations: Sequence[Computation], *, record: bool = True) -> list[int]:
-    """Sends the computations' tasks over one connection to the broker; returns the ids sent. With the broker
-    down the rest stay queued, marked unsent (`record`) for the sweep."""
-    sent: list[int] = []
-    try:
-        with broker.producer() as producer:
-            for computation in computations:
-                limit = computation.time_limit + settings.COMPUTATION_DATABASE_RETRY_SECONDS
-                broker.send(
-                    broker.RUN_COMPUTATION,
-                    computation.pk,
-                    computation.operation,
-                    computation.inputs,
-                    computation.work_seconds,
-                    computation.created_at.timestamp(),
-                    via=producer,
-                    task_id=str(computation.task_id),
-                    soft_time_limit=limit + SOFT_LIMIT_MARGIN,
-                    time_limit=limit + HARD_LIMIT_MARGIN,
-                )
-                sent.append(computation.pk)
-    except BrokerUnreachable:
-        unsent = [computation.pk for computation in computations if computation.pk not in set(sent)]
-        logger.warning("broker unreachable: %d computations stay queued until the sweep sends them", len(unsent))
-        if record:
-            Computation.objects.filter(pk__in=unsent).update(enqueued_at=None)
-    return sent

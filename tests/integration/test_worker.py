@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasks import jobs, services
+from tasks import jobs, sending, services
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
 from tests.helpers import HTMX, wait_for
@@ -111,7 +111,7 @@ def test_retry_runs_a_cancelled_computation_again(client):
 
 def test_a_failing_computation_records_its_error_and_can_be_retried():
     computation = Computation.objects.create(operation="retired_operation", inputs={})
-    services.enqueue(computation)
+    sending.enqueue(computation)
     computation = final(computation)
     assert computation.status == Status.FAILED
     assert computation.error == "Unknown operation retired_operation."
@@ -123,8 +123,8 @@ def test_a_failing_computation_records_its_error_and_can_be_retried():
 def test_a_duplicate_delivery_runs_nothing_twice():
     computation = services.submit(operation=REGISTRY["add"], inputs={"x": 1, "y": 2})
     final(computation)
-    services.enqueue(computation)
-    services.enqueue(computation)
+    sending.enqueue(computation)
+    sending.enqueue(computation)
     follower = final(services.submit(operation=REGISTRY["add"], inputs={"x": 5, "y": 5}))
     assert follower.status == Status.SUCCEEDED
     computation.refresh_from_db()
@@ -141,7 +141,7 @@ def test_a_row_left_running_by_a_dead_worker_is_taken_over():
         worker="celery@gone",
         updated_at=stale,
     )
-    services.enqueue(computation)
+    sending.enqueue(computation)
     computation = final(computation)
     assert computation.status == Status.SUCCEEDED and computation.attempts == 2 and computation.result == "2"
     assert computation.worker != "celery@gone"
@@ -157,7 +157,7 @@ def test_a_row_whose_attempts_are_used_up_fails_with_a_clear_error():
         max_attempts=3,
         updated_at=stale,
     )
-    services.enqueue(computation)
+    sending.enqueue(computation)
     computation = final(computation)
     assert computation.status == Status.FAILED
     assert computation.error == "Gave up: the worker running this computation stopped on each attempt."
@@ -193,7 +193,7 @@ def test_the_sweep_leaves_rows_that_are_on_their_way_alone():
         enqueued_at=now - timedelta(minutes=5),
     )  # fmt: skip
     Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.SUCCEEDED, enqueued_at=None)
-    assert services.sweep(queue_is_empty=True) == 0
+    assert sending.sweep(queue_is_empty=True) == 0
 
 
 def test_metrics_count_submissions_and_outcomes_with_their_times(client):
