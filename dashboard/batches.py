@@ -14,10 +14,10 @@ from tasks.models import AuditEntry, Batch
 from tasks.operations import MAX_RANGE_VALUES
 from tasks.services import Actor
 
-from . import live, throttling
-from .access import owner_of_new, owner_scope
+from . import live, submitting, throttling
+from .access import owner_scope
 from .forms import BatchForm
-from .notifications import announce_endings, watch
+from .notifications import announce_endings
 from .redirects import see_other
 from .views import CHANGED_EVENT
 
@@ -35,32 +35,15 @@ def new_batch(request: HttpRequest) -> HttpResponse:
 @require_POST
 def create_batch(request: HttpRequest) -> HttpResponse:
     form = BatchForm(request.POST)
-    try:
-        batch = throttling.submission(
-            request,
-            form,
-            lambda: services.submit_batch(
-                operation=form.spec,
-                varied=form.cleaned_data["varied"],
-                start=form.cleaned_data["start"],
-                stop=form.cleaned_data["stop"],
-                step=form.cleaned_data["step"],
-                fixed=form.fixed_inputs,
-                work_seconds=form.work,
-                idempotency_key=form.cleaned_data["idempotency_key"],
-                owner=owner_of_new(request),
-            ),
-        )
-    except throttling.Refused as refused:
-        return refused.advise(_refused(request, form, refused.message, status=refused.status))
-    if request.htmx:
-        return watch(request, HttpResponseClientRedirect(batch.get_absolute_url()), batch)
-    return watch(request, see_other(batch.get_absolute_url()), batch)
+
+    def accepted(batch: Batch) -> HttpResponse:
+        url = batch.get_absolute_url()
+        return HttpResponseClientRedirect(url) if request.htmx else see_other(url)
+
+    return submitting.submit(request, form, accepted=accepted, refused=lambda status: _form_page(request, form, status))
 
 
-def _refused(request: HttpRequest, form: BatchForm, message: str = "", *, status: int) -> HttpResponse:
-    if message:
-        form.add_error(None, message)
+def _form_page(request: HttpRequest, form: BatchForm, status: int) -> HttpResponse:
     return render(request, f"{FORM}#form" if request.htmx else FORM, _form_context(form), status=status)
 
 

@@ -4,10 +4,12 @@ import uuid
 from collections.abc import Mapping
 
 from django import forms
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from tasks.models import Computation, ComputationQuerySet, Status, translate_error
+from tasks import services
+from tasks.models import Batch, Computation, ComputationQuerySet, Status, translate_error
 from tasks.operations import (
     DECIMAL_PLACES,
     MAX_RANGE_VALUES,
@@ -100,6 +102,13 @@ class ComputationForm(forms.Form):
     def input_fields(self) -> list[forms.BoundField]:
         return [self[spec.name] for spec in self.spec.inputs] if self.spec else []
 
+    def submit(self, owner: AbstractBaseUser | None) -> Computation:
+        """The valid form's computation, recorded and sent (services.submit)."""
+        return services.submit(
+            operation=self.spec, inputs=self.inputs, work_seconds=self.work,
+            idempotency_key=self.cleaned_data["idempotency_key"], owner=owner,
+        )  # fmt: skip
+
 
 class BatchForm(ComputationForm):
     """One operation over a range of one of its inputs: from, to (included) and step, at most MAX_RANGE_VALUES
@@ -149,6 +158,14 @@ class BatchForm(ComputationForm):
     def fixed_inputs(self) -> dict[str, Number]:
         varied = self.cleaned_data["varied"]
         return {spec.name: self.cleaned_data[spec.name] for spec in self.spec.inputs if spec.name != varied}
+
+    def submit(self, owner: AbstractBaseUser | None) -> Batch:
+        """The valid form's batch and its computations, recorded and sent (services.submit_batch)."""
+        data = self.cleaned_data
+        return services.submit_batch(
+            operation=self.spec, varied=data["varied"], start=data["start"], stop=data["stop"], step=data["step"],
+            fixed=self.fixed_inputs, work_seconds=self.work, idempotency_key=data["idempotency_key"], owner=owner,
+        )  # fmt: skip
 
 
 class ListFilterForm(forms.Form):

@@ -7,10 +7,11 @@ and is refused when the queue has no room for it (Refused, with the status and t
 """
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Protocol
 
 from django.conf import settings
-from django.forms import Form
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext, ngettext
 from django_ratelimit.core import get_usage
@@ -59,14 +60,23 @@ def queue_room() -> Iterator[None]:
         raise Refused(message, status=503, retry_after=QUEUE_FULL_RETRY_SECONDS) from full
 
 
-def submission[T](request: HttpRequest, form: Form, submit: Callable[[], T]) -> T:
+class SubmissionForm[T](Protocol):
+    def is_valid(self) -> bool: ...
+
+    def add_error(self, field: str | None, error: str) -> None: ...
+
+    def submit(self, owner: AbstractBaseUser | None) -> T: ...
+
+
+def submission[T](request: HttpRequest, form: SubmissionForm[T], *, owner: AbstractBaseUser | None) -> T:
     """A submission from a web request: counted against the client's limit (429), validated (422), and submitted
-    if the queue has room (503); raises Refused, which says which, having recorded nothing."""
+    (form.submit, as `owner`'s) if the queue has room (503); raises Refused, which says which, having recorded
+    nothing."""
     count_submission(request)
     if not form.is_valid():
         raise Refused("", status=422)
     with queue_room():
-        return submit()
+        return form.submit(owner)
 
 
 def retry(request: HttpRequest, *, selection: services.Selection, actor: services.Actor) -> services.Outcome:

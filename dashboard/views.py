@@ -25,11 +25,11 @@ from tasks import services
 from tasks.models import COUNT_CAP, AuditEntry, Batch, Computation, Page, Status, StatusCounts
 from tasks.services import Actor
 
-from . import activity, health, live, throttling
-from .access import owner_of_new, owner_scope
+from . import activity, health, live, submitting, throttling
+from .access import owner_scope
 from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .middleware import outage_notice
-from .notifications import announce_endings, watch
+from .notifications import announce_endings
 from .redirects import back_to, see_other
 
 PAGE = "dashboard/index.html"
@@ -134,32 +134,20 @@ def _with_flight(context: dict) -> tuple[dict, bool]:
 
 def create_computation(request: HttpRequest) -> HttpResponse:
     form = ComputationForm(request.POST)
-    try:
-        computation = throttling.submission(
-            request,
-            form,
-            lambda: services.submit(
-                operation=form.spec,
-                inputs=form.inputs,
-                work_seconds=form.work,
-                idempotency_key=form.cleaned_data["idempotency_key"],
-                owner=owner_of_new(request),
-            ),
-        )
-    except throttling.Refused as refused:
-        return refused.advise(_form_refused(request, form, refused.message, status=refused.status))
-    if request.htmx:
-        fresh = ComputationForm(operation=form.spec.name)
-        response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
-        return watch(request, trigger_client_event(response, CHANGED_EVENT), computation)
-    messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
-    return watch(request, see_other(reverse("dashboard")), computation)
+
+    def accepted(computation: Computation) -> HttpResponse:
+        if request.htmx:
+            fresh = ComputationForm(operation=form.spec.name)
+            response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
+            return trigger_client_event(response, CHANGED_EVENT)
+        messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
+        return see_other(reverse("dashboard"))
+
+    return submitting.submit(request, form, accepted=accepted, refused=lambda status: _form_page(request, form, status))
 
 
-def _form_refused(request: HttpRequest, form: ComputationForm, message: str = "", *, status: int) -> HttpResponse:
-    """The form again, with its messages in place (and `message` above the fields); nothing was recorded."""
-    if message:
-        form.add_error(None, message)
+def _form_page(request: HttpRequest, form: ComputationForm, status: int) -> HttpResponse:
+    """The form again, with its messages in place; nothing was recorded."""
     if request.htmx:
         return render(request, f"{PAGE}#form", {"form": form}, status=status)
     return render(request, PAGE, _page_context(request, form, ListFilterForm({})), status=status)

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tasks import jobs, sending, services
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
+from tests import factories
 from tests.helpers import HTMX, wait_for
 
 pytestmark = [
@@ -131,16 +132,14 @@ def test_a_duplicate_delivery_runs_nothing_twice():
     assert computation.attempts == 1 and computation.result == "3"
 
 
-def test_a_row_left_running_by_a_dead_worker_is_taken_over():
+def left_running_by_a_dead_worker(**fields: object) -> Computation:
+    """1 + 1, running on a worker whose heartbeat stopped five minutes ago."""
     stale = timezone.now() - timedelta(minutes=5)
-    computation = Computation.objects.create(
-        operation="add",
-        inputs={"x": "1", "y": "1"},
-        status=Status.RUNNING,
-        attempts=1,
-        worker="celery@gone",
-        updated_at=stale,
-    )
+    return factories.computation(Status.RUNNING, inputs={"x": "1", "y": "1"}, updated_at=stale, **fields)
+
+
+def test_a_row_left_running_by_a_dead_worker_is_taken_over():
+    computation = left_running_by_a_dead_worker(attempts=1, worker="celery@gone")
     sending.enqueue(computation)
     computation = final(computation)
     assert computation.status == Status.SUCCEEDED and computation.attempts == 2 and computation.result == "2"
@@ -148,15 +147,7 @@ def test_a_row_left_running_by_a_dead_worker_is_taken_over():
 
 
 def test_a_row_whose_attempts_are_used_up_fails_with_a_clear_error():
-    stale = timezone.now() - timedelta(minutes=5)
-    computation = Computation.objects.create(
-        operation="add",
-        inputs={"x": "1", "y": "1"},
-        status=Status.RUNNING,
-        attempts=3,
-        max_attempts=3,
-        updated_at=stale,
-    )
+    computation = left_running_by_a_dead_worker(attempts=3, max_attempts=3)
     sending.enqueue(computation)
     computation = final(computation)
     assert computation.status == Status.FAILED

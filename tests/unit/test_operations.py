@@ -136,14 +136,20 @@ def test_run_of_an_instant_operation_with_work_reports_the_work_as_the_whole_bar
     assert reports[0] < 0.5 and reports[-1] == 1
 
 
-def test_a_run_past_its_time_limit_stops_at_its_next_report():
-    def crawl(inputs: operations.Inputs, report: operations.ProgressCallback) -> str:
-        for step in range(10):
-            report(step, 10)
-            time.sleep(0.3)
+def stepping(steps: int, pause: float) -> operations.Operation:
+    """An operation of `steps` steps, `pause` seconds each, reporting before each; its time limit 1 s."""
+
+    def function(inputs: operations.Inputs, report: operations.ProgressCallback) -> str:
+        for step in range(steps):
+            report(step, steps)
+            time.sleep(pause)
         return "done"
 
-    slow = operations.Operation("slow", "Slow", (), crawl, time_limit=1, reports_progress=True)
+    return operations.Operation("stepping", "Stepping", (), function, time_limit=1, reports_progress=True)
+
+
+def test_a_run_past_its_time_limit_stops_at_its_next_report():
+    slow = stepping(10, 0.3)
     with pytest.raises(TimeLimitExceeded) as stopped:
         operations.run(slow, {}, work_seconds=0, report_progress=lambda done, total: None)
     assert "1 seconds" in str(stopped.value)
@@ -151,14 +157,7 @@ def test_a_run_past_its_time_limit_stops_at_its_next_report():
 
 def test_time_spent_recording_progress_does_not_count_against_the_limit():
     """A report that waits on the database (an outage, a restart) delays the run; it does not fail it."""
-
-    def steps(inputs: operations.Inputs, report: operations.ProgressCallback) -> str:
-        for step in range(4):
-            report(step, 4)
-            time.sleep(0.1)
-        return "done"
-
-    quick = operations.Operation("quick", "Quick", (), steps, time_limit=1, reports_progress=True)
+    quick = stepping(4, 0.1)
     assert operations.run(quick, {}, work_seconds=0, report_progress=lambda done, total: time.sleep(0.4)) == "done"
 
 
