@@ -19,7 +19,6 @@ from .access import owner_scope
 from .forms import BatchForm
 from .notifications import announce_endings
 from .redirects import see_other
-from .views import CHANGED_EVENT
 
 FORM = "dashboard/batch_form.html"
 PAGE = "dashboard/batch.html"
@@ -138,7 +137,7 @@ def _notice(request: HttpRequest, batch: Batch, text: str, *, status: int = 200)
     if request.htmx:
         context = {"notice": text, "notice_level": "success" if status == 200 else "error"}
         response = render(request, "dashboard/base.html#notice", context, status=status)
-        return trigger_client_event(response, CHANGED_EVENT)
+        return trigger_client_event(response, live.CHANGED_EVENT)
     (messages.success if status == 200 else messages.error)(request, text)
     return see_other(batch.get_absolute_url())
 

@@ -30,6 +30,9 @@ from .access import owner_scope
 
 # A rendered partial is replaced at the next change; this only bounds how long an unpolled one stays.
 PARTIAL_CACHE_SECONDS = 120
+# The client event an action's answer triggers (HX-Trigger) so that the list polls at once rather than at its next
+# tick.
+CHANGED_EVENT = "computations-changed"
 
 type Build = Callable[[], tuple[dict, bool]]
 

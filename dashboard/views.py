@@ -34,7 +34,6 @@ from .redirects import back_to, see_other
 
 PAGE = "dashboard/index.html"
 DETAIL = "dashboard/detail.html"
-CHANGED_EVENT = "computations-changed"
 
 
 def _list_params(filters: ListFilterForm) -> dict:
@@ -139,7 +138,7 @@ def create_computation(request: HttpRequest) -> HttpResponse:
         if request.htmx:
             fresh = ComputationForm(operation=form.spec.name)
             response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
-            return trigger_client_event(response, CHANGED_EVENT)
+            return trigger_client_event(response, live.CHANGED_EVENT)
         messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
         return see_other(reverse("dashboard"))
 
@@ -233,7 +232,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     if not request.htmx:
         messages.success(request, text)
         return see_other(reverse("dashboard") + _filter_query(form))
-    return trigger_client_event(render(request, f"{PAGE}#bulk", {"bulk_done": text}), CHANGED_EVENT)
+    return trigger_client_event(render(request, f"{PAGE}#bulk", {"bulk_done": text}), live.CHANGED_EVENT)
 
 
 def _bulk_response(request: HttpRequest, context: dict, *, status: int = 200) -> HttpResponse:
@@ -254,7 +253,7 @@ def _acted(request: HttpRequest, pk: int, text: str, *, status: int = 200) -> Ht
     if request.htmx:
         context = {"notice": text, "notice_level": "success" if status == 200 else "error"}
         response = render(request, "dashboard/base.html#notice", context, status=status)
-        return trigger_client_event(response, CHANGED_EVENT)
+        return trigger_client_event(response, live.CHANGED_EVENT)
     (messages.success if status == 200 else messages.error)(request, text)
     return see_other(back_to(request, reverse("computation-detail", args=[pk])))
 

@@ -7,7 +7,6 @@ while the row is still running that attempt, so a run that was cancelled or supe
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -20,13 +19,12 @@ from .. import changes
 from ..operations import OperationError
 from .status import COUNT_CAP, IN_FLIGHT, RETRYABLE, Status, StatusCounts
 
-if TYPE_CHECKING:
-    from .computation import Computation
-
 
 @dataclass(frozen=True)
-class Page:
-    rows: list["Computation"]
+class Page[Row: models.Model]:
+    """One page of rows (computations), newest first."""
+
+    rows: list[Row]
     # Cursors for the links to the neighbouring pages, None where there is none.
     newer_after: int | None
     older_before: int | None
