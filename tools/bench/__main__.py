@@ -1,0 +1,152 @@
+"""`python -m tools.bench`: sets up the environment, starts the stack, measures, prints the table, writes JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import IO
+
+from ..stack import ROOT, START, VENV_BIN, Ports, Stack
+from .figures import DATABASE, OUTPUT, REDIS_BROKER, REDIS_CACHE, REDIS_RESULTS, Row, print_table, wrk
+from .pages import PageMeasurements
+from .queueing import QueueMeasurements
+
+
+class Bench(PageMeasurements, QueueMeasurements):
+    """All the measurements, on one stack, into one list of rows."""
+
+
+def environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "DEBUG": "false",
+        "HTTPS": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}",
+        "REDIS_URL": REDIS_BROKER,
+        "CACHE_URL": REDIS_CACHE,
+        "BENCH_RESULT_URL": REDIS_RESULTS,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        "LOG_LEVEL": "WARNING",
+        "ADMIN_PASSWORD": "",
+        "FLOWER_USER": "flower",
+        "FLOWER_PASSWORD": secrets.token_urlsafe(16),
+        "STATS_USER": "stats",
+        "STATS_PASSWORD": secrets.token_urlsafe(16),
+        "SUBMISSION_RATE_LIMIT": "100000000/m",
+        "HAPROXY_RATE_LIMIT": "100000000",
+        "COMPUTATION_MAX_QUEUED": "100000000",
+        "WORKER_CONCURRENCY": "1",
+    }
+
+
+def prepare(env: dict[str, str]) -> None:
+    """Empties the benchmark's Redis databases and drops its MySQL database, then sets Django up on them."""
+    # This process reads the same database and broker as the stack (fixtures, query counts, baselines), beside
+    # Playwright's event loop (which Django would take for async code).
+    os.environ.update({**env, "DJANGO_ALLOW_ASYNC_UNSAFE": "true"})
+    os.environ["DJANGO_SETTINGS_MODULE"] = "dashboard.settings"
+    import django
+    import redis
+
+    for url in (REDIS_BROKER, REDIS_CACHE, REDIS_RESULTS):
+        redis.Redis.from_url(url).flushdb()
+    drop_database()
+    django.setup()
+
+
+def drop_database() -> None:
+    import MySQLdb
+
+    server = MySQLdb.connect(host="127.0.0.1", port=3306, user="root")
+    server.cursor().execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+    server.close()
+
+
+@contextmanager
+def running_stack(env: dict[str, str], out: IO[str]) -> Iterator[Stack]:
+    """The stack, migrated and ready, with the baseline worker beside it; stopped, and its database dropped, after."""
+    stack = Stack(env, Ports.free(), output=lambda name, line: out.write(f"{name:>8} | {line}\n"))
+    try:
+        stack.run_once(str(VENV_BIN / "python"), "manage.py", "ensure_database")
+        stack.run_once(str(START / "migrate"))
+        stack.start()
+        stack.wait_until_ready()
+        stack.processes["baseline"] = subprocess.Popen(
+            [str(VENV_BIN / "celery"), "--app", "tools.bench_app", "worker", "--concurrency", "1",
+             "--loglevel", "WARNING", "--hostname", "baseline@%h", "--queues", "bench"],
+            cwd=ROOT, env={**stack.environment}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        yield stack
+    finally:
+        stack.stop()
+        # A million rows are a few hundred megabytes of the machine's MySQL: not left behind.
+        drop_database()
+
+
+def measure(stack: Stack) -> tuple[dict[str, float], list[Row]]:
+    """wrk's figures for /healthz (the baseline of the web's), and the rows; numbered as in the issue."""
+    bench = Bench(stack)
+    hello = wrk(f"{stack.url}/healthz")
+    print("  1. idle poll", flush=True)
+    bench.idle_poll(hello)
+    # The writes first, on a small table: at a million rows the machine's MariaDB (a 128 MB buffer pool)
+    # reads index pages from disk for every write, which measures its configuration, not ours.
+    print("  3. submissions", flush=True)
+    bench.submissions()
+    print("  4. end to end", flush=True)
+    bench.end_to_end()
+    print("  5. worker throughput", flush=True)
+    bench.worker_throughput()
+    print("  a batch of 1,000", flush=True)
+    bench.batch()
+    print("  2. list at scale", flush=True)
+    bench.list_at_scale(hello)
+    print("  export", flush=True)
+    bench.export()
+    bench.activity_plan()
+    print("  6. memory", flush=True)
+    bench.memory(flower_tasks=int(os.environ.get("BENCH_FLOWER_TASKS", "100000")))
+    print("  7. an idle dashboard", flush=True)
+    bench.idle_dashboard()
+    return hello, bench.rows
+
+
+def write_report(hello: dict[str, float], rows: list[Row], started: float) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    report = {
+        "date": stamp,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
+        "hello": hello,
+        "rows": [{**asdict(row), "ratio": row.ratio} for row in rows],
+        "seconds": round(time.monotonic() - started),
+    }
+    (OUTPUT / f"{stamp}.json").write_text(json.dumps(report, indent=2))
+    print(f"\n{len(rows)} figures in {report['seconds']} s; JSON in var/bench/{stamp}.json")
+
+
+def main() -> int:
+    started = time.monotonic()
+    env = environment()
+    prepare(env)
+    log = OUTPUT / "stack.log"
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with log.open("w", buffering=1) as out, running_stack(env, out) as stack:
+        print(f"stack ready at {stack.url}; measuring (log: {log.relative_to(ROOT)})", flush=True)
+        hello, rows = measure(stack)
+    print_table(rows)
+    write_report(hello, rows, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The pages the web serves: the idle poll, the list at scale, the export, the Activity query, an idle dashboard."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from .figures import Measurements, Row, rss_mb, wrk
+
+# Each request a new address (an ignored parameter), so none is served from the rendered-partial cache.
+CACHE_MISS_SCRIPT = """
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+request = function()
+  local separator = string.find(wrk.path, "?", 1, true) and "&" or "?"
+  return wrk.format(nil, wrk.path .. separator .. "miss=" .. math.random(1, 2000000000))
+end
+"""
+
+
+class PageMeasurements(Measurements):
+    # Database fixtures, made in bulk with SQL: a million rows in a few tens of seconds.
+
+    def grow_table(self, rows: int) -> float:
+        from django.db import connection
+
+        started = time.monotonic()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM tasks_computation")
+            (current,) = cursor.fetchone()
+            if current == 0:
+                cursor.execute(
+                    "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error,"
+                    " attempts, max_attempts, worker, task_id, created_at, started_at, finished_at, updated_at,"
+                    " in_main_list) VALUES ('add', '{\"x\": \"1\", \"y\": \"2\"}', 0, 'succeeded', 100, '3', '', 1, 3,"
+                    " 'bench', REPLACE(UUID(), '-', ''), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6),"
+                    " UTC_TIMESTAMP(6), TRUE)"
+                )
+                current = 1
+            while current < rows:
+                batch = min(current, rows - current, 200_000)
+                # Doubling the table: every operation, nine in ten succeeded, the rest failed or cancelled.
+                cursor.execute(
+                    "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error,"
+                    " attempts, max_attempts, worker, task_id, created_at, started_at, finished_at, updated_at,"
+                    " in_main_list) SELECT ELT(1 + FLOOR(RAND() * 7), 'add', 'subtract', 'multiply', 'divide',"
+                    " 'count_primes', 'estimate_pi', 'factorize'), inputs, 0,"
+                    " CASE WHEN RAND() < 0.9 THEN 'succeeded' WHEN RAND() < 0.5 THEN 'failed' ELSE 'cancelled' END,"
+                    " 100, result, '', 1, 3, 'bench', REPLACE(UUID(), '-', ''), created_at, started_at, finished_at,"
+                    " updated_at, TRUE FROM tasks_computation LIMIT %s",
+                    [batch],
+                )
+                current += batch
+        return time.monotonic() - started
+
+    def queries_per_page(self, path: str) -> int:
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        client = Client()
+        client.get(path, HTTP_HX_REQUEST="true")  # warm the connection
+        # A parameter of its own misses the rendered-partial cache: these are the queries of a render.
+        miss = f"{path}{'&' if '?' in path else '?'}miss={uuid.uuid4()}"
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(miss, HTTP_HX_REQUEST="true")
+        assert response.status_code in (200, 286), response.status_code
+        return len(captured)
+
+    def idle_poll(self, hello: dict) -> None:
+        import requests
+
+        first = requests.get(f"{self.url}/computations/", headers={"HX-Request": "true"}, timeout=10)
+        headers = {"HX-Request": "true", "If-None-Match": first.headers["ETag"]}
+        check = requests.get(f"{self.url}/computations/", headers=headers, timeout=10)
+        assert check.status_code == 304, check.status_code
+        poll = wrk(f"{self.url}/computations/", headers=headers)
+        sql = self.queries_304(headers)
+        for percentile in ("p50", "p99"):
+            self.rows.append(Row(
+                f"idle poll 304, {percentile} (vs hello)", poll[percentile], hello[percentile], "ms", "≤ 1.5×",
+                poll[percentile] <= 1.5 * hello[percentile], f"{sql} SQL queries per 304",
+            ))  # fmt: skip
+
+    def queries_304(self, headers: dict) -> int:
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        client = Client()
+        etag = client.get("/computations/", HTTP_HX_REQUEST="true")["ETag"]
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get("/computations/", HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=etag)
+        assert response.status_code == 304
+        return len(captured)
+
+    def list_at_scale(self, hello: dict) -> None:
+        """The list's first page and a filtered page, as served (rendered once per change, then from the cache for
+        every poller) and as rendered (each request a miss, as for the first poller after a change)."""
+        pages = {"first page": "/computations/", "filtered page": "/computations/?status=failed&operation=divide"}
+        measured = self.measure_pages(pages)
+        for name in pages:
+            for how in ("served", "rendered"):
+                small, large = measured[(name, how, 10_000)], measured[(name, how, 1_000_000)]
+                self.rows.append(Row(
+                    f"list {name} {how} at 1M rows, p50 (vs hello)", large["p50"], hello["p50"], "ms", "≤ 3×",
+                    large["p50"] <= 3 * hello["p50"],
+                    f"{large['queries']} SQL queries per render; at 10k rows {small['p50']:.2f} ms",
+                ))  # fmt: skip
+                # The number of queries depends on what the page shows (a batch's row adds two), not on the
+                # table's size: it is reported, and the time alone decides.
+                self.rows.append(Row(
+                    f"list {name} {how}: p50 at 1M rows vs at 10k", large["p50"], small["p50"], "ms",
+                    "flat (≤ 1.5×)", large["p50"] <= 1.5 * small["p50"],
+                    f"SQL queries per render: {small['queries']} at 10k rows, {large['queries']} at 1M",
+                ))  # fmt: skip
+
+    def measure_pages(self, pages: dict[str, str]) -> dict[tuple[str, str, int], dict]:
+        """wrk's figures and the queries of a render for each page, served and rendered, at 10k then 1M rows."""
+        measured: dict[tuple[str, str, int], dict] = {}
+        for size in (10_000, 1_000_000):
+            seconds = self.grow_table(size)
+            print(f"  table grown to {size:,} rows in {seconds:.0f} s", flush=True)
+            for name, path in pages.items():
+                queries = self.queries_per_page(path)
+                served = wrk(f"{self.url}{path}", headers={"HX-Request": "true"})
+                rendered = wrk(f"{self.url}{path}", headers={"HX-Request": "true"}, script=CACHE_MISS_SCRIPT)
+                measured[(name, "served", size)] = {**served, "queries": queries}
+                measured[(name, "rendered", size)] = {**rendered, "queries": queries}
+        return measured
+
+    def activity_plan(self) -> None:
+        """EXPLAIN of the Activity panel's query at a million rows: a range over the last hour, not a scan."""
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "EXPLAIN SELECT status, COUNT(*) FROM tasks_computation WHERE finished_at >= UTC_TIMESTAMP()"
+                " - INTERVAL 1 HOUR AND status IN ('succeeded', 'failed', 'cancelled') GROUP BY status"
+            )
+            columns = [column[0] for column in cursor.description]
+            plan = dict(zip(columns, cursor.fetchone(), strict=True))
+        self.rows.append(Row(
+            "Activity query at 1M rows: index range, rows examined (estimate)", float(plan["rows"] or 0), None,
+            "rows", "no full scan", plan["type"] == "range" and plan["key"] == "computation_finished_status",
+            f"type={plan['type']} key={plan['key']}",
+        ))  # fmt: skip
+
+    def export(self) -> None:
+        """The whole table as CSV through HAProxy: rows per second, and the web workers' memory before and after."""
+        import requests
+
+        from tasks.models import Computation
+
+        expected = Computation.objects.count()
+        before = {pid: rss_mb(pid) for name in ("web1", "web2") for pid in self.children(name)}
+        started, lines = time.monotonic(), 0
+        with requests.get(f"{self.url}/computations/export.csv", stream=True, timeout=600) as response:
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                lines += chunk.count(b"\n")
+        seconds = time.monotonic() - started
+        after = {pid: rss_mb(pid) for pid in before if Path(f"/proc/{pid}").exists()}
+        grown = max((after[pid] - before[pid] for pid in after), default=0)
+        rows = lines - 1
+        self.rows += [
+            Row(f"export of {expected:,} rows as CSV: rows per second", rows / seconds, None, "rows/s", "reported",
+                None, f"{rows:,} rows in {seconds:.1f} s{'' if rows == expected else ' (INCOMPLETE)'}"),
+            Row("web worker RSS growth during the export", grown, max(before.values()), "MB", "flat", grown < 20,
+                f"largest worker {max(after.values(), default=0):.0f} MB after, {max(before.values()):.0f} MB before"),
+        ]  # fmt: skip
+
+    def idle_dashboard(self, seconds: int = 20) -> None:
+        from playwright.sync_api import sync_playwright
+
+        results = {}
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            for scenario in ("nothing in flight", "work waiting, unchanged"):
+                results[scenario] = self.watch_idle_page(browser, scenario, seconds)
+            browser.close()
+        for scenario, (requests_made, per_minute) in results.items():
+            self.rows.append(Row(
+                f"one open, idle dashboard ({scenario}): bytes per minute", per_minute, None, "B/min", "reported",
+                None, f"{requests_made * 60 // seconds} requests per minute",
+            ))  # fmt: skip
+
+    def watch_idle_page(self, browser, scenario: str, seconds: int) -> tuple[int, float]:
+        """The requests an open dashboard makes in `seconds`, and their bytes per minute."""
+        from tasks import services
+        from tasks.operations import REGISTRY
+
+        page = browser.new_page()
+        if scenario != "nothing in flight":
+            self.stack.signal("worker", signal.SIGSTOP)
+            services.submit(operation=REGISTRY["add"], inputs={"x": 1, "y": 1})
+        page.goto(f"{self.url}/")
+        page.wait_for_load_state("networkidle")
+        sizes: list[int] = []
+
+        def count(request) -> None:
+            measured = request.sizes()
+            sizes.append(sum(measured[key] for key in measured))
+
+        page.on("requestfinished", count)
+        page.wait_for_timeout(seconds * 1000)
+        watched = (len(sizes), sum(sizes) * 60 / seconds)
+        page.close()
+        self.stack.signal("worker", signal.SIGCONT)
+        return watched
