@@ -151,6 +151,7 @@ def _run_at_once(task: Task, pk: int, spec: Operation, inputs: dict, created: da
     """An instant computation: computed, then recorded in one conditional UPDATE (ComputationQuerySet.record_at_once),
     which only a queued row takes. Whether it was recorded."""
     rows, started, worker = Computation.objects.filter(pk=pk), timezone.now(), task.request.hostname or ""
+    logger.info("computation %s instant run started", pk)
     outcome = compute(spec.name, inputs, work_seconds=0, progress=lambda done, total: None)
     write = partial(rows.record_at_once, worker=worker, started_at=started, result=outcome.result, error=outcome.error)
     try:
