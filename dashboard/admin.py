@@ -53,19 +53,15 @@ class ComputationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Cancel the selected computations"), permissions=["view"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
-        done = services.cancel(
-            selection=_selection(queryset), actor=services.Actor.from_request(request, AuditEntry.Source.ADMIN)
-        ).changed
+        actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
+        done = throttling.act(request, AuditEntry.Action.CANCEL, selection=_selection(queryset), actor=actor).changed
         self.message_user(request, ngettext("%d computation cancelled.", "%d computations cancelled.", done) % done)
 
     @admin.action(description=_("Retry the selected computations"), permissions=["view"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
         try:
-            done = throttling.retry(
-                request,
-                selection=_selection(queryset),
-                actor=services.Actor.from_request(request, AuditEntry.Source.ADMIN),
-            ).changed
+            actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
+            done = throttling.act(request, AuditEntry.Action.RETRY, selection=_selection(queryset), actor=actor).changed
         except throttling.Refused as refused:
             self.message_user(request, refused.message, messages.ERROR)
             return

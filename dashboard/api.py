@@ -26,28 +26,25 @@ def computation_json(request: HttpRequest, pk: int) -> JsonResponse:
 @json_api
 @require_POST
 def cancel_json(request: HttpRequest, pk: int) -> JsonResponse:
-    return _act(request, pk, _cancel, gettext("Only a queued or running computation can be cancelled."))
+    return _act(
+        request, pk, AuditEntry.Action.CANCEL, gettext("Only a queued or running computation can be cancelled.")
+    )
 
 
 @json_api
 @require_POST
 def retry_json(request: HttpRequest, pk: int) -> JsonResponse:
-    return _act(request, pk, throttling.retry, gettext("Only a failed or cancelled computation can be retried."))
+    return _act(request, pk, AuditEntry.Action.RETRY, gettext("Only a failed or cancelled computation can be retried."))
 
 
-def _cancel(request: HttpRequest, **arguments: object) -> services.Outcome:
-    return services.cancel(**arguments)
-
-
-def _act(request: HttpRequest, pk: int, action, refusal: str) -> JsonResponse:
+def _act(request: HttpRequest, pk: int, action: str, refusal: str) -> JsonResponse:
     owner = owner_scope(request)
     if not Computation.objects.visible_to(owner).filter(pk=pk).exists():
         return _not_found()
     selection = services.Selection(ids=[pk], owner=owner)
     try:
-        outcome = action(
-            request, selection=selection, actor=services.Actor.from_request(request, AuditEntry.Source.API)
-        )
+        actor = services.Actor.from_request(request, AuditEntry.Source.API)
+        outcome = throttling.act(request, action, selection=selection, actor=actor)
     except throttling.Refused as refused:
         return refused.advise(JsonResponse({"error": refused.message}, status=refused.status))
     computation = Computation.objects.get(pk=pk)

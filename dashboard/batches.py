@@ -111,13 +111,10 @@ def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     owner = owner_scope(request)
     batch = get_object_or_404(Batch.objects.visible_to(owner), pk=pk)
     selection = services.Selection(filters={"batch": batch.pk}, owner=owner)
-    if action == AuditEntry.Action.CANCEL:
-        changed = services.cancel(selection=selection, actor=Actor.from_request(request)).changed
-    else:
-        try:
-            changed = throttling.retry(request, selection=selection, actor=Actor.from_request(request)).changed
-        except throttling.Refused as refused:
-            return refused.advise(_notice(request, batch, refused.message, status=refused.status))
+    try:
+        changed = throttling.act(request, action, selection=selection, actor=Actor.from_request(request)).changed
+    except throttling.Refused as refused:
+        return refused.advise(_notice(request, batch, refused.message, status=refused.status))
     if action == AuditEntry.Action.CANCEL:
         message = ngettext(
             "%(count)d computation of the batch cancelled.", "%(count)d computations of the batch cancelled.", changed

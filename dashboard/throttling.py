@@ -18,6 +18,7 @@ from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
 
 from tasks import services
+from tasks.models import AuditEntry
 
 QUEUE_FULL_RETRY_SECONDS = 60
 
@@ -79,8 +80,11 @@ def submission[T](request: HttpRequest, form: SubmissionForm[T], *, owner: Abstr
         return form.submit(owner)
 
 
-def retry(request: HttpRequest, *, selection: services.Selection, actor: services.Actor) -> services.Outcome:
-    """services.retry for a web request: counted and capped as a submission is."""
+def act(request: HttpRequest, action: str, *, selection: services.Selection, actor: services.Actor) -> services.Outcome:
+    """A cancel or a retry (AuditEntry.Action) from a web request. A retry queues work, so it is counted and capped
+    as a submission is (Refused); a cancel is not."""
+    if action == AuditEntry.Action.CANCEL:
+        return services.cancel(selection=selection, actor=actor)
     count_submission(request)
     with queue_room():
         return services.retry(selection=selection, actor=actor)

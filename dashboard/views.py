@@ -33,6 +33,7 @@ from .notifications import announce_endings
 from .redirects import back_to, see_other
 
 PAGE = "dashboard/index.html"
+CANCEL, RETRY = AuditEntry.Action.CANCEL, AuditEntry.Action.RETRY
 DETAIL = "dashboard/detail.html"
 
 
@@ -172,7 +173,7 @@ def _detail_context(request: HttpRequest, pk: int) -> tuple[dict, bool]:
 
 @require_POST
 def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
-    if services.cancel(selection=_one(request, pk), actor=Actor.from_request(request)).changed:
+    if throttling.act(request, CANCEL, selection=_one(request, pk), actor=Actor.from_request(request)).changed:
         return _acted(request, pk, gettext("Computation #%(id)s is cancelled.") % {"id": pk})
     text = gettext("Computation #%(id)s has already ended: nothing to cancel.") % {"id": pk}
     return _acted(request, pk, text, status=409)
@@ -181,7 +182,7 @@ def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        changed = throttling.retry(request, selection=_one(request, pk), actor=Actor.from_request(request)).changed
+        changed = throttling.act(request, RETRY, selection=_one(request, pk), actor=Actor.from_request(request)).changed
     except throttling.Refused as refused:
         return refused.advise(_acted(request, pk, refused.message, status=refused.status))
     if changed:
@@ -214,15 +215,12 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
             "bulk_capped": count > services.BULK_CAP,
         }
         return _bulk_response(request, context)
-    if form.action == AuditEntry.Action.CANCEL:
-        outcome = services.cancel(selection=selection, actor=Actor.from_request(request))
-    else:
-        try:
-            outcome = throttling.retry(request, selection=selection, actor=Actor.from_request(request))
-        except throttling.Refused as refused:
-            form.add_error(None, refused.message)
-            return refused.advise(_bulk_response(request, {"bulk_form": form}, status=refused.status))
-    if form.action == AuditEntry.Action.CANCEL:
+    try:
+        outcome = throttling.act(request, form.action, selection=selection, actor=Actor.from_request(request))
+    except throttling.Refused as refused:
+        form.add_error(None, refused.message)
+        return refused.advise(_bulk_response(request, {"bulk_form": form}, status=refused.status))
+    if form.action == CANCEL:
         message = ngettext("%(count)d computation cancelled.", "%(count)d computations cancelled.", outcome.changed)
     else:
         message = ngettext(
