@@ -71,7 +71,7 @@ class ProgressWriter:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RunOutcome:
     """How a run ended: its result, or the error it failed with."""
 
     result: str = ""
@@ -82,29 +82,29 @@ class Outcome:
         return Status.FAILED if self.error else Status.SUCCEEDED
 
 
-def compute(name: str, inputs: dict, *, work_seconds: int, progress: ProgressCallback) -> Outcome:
-    """Runs operation `name`: every way it can end is an Outcome, but a stop (RunStopped) and a lost database, which
+def compute(name: str, inputs: dict, *, work_seconds: int, progress: ProgressCallback) -> RunOutcome:
+    """Runs operation `name`: every way it can end is a RunOutcome, but a stop (RunStopped) and a lost database, which
     leave the row to whoever holds it next."""
     spec = REGISTRY.get(name)
     if spec is None:
-        return Outcome(error=OperationError(gettext_noop("Unknown operation %(name)s."), {"name": name}))
+        return RunOutcome(error=OperationError(gettext_noop("Unknown operation %(name)s."), {"name": name}))
     try:
         parsed = spec.parse_inputs(inputs)
         spec.validate(parsed)  # the services checked them; a row written by other means gets the same answer
-        return Outcome(result=operations.run(spec, parsed, work_seconds=work_seconds, report_progress=progress))
+        return RunOutcome(result=operations.run(spec, parsed, work_seconds=work_seconds, report_progress=progress))
     except OperationError as error:
-        return Outcome(error=error)
+        return RunOutcome(error=error)
     except SoftTimeLimitExceeded:
-        return Outcome(error=TimeLimitExceeded(spec.limit_for(work_seconds)))
+        return RunOutcome(error=TimeLimitExceeded(spec.limit_for(work_seconds)))
     except (RunStopped, OperationalError, InterfaceError):
         raise
     except Exception:
         logger.exception("%s raised", name)
-        return Outcome(error=OperationError(UNEXPECTED))
+        return RunOutcome(error=OperationError(UNEXPECTED))
 
 
 def record(
-    operation: str, outcome: Outcome, write: Callable[[], int], *, started: datetime, created: datetime | None
+    operation: str, outcome: RunOutcome, write: Callable[[], int], *, started: datetime, created: datetime | None
 ) -> bool:
     """Writes an outcome through `write`, a conditional UPDATE that a superseded run's changes nothing, and counts
     it in the metrics when it was written (its time since submission when that is known). Whether it was."""
