@@ -1,5 +1,6 @@
 """The local stack, driven over HTTP through HAProxy as people and operators use it."""
 
+import gzip
 import re
 import time
 from collections import Counter
@@ -180,3 +181,23 @@ def test_losing_a_replica_while_requests_flow_fails_no_get(stack, how):
 def test_the_deployment_probe_passes(stack):
     """The same first checks the container tests make of the Compose deployment."""
     probe(stack.url, stack.environment)
+
+
+def test_pages_and_polls_are_compressed_and_an_unchanged_poll_still_answers_304(stack):
+    for value in range(3):
+        submit(stack, operation="add", x=str(value), y="1")
+    # Running, so the list answers 200 (HAProxy compresses 200s; the last poll's 286 goes as it is).
+    submit(stack, operation="add", x="1", y="1", work_seconds="5")
+    headers = {"HX-Request": "true", "Accept-Encoding": "gzip"}
+    with requests.get(f"{stack.url}/computations/", headers=headers, stream=True, timeout=10) as response:
+        wire = response.raw.read(decode_content=False)
+    assert response.status_code == 200 and response.headers["Content-Encoding"] == "gzip"
+    html = gzip.decompress(wire).decode()
+    assert len(wire) * 3 < len(html), (len(wire), len(html))
+    etag = re.search(r'"If-None-Match": "\\"([^"\\]+)\\""', html).group(1)
+    asking = {**headers, "If-None-Match": f'"{etag}"'}
+    unchanged = requests.get(f"{stack.url}/computations/", headers=asking, timeout=10)
+    assert unchanged.status_code == 304 and not unchanged.content
+    # Not asked for, not compressed: wrk and scripts get plain HTML.
+    plain = requests.get(f"{stack.url}/", headers={"Accept-Encoding": "identity"}, timeout=10)
+    assert "Content-Encoding" not in plain.headers and "<html" in plain.text
