@@ -31,6 +31,7 @@ from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .middleware import outage_notice
 from .notifications import announce_endings
 from .redirects import back_to, see_other
+from .rows import list_rows
 
 PAGE = "dashboard/index.html"
 CANCEL, RETRY = AuditEntry.Action.CANCEL, AuditEntry.Action.RETRY
@@ -70,6 +71,7 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "poll_etag": live.poll_etag(request, poll_url),
         "filter_values": matching,  # what its links keep: the filters only
         "page": page,
+        "rows": list_rows(page.rows),
         "counts": counts,
         "count_cap": COUNT_CAP,
         "in_flight": counts.in_flight > 0,
