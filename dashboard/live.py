@@ -70,6 +70,23 @@ def partial(request: HttpRequest, template: str, path: str, build: Build) -> Htt
     return HttpResponse(content) if in_flight else HttpResponseStopPolling(content)
 
 
+def per_change[T](request: HttpRequest, name: str, compute: Callable[[], T]) -> T:
+    """`compute()`'s answer for this request's person, worked out once per change for every page and partial that
+    shows it (the counts by status are the same whatever page, filter or language shows them)."""
+    version = _version(request)
+    if version is None:
+        return compute()
+    owner = owner_scope(request)
+    key = f"dashboard:per-change:{name}:{owner.pk if owner else '*'}"
+    cached = _cached(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    value = compute()
+    with contextlib.suppress(RedisError):
+        cache.set(key, (version, value), timeout=PARTIAL_CACHE_SECONDS)
+    return value
+
+
 def _depends_on(request: HttpRequest, path: str) -> tuple[object, ...]:
     """What a partial's HTML depends on besides the counter, never anything else a client sends."""
     owner = owner_scope(request)
@@ -99,7 +116,7 @@ def _digest(*parts: object) -> str:
     return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).hexdigest()
 
 
-def _cached(key: str) -> tuple[int | None, str, bool] | None:
+def _cached(key: str) -> tuple | None:
     try:
         return cache.get(key)
     except RedisError:

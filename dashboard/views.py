@@ -53,7 +53,7 @@ def _list_url(filters: ListFilterForm) -> str:
 
 def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
     visible = Computation.objects.visible_to(owner := owner_scope(request))
-    counts = visible.status_counts()
+    counts = live.per_change(request, "status-counts", visible.status_counts)
     params = _list_params(filters)
     matching = {key: params[key] for key in ("status", "operation") if key in params}
     if filters.is_valid():
@@ -77,7 +77,7 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "in_flight": counts.in_flight > 0,
         "running": counts[Status.RUNNING],
         "broker_reachable": health.broker_reachable(),
-        "activity": activity.activity(owner),
+        "activity_panel": activity.panel(owner),
     }
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from dashboard import activity
 from tasks.models import Computation, Status
@@ -79,3 +79,19 @@ def test_due_figures_are_worked_out_by_one_process_while_the_others_show_the_las
     assert activity.activity()["totals"]["succeeded"] == 1, "the last figures meanwhile"
     cache.delete(f"{key}:refreshing")
     assert activity.activity()["totals"]["succeeded"] == 2
+
+
+def test_the_panel_is_rendered_once_per_figures_and_language(monkeypatch):
+    renders = []
+    render = activity.render_to_string
+    monkeypatch.setattr(activity, "render_to_string", lambda *args: renders.append(args) or render(*args))
+    finished(1, Status.SUCCEEDED, 1)
+    english = activity.panel()
+    with translation.override("zh-hans"):
+        chinese = activity.panel()
+    assert "Activity, last 60 minutes" in english and "Activity, last 60 minutes" not in chinese
+    finished(1, Status.SUCCEEDED, 1)
+    assert activity.panel() == english and len(renders) == 2, "the same figures: the HTML from the cache"
+    key = f"{activity.ACTIVITY_KEY}:all"
+    cache.set(key, {**cache.get(key), "at": 0})  # due, and this process refreshes them
+    assert "2 succeeded" in activity.panel()

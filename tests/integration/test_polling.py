@@ -4,7 +4,9 @@ without reading a row, and stop polling (286) when all is done."""
 import re
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tasks import changes
@@ -131,3 +133,21 @@ def test_a_page_gives_its_partial_the_etag_of_its_first_poll(client, page):
     assert first.status_code == 304
     changes.record_change()
     assert client.get(poll_url, HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=f'"{etag}"').status_code in (200, 286)
+
+
+def test_the_counts_by_status_are_worked_out_once_per_change_for_every_page(client):
+    Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    poll(client, reverse("computations"))  # the counts of this version, now shared
+
+    def counted(response) -> str:
+        return re.search(r"Queued <strong>(\d+)</strong>", response.content.decode()).group(1)
+
+    with CaptureQueriesContext(connection) as queries:
+        other_page = poll(client, reverse("computations") + "?status=queued")
+    assert counted(other_page) == "1"
+    assert not [query for query in queries if "UNION ALL" in query["sql"]], "no count query: shared"
+    Computation.objects.create(operation="add", inputs={"x": "2", "y": "2"})
+    changes.record_change()
+    with CaptureQueriesContext(connection) as queries:
+        after = poll(client, reverse("computations") + "?status=queued")
+    assert counted(after) == "2" and [query for query in queries if "UNION ALL" in query["sql"]]
