@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 from ..stack import ROOT, START, VENV_BIN, Ports, Stack
-from .figures import DATABASE, OUTPUT, REDIS_BROKER, REDIS_CACHE, REDIS_RESULTS, Row, print_table, wrk
+from .figures import DATABASE, OUTPUT, REDIS_BROKER, REDIS_RESULTS, Row, print_table, wrk
 from .pages import PageMeasurements
 from .queueing import QueueMeasurements
 
@@ -25,7 +25,7 @@ class Bench(PageMeasurements, QueueMeasurements):
     """All the measurements, on one stack, into one list of rows."""
 
 
-def environment() -> dict[str, str]:
+def environment(ports: Ports) -> dict[str, str]:
     return {
         **os.environ,
         "DEBUG": "false",
@@ -33,7 +33,9 @@ def environment() -> dict[str, str]:
         "SECRET_KEY": secrets.token_urlsafe(50),
         "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}",
         "REDIS_URL": REDIS_BROKER,
-        "CACHE_URL": REDIS_CACHE,
+        # The stack's own cache server (tools.stack gives it this address too): this process submits and marks
+        # changes beside the stack, and they must reach the same change counter.
+        "CACHE_URL": f"redis://127.0.0.1:{ports.cache}/0",
         "BENCH_RESULT_URL": REDIS_RESULTS,
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "LOG_LEVEL": "WARNING",
@@ -58,7 +60,7 @@ def prepare(env: dict[str, str]) -> None:
     import django
     import redis
 
-    for url in (REDIS_BROKER, REDIS_CACHE, REDIS_RESULTS):
+    for url in (REDIS_BROKER, REDIS_RESULTS):  # the cache server starts empty with the stack
         redis.Redis.from_url(url).flushdb()
     drop_database()
     django.setup()
@@ -73,9 +75,9 @@ def drop_database() -> None:
 
 
 @contextmanager
-def running_stack(env: dict[str, str], out: IO[str]) -> Iterator[Stack]:
+def running_stack(env: dict[str, str], ports: Ports, out: IO[str]) -> Iterator[Stack]:
     """The stack, migrated and ready, with the baseline worker beside it; stopped, and its database dropped, after."""
-    stack = Stack(env, Ports.free(), output=lambda name, line: out.write(f"{name:>8} | {line}\n"))
+    stack = Stack(env, ports, output=lambda name, line: out.write(f"{name:>8} | {line}\n"))
     try:
         stack.run_once(str(VENV_BIN / "python"), "manage.py", "ensure_database")
         stack.run_once(str(START / "migrate"))
@@ -111,6 +113,8 @@ def measure(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     bench.batch()
     print("  2. list at scale", flush=True)
     bench.list_at_scale(hello)
+    print("  whole pages", flush=True)
+    bench.whole_pages(hello)
     print("  export", flush=True)
     bench.export()
     bench.activity_plan()
@@ -136,11 +140,12 @@ def write_report(hello: dict[str, float], rows: list[Row], started: float) -> No
 
 def main() -> int:
     started = time.monotonic()
-    env = environment()
+    ports = Ports.free()
+    env = environment(ports)
     prepare(env)
     log = OUTPUT / "stack.log"
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    with log.open("w", buffering=1) as out, running_stack(env, out) as stack:
+    with log.open("w", buffering=1) as out, running_stack(env, ports, out) as stack:
         print(f"stack ready at {stack.url}; measuring (log: {log.relative_to(ROOT)})", flush=True)
         hello, rows = measure(stack)
     print_table(rows)

@@ -14,11 +14,7 @@ from ..stack import ROOT, Stack
 
 OUTPUT = ROOT / "var" / "bench"
 DATABASE = "bench_dashboard"
-REDIS_BROKER, REDIS_CACHE, REDIS_RESULTS = (
-    "redis://127.0.0.1:6379/14",
-    "redis://127.0.0.1:6379/15",
-    "redis://127.0.0.1:6379/13",
-)
+REDIS_BROKER, REDIS_RESULTS = "redis://127.0.0.1:6379/14", "redis://127.0.0.1:6379/13"
 WRK_SECONDS = 8
 CONCURRENCY = 8
 

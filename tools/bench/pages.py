@@ -123,6 +123,48 @@ class PageMeasurements(Measurements):
                     f"SQL queries per render: {small['queries']} at 10k rows, {large['queries']} at 1M",
                 ))  # fmt: skip
 
+    def whole_pages(self, hello: dict, highest_id: int = 1_000_000) -> None:
+        """At a million rows: the whole dashboard, a computation's page and a batch's, each rendered for every
+        request (only polled partials are cached); and what one changed poll of the list weighs on the wire."""
+        from tasks.models import Batch
+
+        batch = Batch.objects.latest("pk").pk
+        random_computation = f"""
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+request = function() return wrk.format(nil, "/computations/" .. math.random(1, {highest_id}) .. "/") end
+"""
+        pages = {
+            "the whole page GET /": ("/", None, 4),
+            "a computation's page": ("/computations/1/", random_computation, 3),
+            "a batch's page": (f"/batches/{batch}/", None, 3),
+        }
+        for name, (path, script, target) in pages.items():
+            figures = wrk(f"{self.url}{path}", script=script)
+            self.rows.append(Row(
+                f"{name}, rendered, p50 (vs hello)", figures["p50"], hello["p50"], "ms", f"≤ {target}×",
+                figures["p50"] <= target * hello["p50"], f"{figures['rps']:.0f}/s, {figures['errors']} not 2xx",
+            ))  # fmt: skip
+        compressed, plain = self.changed_poll_bytes()
+        self.rows.append(Row(
+            "bytes on the wire for one changed poll of the list (gzip)", compressed, None, "B", "≤ 6 KB",
+            compressed <= 6 * 1024, f"{plain:,} bytes uncompressed",
+        ))  # fmt: skip
+
+    def changed_poll_bytes(self) -> tuple[int, int]:
+        """One poll of the list after a change, as a browser asks for it: its bytes compressed and not."""
+        import gzip
+
+        import requests
+
+        from tasks import changes
+
+        changes.record_change()
+        headers = {"HX-Request": "true", "Accept-Encoding": "gzip"}
+        with requests.get(f"{self.url}/computations/", headers=headers, stream=True, timeout=30) as response:
+            wire = response.raw.read(decode_content=False)
+        encoded = response.headers.get("Content-Encoding") == "gzip"
+        return len(wire), len(gzip.decompress(wire) if encoded else wire)
+
     def measure_pages(self, pages: dict[str, str]) -> dict[tuple[str, str, int], dict]:
         """wrk's figures and the queries of a render for each page, served and rendered, at 10k then 1M rows."""
         measured: dict[tuple[str, str, int], dict] = {}
