@@ -126,12 +126,20 @@ class PageMeasurements(Measurements):
     def whole_pages(self, hello: dict, highest_id: int = 1_000_000) -> None:
         """At a million rows: the whole dashboard, a computation's page and a batch's, each rendered for every
         request (only polled partials are cached); and what one changed poll of the list weighs on the wire."""
-        from tasks.models import Batch
+        import random
+
+        from tasks.models import Batch, Computation
 
         batch = Batch.objects.latest("pk").pk
+        # Ids that exist (bulk inserts leave gaps): the first at or after 500 random points.
+        points = (random.randint(1, highest_id) for _ in range(500))  # noqa: S311 (places to sample, not secrets)
+        ids = [Computation.objects.filter(pk__gte=point).order_by("pk").values_list("pk", flat=True).first()
+               for point in points]  # fmt: skip
+        paths = ", ".join(f'"/computations/{pk}/"' for pk in ids if pk)
         random_computation = f"""
 math.randomseed(os.time() + math.floor(os.clock() * 1000000))
-request = function() return wrk.format(nil, "/computations/" .. math.random(1, {highest_id}) .. "/") end
+local paths = {{{paths}}}
+request = function() return wrk.format(nil, paths[math.random(1, #paths)]) end
 """
         pages = {
             "the whole page GET /": ("/", None, 4),
@@ -151,17 +159,26 @@ request = function() return wrk.format(nil, "/computations/" .. math.random(1, {
         ))  # fmt: skip
 
     def changed_poll_bytes(self) -> tuple[int, int]:
-        """One poll of the list after a change, as a browser asks for it: its bytes compressed and not."""
+        """One poll of the list after a change while work waits, as a browser asks for it: its bytes compressed and
+        not."""
         import gzip
 
         import requests
 
-        from tasks import changes
+        from tasks import services
+        from tasks.operations import REGISTRY
 
-        changes.record_change()
-        headers = {"HX-Request": "true", "Accept-Encoding": "gzip"}
-        with requests.get(f"{self.url}/computations/", headers=headers, stream=True, timeout=30) as response:
-            wire = response.raw.read(decode_content=False)
+        # Work waiting (the worker paused), so the poll answers 200 as while work runs; the last poll's 286 is
+        # not compressed (HAProxy compresses 200 to 203 only).
+        self.stack.signal("worker", signal.SIGSTOP)
+        try:
+            services.submit(operation=REGISTRY["add"], inputs={"x": 1, "y": 1})
+            headers = {"HX-Request": "true", "Accept-Encoding": "gzip"}
+            with requests.get(f"{self.url}/computations/", headers=headers, stream=True, timeout=30) as response:
+                wire = response.raw.read(decode_content=False)
+        finally:
+            self.stack.signal("worker", signal.SIGCONT)
+        assert response.status_code == 200, response.status_code
         encoded = response.headers.get("Content-Encoding") == "gzip"
         return len(wire), len(gzip.decompress(wire) if encoded else wire)
 
