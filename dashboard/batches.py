@@ -19,7 +19,6 @@ from .access import owner_scope
 from .forms import BatchForm
 from .notifications import announce_endings
 from .redirects import see_other
-from .rows import list_rows
 
 FORM = "dashboard/batch_form.html"
 PAGE = "dashboard/batch.html"
@@ -75,6 +74,8 @@ def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = RO
     counts = members.status_counts()
     rows = list(members.filter(pk__gte=rows_from).order_by("pk")[: size + 1])
     next_from = rows[size].pk if len(rows) > size else None
+    for computation in rows[:size]:
+        computation.varied_value = computation.inputs.get(batch.varied)
     varied = next((spec for spec in batch.spec.inputs if spec.name == batch.varied), None) if batch.spec else None
     poll_url = _batch_url(pk, rows_from)
     context = {
@@ -82,8 +83,7 @@ def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = RO
         "varied_label": gettext(varied.label) if varied else batch.varied,
         "counts": counts,
         "in_flight": counts.in_flight > 0,
-        # Each row with its value of the varied input.
-        "rows": list(zip(list_rows(rows[:size]), [each.inputs.get(batch.varied) for each in rows[:size]], strict=True)),
+        "rows": rows[:size],
         "rows_from": rows_from,
         "poll_url": poll_url,
         "poll_etag": live.poll_etag(request, poll_url),
