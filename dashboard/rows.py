@@ -67,7 +67,7 @@ def _row(computation: Computation, texts: "_Texts") -> ComputationRow:
         pk=computation.pk,
         url=texts.detail_url(computation.pk),
         label=texts.operation(computation),
-        inputs=texts.inputs(computation),
+        inputs=computation.inputs_text,
         status=computation.status,
         status_label=texts.status(computation.status),
         progress=computation.progress if running else None,
@@ -95,23 +95,10 @@ class _Texts:
     def __init__(self):
         self.operation = _memo(lambda row: row.label, key=lambda row: row.operation)
         self.status = _memo(lambda status: str(Status(status).label))
-        self.input_labels = _memo(
-            lambda spec: {each.name: gettext(each.label) for each in spec.inputs} if spec else {},
-            key=lambda spec: spec.name if spec else None,
-        )
         self.cancel, self.retry = gettext("Cancel"), gettext("Retry")
         self.zone = timezone.get_current_timezone()
         self.detail_url = _url_of("computation-detail")
         self.cancel_url, self.retry_url = _url_of("computation-cancel"), _url_of("computation-retry")
-
-    def inputs(self, computation: Computation) -> str:
-        """As Computation.inputs_text: "x = 1.5, y = 2", the labels translated once per operation."""
-        if computation.spec is None:
-            return computation.inputs_text
-        labels = self.input_labels(computation.spec)
-        return ", ".join(
-            f"{labels[spec.name]} = {computation.inputs.get(spec.name)}" for spec in computation.spec.inputs
-        )
 
     def action(self, computation: Computation) -> tuple[str, str]:
         if computation.can_cancel:
