@@ -3,7 +3,7 @@
 The template engine pays for every lookup, filter, include and translation inside a loop: at 25 rows they were
 most of a render (about 1,300 lookups, 50 includes and 350 translations). Here each row's texts, labels and
 addresses are plain attributes, and what is the same for every row (an operation's name, a status's label, the
-column labels) is translated once.
+buttons' words) is translated once.
 """
 
 from collections.abc import Callable, Iterable
