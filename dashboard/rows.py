@@ -9,11 +9,12 @@ buttons' words) is translated once.
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.text import Truncator
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from tasks.models import Batch, Computation, Status, StatusCounts
 
@@ -22,6 +23,7 @@ RESULT_CHARACTERS, ERROR_CHARACTERS = 40, 80
 
 @dataclass(frozen=True)
 class ComputationRow:
+    is_batch: ClassVar[bool] = False
     pk: int
     url: str
     label: str
@@ -40,13 +42,22 @@ class ComputationRow:
 
 @dataclass(frozen=True)
 class BatchRow:
+    is_batch: ClassVar[bool] = True
     batch: Batch
     url: str
     label: str
     range_text: str
     counts: StatusCounts
+    failed_text: str  # "3 failed", or nothing
     created_iso: str
     created: str
+
+
+def list_title(running: int) -> str:
+    """The list's heading in the tab's title: how many are running, if any."""
+    if not running:
+        return gettext("Computations")
+    return ngettext("(%(n)s running) Computations", "(%(n)s running) Computations", running) % {"n": running}
 
 
 def list_rows(computations: Iterable[Computation]) -> list[ComputationRow | BatchRow]:
@@ -83,9 +94,11 @@ def _row(computation: Computation, texts: "_Texts") -> ComputationRow:
 
 def _batch_row(batch: Batch, counts: StatusCounts, texts: "_Texts") -> BatchRow:
     created_iso, created = texts.moment(batch.created_at)
+    failed = counts[Status.FAILED]
     return BatchRow(
         batch=batch, url=batch.get_absolute_url(), label=texts.operation(batch), range_text=batch.range_text,
-        counts=counts, created_iso=created_iso, created=created,
+        counts=counts, failed_text=ngettext("%(n)s failed", "%(n)s failed", failed) % {"n": failed} if failed else "",
+        created_iso=created_iso, created=created,
     )  # fmt: skip
 
 

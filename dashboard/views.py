@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseServerError, Json
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import trigger_client_event
@@ -31,9 +32,10 @@ from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .middleware import outage_notice
 from .notifications import announce_endings
 from .redirects import back_to, see_other
-from .rows import list_rows
+from .rows import list_rows, list_title
 
 PAGE = "dashboard/index.html"
+LIST = "dashboard/list.html"  # a Jinja2 template (dashboard/jinja.py): the page shows it rendered
 CANCEL, RETRY = AuditEntry.Action.CANCEL, AuditEntry.Action.RETRY
 DETAIL = "dashboard/detail.html"
 
@@ -75,7 +77,7 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "counts": counts,
         "count_cap": COUNT_CAP,
         "in_flight": counts.in_flight > 0,
-        "running": counts[Status.RUNNING],
+        "list_title": list_title(counts[Status.RUNNING]),
         "broker_reachable": health.broker_reachable(),
         "activity_panel": activity.panel(owner),
     }
@@ -94,7 +96,9 @@ def _show_batches(rows: list[Computation]) -> None:
 
 
 def _page_context(request: HttpRequest, form: ComputationForm, filters: ListFilterForm) -> dict:
-    return {"form": form, **_list_context(request, filters)}
+    context = _list_context(request, filters)
+    list_html = mark_safe(render_to_string(LIST, context, request))  # noqa: S308 (HTML its template escaped)
+    return {"form": form, "list_title": context["list_title"], "computation_list": list_html}
 
 
 @require_safe
@@ -121,12 +125,12 @@ def computation_list(request: HttpRequest) -> HttpResponse:
     filters = ListFilterForm(request.GET)
     if live.wants_partial(request) and filters.is_valid():
         response = live.partial(
-            request, f"{PAGE}#list", _list_url(filters), lambda: _with_flight(_list_context(request, filters))
+            request, LIST, _list_url(filters), lambda: _with_flight(_list_context(request, filters))
         )
         return announce_endings(request, response)
     status = 200 if filters.is_valid() else 400
     if live.wants_partial(request):
-        return render(request, f"{PAGE}#list", _list_context(request, filters), status=status)
+        return render(request, LIST, _list_context(request, filters), status=status)
     return render(request, PAGE, _page_context(request, ComputationForm(), filters), status=status)
 
 

@@ -272,3 +272,12 @@ def test_counts_by_status_stop_at_their_cap(client, settings):
     assert Computation.objects.filter(operation="divide").status_counts(cap=3)["succeeded"] == 0
     html = client.get("/").content.decode()
     assert "Succeeded <strong>4</strong>" in html
+
+
+def test_the_list_escapes_what_a_row_holds_in_the_page_and_in_its_partial(client):
+    # The list is a Jinja2 template the page shows as HTML: escaped once, in both.
+    factories.computation(Status.FAILED, error='<script>alert("x")</script>')
+    for headers in ({}, HTMX):
+        html = client.get(reverse("computations"), **headers).content.decode()
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html, html
+        assert "<script>alert" not in html and "&amp;lt;" not in html
