@@ -4,7 +4,9 @@ that is live while any of them runs (the same 304 and 286 polling as the list)."
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
@@ -19,9 +21,12 @@ from .access import owner_scope
 from .forms import BatchForm
 from .notifications import announce_endings
 from .redirects import see_other
+from .rows import value_rows
 
 FORM = "dashboard/batch_form.html"
 PAGE = "dashboard/batch.html"
+# Jinja2 templates (dashboard/jinja.py): the polled section, which the page shows rendered, and its values.
+SECTION, VALUES = "dashboard/batch_section.html", "dashboard/batch_rows.html"
 ROWS_PER_PAGE = 100
 
 
@@ -56,16 +61,18 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rows_from = _int(request.GET.get("from"))
     if live.wants_partial(request):
         path = _batch_url(pk, rows_from)
-        response = live.partial(request, f"{PAGE}#batch", path, lambda: _batch_context(request, pk, rows_from))
+        response = live.partial(request, SECTION, path, lambda: _batch_context(request, pk, rows_from))
         return announce_endings(request, response)
-    return render(request, PAGE, _batch_context(request, pk, rows_from)[0])
+    context, _ = _batch_context(request, pk, rows_from)
+    section = mark_safe(render_to_string(SECTION, context, request))  # noqa: S308 (HTML its template escaped)
+    return render(request, PAGE, {"title": context["title"], "section": section})
 
 
 @require_safe
 def batch_rows(request: HttpRequest, pk: int) -> HttpResponse:
     """The first values of a batch, for its row in the main list when it is opened."""
     context, _ = _batch_context(request, pk, 0, size=10)
-    return render(request, f"{PAGE}#rows", context)
+    return render(request, VALUES, context)
 
 
 def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = ROWS_PER_PAGE) -> tuple[dict, bool]:
@@ -74,16 +81,23 @@ def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = RO
     counts = members.status_counts()
     rows = list(members.filter(pk__gte=rows_from).order_by("pk")[: size + 1])
     next_from = rows[size].pk if len(rows) > size else None
-    for computation in rows[:size]:
-        computation.varied_value = computation.inputs.get(batch.varied)
     varied = next((spec for spec in batch.spec.inputs if spec.name == batch.varied), None) if batch.spec else None
     poll_url = _batch_url(pk, rows_from)
+    work = batch.work_seconds
     context = {
         "batch": batch,
+        "title": gettext("Batch #%(id)s") % {"id": batch.pk},
+        "heading": gettext("Batch #%(id)s: %(label)s") % {"id": batch.pk, "label": batch.label},
+        "work_text": ngettext(
+            "; %(seconds)s second of simulated work each", "; %(seconds)s seconds of simulated work each", work
+        )
+        % {"seconds": work}
+        if work
+        else "",
         "varied_label": gettext(varied.label) if varied else batch.varied,
         "counts": counts,
         "in_flight": counts.in_flight > 0,
-        "rows": rows[:size],
+        "rows": value_rows(rows[:size], batch.varied),
         "rows_from": rows_from,
         "poll_url": poll_url,
         "poll_etag": live.poll_etag(request, poll_url),

@@ -53,6 +53,21 @@ class BatchRow:
     created: str
 
 
+@dataclass(frozen=True)
+class ValueRow:
+    """A row of a batch's table of values: a computation without the times and actions the list shows."""
+
+    pk: int
+    url: str
+    varied_value: object
+    status: str
+    status_label: str
+    progress: int | None
+    progress_label: str
+    result: str
+    error: str
+
+
 def list_title(running: int) -> str:
     """The list's heading in the tab's title: how many are running, if any."""
     if not running:
@@ -69,9 +84,37 @@ def list_rows(computations: Iterable[Computation]) -> list[ComputationRow | Batc
     ]
 
 
-def _row(computation: Computation, texts: "_Texts") -> ComputationRow:
+def value_rows(computations: Iterable[Computation], varied: str) -> list[ValueRow]:
+    """A batch's values: each computation's `varied` input, its status and its outcome."""
+    texts = _Texts()
+    return [_value_row(computation, varied, texts) for computation in computations]
+
+
+def _value_row(computation: Computation, varied: str, texts: "_Texts") -> ValueRow:
+    return ValueRow(
+        pk=computation.pk, url=texts.detail_url(computation.pk), varied_value=computation.inputs.get(varied),
+        status=computation.status, status_label=texts.status(computation.status), **_outcome(computation),
+    )  # fmt: skip
+
+
+def _outcome(computation: Computation) -> dict:
+    """What a row shows of how far a computation got: its progress while running, or its result or error."""
     error = computation.error_text if computation.error else ""
     running = computation.status == Status.RUNNING
+    return {
+        "progress": computation.progress if running else None,
+        "progress_label": gettext("Progress of #%(id)s") % {"id": computation.pk} if running else "",
+        "result": "" if error else _cut(computation.result, RESULT_CHARACTERS),
+        "error": _cut(error, ERROR_CHARACTERS),
+    }
+
+
+def _cut(text: str, characters: int) -> str:
+    # Most texts are short: Truncator's normalising and measuring is then a third of a row's cost, for nothing.
+    return text if len(text) <= characters else Truncator(text).chars(characters)
+
+
+def _row(computation: Computation, texts: "_Texts") -> ComputationRow:
     action, action_label = texts.action(computation)
     created_iso, created = texts.moment(computation.created_at)
     return ComputationRow(
@@ -81,10 +124,7 @@ def _row(computation: Computation, texts: "_Texts") -> ComputationRow:
         inputs=computation.inputs_text,
         status=computation.status,
         status_label=texts.status(computation.status),
-        progress=computation.progress if running else None,
-        progress_label=gettext("Progress of #%(id)s") % {"id": computation.pk} if running else "",
-        result="" if error else Truncator(computation.result).chars(RESULT_CHARACTERS),
-        error=Truncator(error).chars(ERROR_CHARACTERS),
+        **_outcome(computation),
         created_iso=created_iso,
         created=created,
         action=action,
