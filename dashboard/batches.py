@@ -4,9 +4,7 @@ that is live while any of them runs (the same 304 and 286 polling as the list)."
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
@@ -19,21 +17,22 @@ from tasks.services import Actor
 from . import live, submitting, throttling
 from .access import owner_scope
 from .forms import BatchForm
+from .jinja import rendered
 from .notifications import announce_endings
 from .redirects import see_other
 from .rows import value_rows
 
-FORM = "dashboard/batch_form.html"
-PAGE = "dashboard/batch.html"
-# Jinja2 templates (dashboard/jinja.py): the polled section, which the page shows rendered, and its values.
-SECTION, VALUES = "dashboard/batch_section.html", "dashboard/batch_rows.html"
+FORM_PAGE, PAGE = "dashboard/batch_form.html", "dashboard/batch.html"
+# Jinja2 templates (dashboard/jinja.py), which the pages show rendered: the form, the batch's polled section and
+# its values.
+FORM, SECTION, VALUES = "dashboard/batch_form_fields.html", "dashboard/batch_section.html", "dashboard/batch_rows.html"
 ROWS_PER_PAGE = 100
 
 
 @require_safe
 def new_batch(request: HttpRequest) -> HttpResponse:
     form = BatchForm(operation=request.GET.get("operation"))
-    return render(request, f"{FORM}#form" if live.wants_partial(request) else FORM, _form_context(form))
+    return _form_answer(request, form, partial=live.wants_partial(request))
 
 
 @require_POST
@@ -48,11 +47,14 @@ def create_batch(request: HttpRequest) -> HttpResponse:
 
 
 def _form_page(request: HttpRequest, form: BatchForm, status: int) -> HttpResponse:
-    return render(request, f"{FORM}#form" if request.htmx else FORM, _form_context(form), status=status)
+    return _form_answer(request, form, partial=bool(request.htmx), status=status)
 
 
-def _form_context(form: BatchForm) -> dict:
-    return {"form": form, "limit": MAX_RANGE_VALUES}
+def _form_answer(request: HttpRequest, form: BatchForm, *, partial: bool, status: int = 200) -> HttpResponse:
+    if partial:
+        return render(request, FORM, {"form": form}, status=status)
+    page = {"form_html": rendered(FORM, {"form": form}, request), "limit": MAX_RANGE_VALUES}
+    return render(request, FORM_PAGE, page, status=status)
 
 
 @require_safe
@@ -64,8 +66,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         response = live.partial(request, SECTION, path, lambda: _batch_context(request, pk, rows_from))
         return announce_endings(request, response)
     context, _ = _batch_context(request, pk, rows_from)
-    section = mark_safe(render_to_string(SECTION, context, request))  # noqa: S308 (HTML its template escaped)
-    return render(request, PAGE, {"title": context["title"], "section": section})
+    return render(request, PAGE, {"title": context["title"], "section": rendered(SECTION, context, request)})
 
 
 @require_safe

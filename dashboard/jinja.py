@@ -13,9 +13,11 @@ out in Python (ngettext).
 from collections.abc import Mapping
 
 from django.contrib.humanize.templatetags.humanize import intcomma
-from django.http import QueryDict
+from django.http import HttpRequest, QueryDict
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.translation import gettext, ngettext
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, ngettext, pgettext
 from jinja2 import Environment, StrictUndefined
 
 
@@ -26,9 +28,18 @@ def environment(**options) -> Environment:
     options.pop("autoescape", None)  # Django's default, said here where it is read
     env = Environment(**options, autoescape=True)
     env.install_gettext_callables(gettext, ngettext, newstyle=False)
-    env.globals.update(url=url, querystring=querystring)
+    env.globals.update(url=url, querystring=querystring, label_suffix=label_suffix)
     env.filters["intcomma"] = intcomma
     return env
+
+
+def rendered(template: str, context: dict, request: HttpRequest) -> SafeString:
+    """A Jinja2 partial's HTML, for a Django page to show as it is: its template escaped what it holds."""
+    return mark_safe(render_to_string(template, context, request))  # noqa: S308
+
+
+def label_suffix() -> str:
+    return pgettext("label suffix", ":")
 
 
 def url(name: str, *args: object) -> str:

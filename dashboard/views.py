@@ -17,7 +17,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseServerError, Json
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import trigger_client_event
@@ -29,13 +28,15 @@ from tasks.services import Actor
 from . import activity, health, live, submitting, throttling
 from .access import owner_scope
 from .forms import BulkActionForm, ComputationForm, ListFilterForm
+from .jinja import rendered
 from .middleware import outage_notice
 from .notifications import announce_endings
 from .redirects import back_to, see_other
 from .rows import list_rows, list_title
 
 PAGE = "dashboard/index.html"
-LIST = "dashboard/list.html"  # a Jinja2 template (dashboard/jinja.py): the page shows it rendered
+# Jinja2 templates (dashboard/jinja.py), which the page shows rendered.
+LIST, FORM = "dashboard/list.html", "dashboard/computation_form.html"
 CANCEL, RETRY = AuditEntry.Action.CANCEL, AuditEntry.Action.RETRY
 DETAIL = "dashboard/detail.html"
 
@@ -97,8 +98,11 @@ def _show_batches(rows: list[Computation]) -> None:
 
 def _page_context(request: HttpRequest, form: ComputationForm, filters: ListFilterForm) -> dict:
     context = _list_context(request, filters)
-    list_html = mark_safe(render_to_string(LIST, context, request))  # noqa: S308 (HTML its template escaped)
-    return {"form": form, "list_title": context["list_title"], "computation_list": list_html}
+    return {
+        "list_title": context["list_title"],
+        "computation_form": rendered(FORM, {"form": form}, request),
+        "computation_list": rendered(LIST, context, request),
+    }
 
 
 @require_safe
@@ -111,7 +115,7 @@ def new_computation(request: HttpRequest) -> HttpResponse:
     """The form for the operation picked (`?operation=`): HTMX swaps it in; without script it is a page."""
     form = ComputationForm(operation=request.GET.get("operation"))
     if live.wants_partial(request):
-        return render(request, f"{PAGE}#form", {"form": form})
+        return render(request, FORM, {"form": form})
     return render(request, PAGE, _page_context(request, form, ListFilterForm({})))
 
 
@@ -144,7 +148,7 @@ def create_computation(request: HttpRequest) -> HttpResponse:
     def accepted(computation: Computation) -> HttpResponse:
         if request.htmx:
             fresh = ComputationForm(operation=form.spec.name)
-            response = render(request, f"{PAGE}#form", {"form": fresh, "submitted": computation})
+            response = render(request, FORM, {"form": fresh, "submitted": computation})
             return trigger_client_event(response, live.CHANGED_EVENT)
         messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
         return see_other(reverse("dashboard"))
@@ -155,7 +159,7 @@ def create_computation(request: HttpRequest) -> HttpResponse:
 def _form_page(request: HttpRequest, form: ComputationForm, status: int) -> HttpResponse:
     """The form again, with its messages in place; nothing was recorded."""
     if request.htmx:
-        return render(request, f"{PAGE}#form", {"form": form}, status=status)
+        return render(request, FORM, {"form": form}, status=status)
     return render(request, PAGE, _page_context(request, form, ListFilterForm({})), status=status)
 
 

@@ -34,6 +34,9 @@ def test_list_poll_answers_200_then_304_then_200_after_a_change_then_286(client,
     with django_assert_num_queries(0):
         unchanged = poll(client, url, etag)
     assert unchanged.status_code == 304
+    # Only what updates the browser's copy (RFC 9110): no policies or language on a response without a body.
+    assert {name.lower() for name in unchanged.headers} == {"etag", "vary", "cache-control"}, unchanged.headers
+    assert unchanged["ETag"] == etag and "HX-Request" in unchanged["Vary"]
 
     assert rows.claim(worker="test")
     changed = poll(client, url, etag)

@@ -198,6 +198,9 @@ def test_pages_and_polls_are_compressed_and_an_unchanged_poll_still_answers_304(
     asking = {**headers, "If-None-Match": f'"{etag}"'}
     unchanged = requests.get(f"{stack.url}/computations/", headers=asking, timeout=10)
     assert unchanged.status_code == 304 and not unchanged.content
+    # HAProxy adds no policy to a 304 either: an open dashboard's unchanged polls stay small.
+    assert not {"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"} & set(unchanged.headers)
+    assert unchanged.headers["ETag"] == f'"{etag}"'
     # Not asked for, not compressed: wrk and scripts get plain HTML.
     plain = requests.get(f"{stack.url}/", headers={"Accept-Encoding": "identity"}, timeout=10)
     assert "Content-Encoding" not in plain.headers and "<html" in plain.text
