@@ -16,7 +16,7 @@ from django.utils import formats, timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 
-from tasks.models import Batch, Computation, Status, StatusCounts
+from tasks.models import AuditEntry, Batch, Computation, Status, StatusCounts
 
 RESULT_CHARACTERS, ERROR_CHARACTERS = 40, 80
 
@@ -66,6 +66,35 @@ class ValueRow:
     progress_label: str
     result: str
     error: str
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    iso: str
+    when: str
+    text: str  # what was done, from where, by whom, to how many
+
+
+def computation_row(computation: Computation) -> ComputationRow:
+    """One computation as the list shows it: its page shows its status and its button the same way."""
+    return _row(computation, _Texts())
+
+
+def history_lines(entries: Iterable[AuditEntry]) -> list[HistoryLine]:
+    """A computation's audit entries as its page lists them."""
+    texts, lines = _Texts(), []
+    for entry in entries:
+        text = gettext("%(action)s, %(source)s") % {
+            "action": entry.get_action_display(), "source": entry.get_source_display()
+        }  # fmt: skip
+        if entry.user:
+            text += gettext(" (%(user)s)") % {"user": entry.user.get_username()}
+        if entry.requested > 1:
+            text += ngettext(", with %(n)s computation", ", with %(n)s computations", entry.requested) % {
+                "n": entry.requested
+            }  # fmt: skip
+        lines.append(HistoryLine(*texts.moment(entry.created_at), text))
+    return lines
 
 
 def list_title(running: int) -> str:

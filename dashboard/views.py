@@ -32,11 +32,11 @@ from .jinja import rendered
 from .middleware import outage_notice
 from .notifications import announce_endings
 from .redirects import back_to, see_other
-from .rows import list_rows, list_title
+from .rows import computation_row, history_lines, list_rows, list_title
 
 PAGE = "dashboard/index.html"
 # Jinja2 templates (dashboard/jinja.py), which the page shows rendered.
-LIST, FORM = "dashboard/list.html", "dashboard/computation_form.html"
+LIST, FORM, DETAIL_SECTION = "dashboard/list.html", "dashboard/computation_form.html", "dashboard/detail_section.html"
 CANCEL, RETRY = AuditEntry.Action.CANCEL, AuditEntry.Action.RETRY
 DETAIL = "dashboard/detail.html"
 
@@ -168,16 +168,26 @@ def _form_page(request: HttpRequest, form: ComputationForm, status: int) -> Http
 def computation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if live.wants_partial(request):
         path = reverse("computation-detail", args=[pk])
-        response = live.partial(request, f"{DETAIL}#detail", path, lambda: _detail_context(request, pk))
+        response = live.partial(request, DETAIL_SECTION, path, lambda: _detail_context(request, pk))
         return announce_endings(request, response)
-    return render(request, DETAIL, _detail_context(request, pk)[0])
+    context, _ = _detail_context(request, pk)
+    page = {"title": context["title"], "section": rendered(DETAIL_SECTION, context, request)}
+    return render(request, DETAIL, page)
 
 
 def _detail_context(request: HttpRequest, pk: int) -> tuple[dict, bool]:
     computation = get_object_or_404(Computation.objects.visible_to(owner_scope(request)), pk=pk)
-    history = computation.audit_entries.select_related("user")[:20]
+    history = history_lines(computation.audit_entries.select_related("user")[:20])
     poll_url = reverse("computation-detail", args=[pk])
-    context = {"computation": computation, "history": history, "poll_url": poll_url}
+    work = computation.work_seconds
+    context = {
+        "computation": computation,
+        "row": computation_row(computation),
+        "title": gettext("Computation #%(id)s") % {"id": pk},
+        "work_text": ngettext("%(seconds)s second", "%(seconds)s seconds", work) % {"seconds": work},
+        "history": history,
+        "poll_url": poll_url,
+    }
     return {**context, "poll_etag": live.poll_etag(request, poll_url)}, computation.is_in_flight
 
 
