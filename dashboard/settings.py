@@ -135,7 +135,7 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHE_URL = env.str("CACHE_URL", default="redis://127.0.0.1:6379/1")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "dashboard.cache.RedisCache",  # one client per pool (dashboard/cache.py says why)
         "LOCATION": CACHE_URL,
         # Short timeouts: with Redis down a page must answer (without its cache), not hang.
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
