@@ -122,6 +122,8 @@ def measure(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     bench.memory(flower_tasks=int(os.environ.get("BENCH_FLOWER_TASKS", "100000")))
     print("  7. an idle dashboard", flush=True)
     bench.idle_dashboard()
+    print("  8. blocking time on load", flush=True)
+    bench.blocking_time()
     return hello, bench.rows
 
 
