@@ -23,6 +23,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import get_language, gettext
 from redis.exceptions import RedisError
 
+from tasks import changes
 from tasks.models import ENDED, Computation, Status
 from tasks.operations import REGISTRY
 
@@ -62,10 +63,12 @@ def activity(owner: AbstractBaseUser | None = None) -> dict:
     return {**figures, **_chart(figures)}
 
 
-def panel(owner: AbstractBaseUser | None = None) -> str:
+def panel(owner: AbstractBaseUser | None = None, *, settled: bool = False) -> str:
     """The panel's HTML (dashboard/activity.html), rendered once per figures, language and time zone: its SVG
-    and tables cost a list render about a millisecond, for figures that change every ACTIVITY_SECONDS at most."""
-    figures, made_at = _shared_figures(owner)
+    and tables cost a list render about a millisecond, for figures that change every ACTIVITY_SECONDS at most.
+    `settled`: nothing is queued or running, so this render may be the list's last (its polling stops): figures
+    made before the last change are made again, or the panel would keep missing the computations that just ended."""
+    figures, made_at = _shared_figures(owner, settled=settled)
     zone = timezone.get_current_timezone_name()
     key = f"{ACTIVITY_KEY}:html:{owner.pk if owner else 'all'}:{get_language()}:{zone}"
     try:
@@ -80,15 +83,19 @@ def panel(owner: AbstractBaseUser | None = None) -> str:
     return mark_safe(cached[1])  # noqa: S308 (rendered by the template engine, which escaped it)
 
 
-def _shared_figures(owner: AbstractBaseUser | None) -> tuple[dict, float]:
+def _shared_figures(owner: AbstractBaseUser | None, *, settled: bool = False) -> tuple[dict, float]:
     """The figures in the cache, and when they were made."""
     key = f"{ACTIVITY_KEY}:{owner.pk if owner else 'all'}"
     try:
         cached = cache.get(key)
     except RedisError:
         cached = None
-    if cached is None or (time.time() - cached["at"] > ACTIVITY_SECONDS and _refresh_is_ours(key)):
-        cached = {"at": time.time(), "figures": _figures(timezone.now(), owner)}
+    version = changes.current_version()
+    # Settled, changes are few (the last computations ending): each is worth the figures made again, once, as the
+    # list renders once per change.
+    behind = settled and version is not None and cached is not None and cached.get("version") != version
+    if cached is None or behind or (time.time() - cached["at"] > ACTIVITY_SECONDS and _refresh_is_ours(key)):
+        cached = {"at": time.time(), "version": version, "figures": _figures(timezone.now(), owner)}
         with contextlib.suppress(RedisError):
             cache.set(key, cached, timeout=ACTIVITY_SECONDS * 6)
     return cached["figures"], cached["at"]

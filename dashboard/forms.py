@@ -169,7 +169,7 @@ class BatchForm(ComputationForm):
 
 
 class ListFilterForm(forms.Form):
-    """The list's filters and its position: `before` an id (older rows) or `after` one (newer rows)."""
+    """The list's filters, its search and its position: `before` an id (older rows) or `after` one (newer rows)."""
 
     status = forms.ChoiceField(
         label=_("Status"), choices=[("", pgettext_lazy("status", "All")), *Status.choices], required=False
@@ -178,6 +178,13 @@ class ListFilterForm(forms.Form):
         label=_("Operation"),
         choices=lambda: [("", pgettext_lazy("operation", "All")), *operation_choices()],
         required=False,
+    )
+    q = forms.CharField(
+        label=_("Search"),
+        max_length=100,
+        required=False,
+        help_text=_("A number (#42), a Celery task id, an operation, or an input's or result's exact value."),
+        widget=forms.SearchInput,
     )
     before = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
     after = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
@@ -240,7 +247,7 @@ class BulkActionForm(ListFilterForm):
         if self.cleaned_data["do"].endswith("-selected"):
             return Selection(ids=self.cleaned_data["ids"])
         filters = {key: self.cleaned_data[key] for key in ("status", "operation") if self.cleaned_data.get(key)}
-        return Selection(filters=filters)
+        return Selection(filters=filters, search=self.cleaned_data.get("q", ""))
 
 
 class ExportFilterForm(ListFilterForm):

@@ -11,14 +11,12 @@ out in Python (ngettext).
 """
 
 from collections.abc import Mapping
-from datetime import datetime
 
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import HttpRequest, QueryDict
 from django.template.defaultfilters import floatformat
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import formats, timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, ngettext, pgettext
 from jinja2 import Environment, StrictUndefined
@@ -32,18 +30,13 @@ def environment(**options) -> Environment:
     env = Environment(**options, autoescape=True)
     env.install_gettext_callables(gettext, ngettext, newstyle=False)
     env.globals.update(url=url, querystring=querystring, label_suffix=label_suffix)
-    env.filters.update(intcomma=intcomma, floatformat=floatformat, moment=moment)
+    env.filters.update(intcomma=intcomma, floatformat=floatformat)
     return env
 
 
 def rendered(template: str, context: dict, request: HttpRequest) -> SafeString:
     """A Jinja2 partial's HTML, for a Django page to show as it is: its template escaped what it holds."""
     return mark_safe(render_to_string(template, context, request))  # noqa: S308
-
-
-def moment(value: datetime | None) -> str:
-    """A time as Django's `|date:"DATETIME_FORMAT"` writes it, in the reader's zone; a dash for none."""
-    return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT") if value else "—"
 
 
 def label_suffix() -> str:

@@ -19,6 +19,7 @@ from django_htmx.http import trigger_client_event
 from tasks.models import IN_FLIGHT, Batch, Computation
 
 from .access import owner_scope
+from .rows import grouped
 
 COOKIE = "dashboard_watching"
 SALT = "dashboard.notifications"
@@ -57,6 +58,8 @@ def toasts(request: HttpRequest) -> HttpResponse:
     computations, batches = _split(entries)
     ended = list(_ended_computations(request, computations).order_by("pk")) if computations else []
     ended_batches = list(_ended_batches(request, batches).order_by("pk")) if batches else []
+    for computation in ended:
+        computation.shown_result = grouped(computation.result)
     for batch in ended_batches:
         batch.counts = batch.computations.status_counts()
     response = render(request, "dashboard/toasts.html", {"ended": ended, "ended_batches": ended_batches})

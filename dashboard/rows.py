@@ -6,19 +6,53 @@ addresses are plain attributes, and what is the same for every row (an operation
 buttons' words) is translated once.
 """
 
+import dataclasses
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import ClassVar
 
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 
-from tasks.models import AuditEntry, Batch, Computation, Status, StatusCounts
+from tasks.models import ENDED, AuditEntry, Batch, Computation, Status, StatusCounts
 
-RESULT_CHARACTERS, ERROR_CHARACTERS = 40, 80
+# Cut in the list (a cell shows the beginning, with an ellipsis; its title, more); whole on a computation's page.
+INPUTS_CHARACTERS, RESULT_CHARACTERS, ERROR_CHARACTERS, TITLE_CHARACTERS = 60, 40, 80, 300
+VISIBLE_CHARACTERS = 24  # what the narrowest cell shows whole, without its title
+_INSTANT = timedelta(milliseconds=1)
+_DIGITS = re.compile(r"(?<![\d.])\d{4,}(?:\.\d+)?")  # a whole number's digits, not a fraction's
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A text as a cell shows it, and, when that is cut short, more of it for the cell's title."""
+
+    text: str
+    whole: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A time as people read it ("3 minutes ago"), exactly in the reader's zone, and for machines (ISO 8601)."""
+
+    iso: str
+    exact: str
+    relative: str
+
+    def __str__(self) -> str:
+        return self.relative
 
 
 @dataclass(frozen=True)
@@ -27,15 +61,15 @@ class ComputationRow:
     pk: int
     url: str
     label: str
-    inputs: str
+    inputs: Cut
     status: str
     status_label: str
     progress: int | None  # while running
     progress_label: str
-    result: str
-    error: str
-    created_iso: str
-    created: str
+    result: Cut
+    error: Cut
+    created: Moment
+    timing: str  # how long it ran, or has been waiting or running so far
     action: str  # where its Cancel or Retry button posts, if it has one
     action_label: str
 
@@ -49,8 +83,7 @@ class BatchRow:
     range_text: str
     counts: StatusCounts
     failed_text: str  # "3 failed", or nothing
-    created_iso: str
-    created: str
+    created: Moment
 
 
 @dataclass(frozen=True)
@@ -59,20 +92,30 @@ class ValueRow:
 
     pk: int
     url: str
-    varied_value: object
+    varied_value: str
     status: str
     status_label: str
     progress: int | None
     progress_label: str
-    result: str
-    error: str
+    result: Cut
+    error: Cut
 
 
 @dataclass(frozen=True)
 class HistoryLine:
-    iso: str
-    when: str
+    when: Moment
     text: str  # what was done, from where, by whom, to how many
+
+
+@dataclass(frozen=True)
+class Step:
+    """A point of a computation's timeline: when, what happened, and how long since the step before."""
+
+    when: Moment
+    kind: str  # queued, running or a final status, for its mark; "audit" for a person's action
+    title: str
+    detail: str = ""
+    since_previous: str = ""
 
 
 def computation_row(computation: Computation) -> ComputationRow:
@@ -93,8 +136,47 @@ def history_lines(entries: Iterable[AuditEntry]) -> list[HistoryLine]:
             text += ngettext(", with %(n)s computation", ", with %(n)s computations", entry.requested) % {
                 "n": entry.requested
             }  # fmt: skip
-        lines.append(HistoryLine(*texts.moment(entry.created_at), text))
+        lines.append(HistoryLine(texts.moment(entry.created_at), text))
     return lines
+
+
+def timeline(computation: Computation, history: Iterable[HistoryLine]) -> list[Step]:
+    """A computation's life in order: submitted, sent to the queue, its attempt started (on which worker, after how
+    long waiting), how it ended (after how long running); the people's cancels and retries in their places. Only
+    its last attempt is stored: a retry's earlier one shows as the retry that ended it."""
+    texts = _Texts()
+    points: list[tuple[datetime, Step]] = [
+        (computation.created_at, Step(texts.moment(computation.created_at), Status.QUEUED, gettext("Submitted")))
+    ]
+    if computation.enqueued_at and computation.enqueued_at - computation.created_at > _INSTANT:
+        points.append((computation.enqueued_at, Step(texts.moment(computation.enqueued_at), Status.QUEUED,
+                                                     gettext("Sent to the queue again"))))  # fmt: skip
+    if computation.started_at:
+        detail = gettext("attempt %(attempt)s of %(allowed)s, on %(worker)s") % {
+            "attempt": computation.attempts, "allowed": computation.max_attempts, "worker": computation.worker or "—"
+        }  # fmt: skip
+        points.append((computation.started_at, Step(texts.moment(computation.started_at), Status.RUNNING,
+                                                     gettext("Started"), detail)))  # fmt: skip
+    if computation.finished_at and computation.status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED):
+        points.append((computation.finished_at, Step(texts.moment(computation.finished_at), computation.status,
+                                                      texts.status(computation.status))))  # fmt: skip
+    for line in history:
+        points.append((datetime.fromisoformat(line.when.iso), Step(line.when, "audit", line.text)))
+    points.sort(key=lambda point: point[0])
+    steps, previous, previous_kind = [], None, ""
+    for at, step in points:
+        gap = ""
+        if previous and at - previous >= _INSTANT:
+            time = duration((at - previous).total_seconds())
+            if step.kind == Status.RUNNING:
+                gap = gettext("waited %(time)s") % {"time": time}
+            elif previous_kind == Status.RUNNING and step.kind in ENDED:
+                gap = gettext("ran %(time)s") % {"time": time}
+            else:
+                gap = gettext("+%(time)s") % {"time": time}
+        steps.append(dataclasses.replace(step, since_previous=gap))
+        previous, previous_kind = at, step.kind
+    return steps
 
 
 def list_title(running: int) -> str:
@@ -120,9 +202,10 @@ def value_rows(computations: Iterable[Computation], varied: str) -> list[ValueRo
 
 
 def _value_row(computation: Computation, varied: str, texts: "_Texts") -> ValueRow:
+    value = grouped(str(computation.inputs.get(varied)))
     return ValueRow(
-        pk=computation.pk, url=texts.detail_url(computation.pk), varied_value=computation.inputs.get(varied),
-        status=computation.status, status_label=texts.status(computation.status), **_outcome(computation),
+        pk=computation.pk, url=texts.detail_url(computation.pk), varied_value=value, status=computation.status,
+        status_label=texts.status(computation.status), **_outcome(computation),
     )  # fmt: skip
 
 
@@ -133,41 +216,84 @@ def _outcome(computation: Computation) -> dict:
     return {
         "progress": computation.progress if running else None,
         "progress_label": gettext("Progress of #%(id)s") % {"id": computation.pk} if running else "",
-        "result": "" if error else _cut(computation.result, RESULT_CHARACTERS),
+        "result": _cut("" if error else grouped(computation.result), RESULT_CHARACTERS),
         "error": _cut(error, ERROR_CHARACTERS),
     }
 
 
-def _cut(text: str, characters: int) -> str:
+def grouped(text: str) -> str:
+    """A text with the digits of its long numbers grouped as the reader's language does (1,234,567.5)."""
+    if not text or len(text) < 4:
+        return text
+    return _DIGITS.sub(lambda number: formats.number_format(Decimal(number[0]), use_l10n=True, force_grouping=True),
+                       text)  # fmt: skip
+
+
+def inputs_text(computation: Computation) -> str:
+    """The inputs as a person reads them, numbers grouped: "x = 1,500 · y = 2"."""
+    return " · ".join(f"{label} = {grouped(str(value))}" for label, value in computation.labelled_inputs)
+
+
+def duration(seconds: float) -> str:
+    """A span of time, short: 4 ms, 1.5 s, 12 s, 3 min 20 s, 2 h 5 min."""
+    if seconds < 1:
+        return gettext("%(milliseconds)s ms") % {"milliseconds": round(seconds * 1000)}
+    if seconds < 10:
+        return gettext("%(seconds)s s") % {"seconds": formats.number_format(round(seconds, 1), 1, use_l10n=True)}
+    minutes, whole_seconds = divmod(round(seconds), 60)
+    if not minutes:
+        return gettext("%(seconds)s s") % {"seconds": whole_seconds}
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return gettext("%(minutes)s min %(seconds)s s") % {"minutes": minutes, "seconds": whole_seconds}
+    return gettext("%(hours)s h %(minutes)s min") % {"hours": grouped(str(hours)), "minutes": minutes}
+
+
+def _timing(computation: Computation, now: datetime) -> str:
+    """What the list's time column says: the run time once it ended, how long it has waited or run so far."""
+    if computation.status == Status.QUEUED:
+        waited = now - (computation.enqueued_at or computation.created_at)
+        return gettext("waiting %(time)s") % {"time": duration(max(waited.total_seconds(), 0))}
+    if computation.status == Status.RUNNING and computation.started_at:
+        running = now - computation.started_at
+        return gettext("running %(time)s") % {"time": duration(max(running.total_seconds(), 0))}
+    if computation.run_time is not None:
+        return duration(computation.run_time.total_seconds())
+    return ""
+
+
+def _cut(text: str, characters: int) -> Cut:
+    """`text` cut to `characters`; past what a cell shows whole, all of it (within reason) for its title."""
     # Most texts are short: Truncator's normalising and measuring is then a third of a row's cost, for nothing.
-    return text if len(text) <= characters else Truncator(text).chars(characters)
+    if len(text) <= VISIBLE_CHARACTERS:
+        return Cut(text)
+    whole = text if len(text) <= TITLE_CHARACTERS else Truncator(text).chars(TITLE_CHARACTERS)
+    return Cut(text if len(text) <= characters else Truncator(text).chars(characters), whole)
 
 
 def _row(computation: Computation, texts: "_Texts") -> ComputationRow:
     action, action_label = texts.action(computation)
-    created_iso, created = texts.moment(computation.created_at)
     return ComputationRow(
         pk=computation.pk,
         url=texts.detail_url(computation.pk),
         label=texts.operation(computation),
-        inputs=computation.inputs_text,
+        inputs=_cut(inputs_text(computation), INPUTS_CHARACTERS),
         status=computation.status,
         status_label=texts.status(computation.status),
         **_outcome(computation),
-        created_iso=created_iso,
-        created=created,
+        created=texts.moment(computation.created_at),
+        timing=_timing(computation, texts.now),
         action=action,
         action_label=action_label,
     )
 
 
 def _batch_row(batch: Batch, counts: StatusCounts, texts: "_Texts") -> BatchRow:
-    created_iso, created = texts.moment(batch.created_at)
     failed = counts[Status.FAILED]
     return BatchRow(
-        batch=batch, url=batch.get_absolute_url(), label=texts.operation(batch), range_text=batch.range_text,
+        batch=batch, url=batch.get_absolute_url(), label=texts.operation(batch), range_text=grouped(batch.range_text),
         counts=counts, failed_text=ngettext("%(n)s failed", "%(n)s failed", failed) % {"n": failed} if failed else "",
-        created_iso=created_iso, created=created,
+        created=texts.moment(batch.created_at),
     )  # fmt: skip
 
 
@@ -179,6 +305,7 @@ class _Texts:
         self.status = _memo(lambda status: str(Status(status).label))
         self.cancel, self.retry = gettext("Cancel"), gettext("Retry")
         self.zone = timezone.get_current_timezone()
+        self.now = timezone.now()
         self.detail_url = _url_of("computation-detail")
         self.cancel_url, self.retry_url = _url_of("computation-cancel"), _url_of("computation-retry")
 
@@ -189,10 +316,9 @@ class _Texts:
             return self.retry_url(computation.pk), self.retry
         return "", ""
 
-    def moment(self, value: datetime) -> tuple[str, str]:
-        """The machine-readable and the reader's form of a time, in the reader's zone."""
+    def moment(self, value: datetime) -> Moment:
         local = timezone.localtime(value, self.zone)
-        return local.isoformat(), formats.date_format(local, "DATETIME_FORMAT")
+        return Moment(local.isoformat(), formats.date_format(local, "DATETIME_FORMAT"), naturaltime(value))
 
 
 def _url_of(name: str) -> Callable[[int], str]:

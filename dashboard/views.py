@@ -19,10 +19,20 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
-from django_htmx.http import trigger_client_event
+from django_htmx.http import push_url, trigger_client_event
 
 from tasks import services
-from tasks.models import COUNT_CAP, AuditEntry, Batch, Computation, Page, Status, StatusCounts
+from tasks.models import (
+    COUNT_CAP,
+    AuditEntry,
+    Batch,
+    Computation,
+    Page,
+    Status,
+    StatusCounts,
+    merged_page,
+    search_sources,
+)
 from tasks.services import Actor
 
 from . import activity, health, live, submitting, throttling
@@ -32,11 +42,12 @@ from .jinja import rendered
 from .middleware import outage_notice
 from .notifications import announce_endings
 from .redirects import back_to, see_other
-from .rows import computation_row, history_lines, list_rows, list_title
+from .rows import computation_row, history_lines, inputs_text, list_rows, list_title, timeline
 
 PAGE = "dashboard/index.html"
 # Jinja2 templates (dashboard/jinja.py), which the page shows rendered.
 LIST, FORM, DETAIL_SECTION = "dashboard/list.html", "dashboard/computation_form.html", "dashboard/detail_section.html"
+LIST_FILTERS, FILTERS_FORM = "dashboard/list_filters.html", "list-filters"  # the template, its form's id
 CANCEL, RETRY = AuditEntry.Action.CANCEL, AuditEntry.Action.RETRY
 DETAIL = "dashboard/detail.html"
 
@@ -59,20 +70,23 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
     counts = live.per_change(request, "status-counts", visible.status_counts)
     params = _list_params(filters)
     matching = {key: params[key] for key in ("status", "operation") if key in params}
+    search = params.get("q", "")
     if filters.is_valid():
-        # Unfiltered, a batch is one row (its first computation's); filtered, its computations show one by one.
-        rows = visible.filter(**matching) if matching else visible.filter(in_main_list=True)
-        page = rows.page(before=params.get("before"), after=params.get("after"))
-        if not matching:
+        # Unfiltered, a batch is one row (its first computation's); filtered or searched, its computations show one
+        # by one.
+        rows = visible.filter(**matching) if matching or search else visible.filter(in_main_list=True)
+        page = merged_page(search_sources(rows, search), before=params.get("before"), after=params.get("after"))
+        if not (matching or search):
             _show_batches(page.rows)
     else:
         page = Page([], newer_after=None, older_before=None)
     poll_url = _list_url(filters)
     return {
-        "filters": filters,
         "poll_url": poll_url,  # what the list polls: its filters and position
         "poll_etag": live.poll_etag(request, poll_url),
-        "filter_values": matching,  # what its links keep: the filters only
+        "filter_values": matching | ({"q": search} if search else {}),  # what its links keep: filters and search
+        "search": search,
+        "filter_errors": [error for errors in filters.errors.values() for error in errors],
         "page": page,
         "rows": list_rows(page.rows),
         "counts": counts,
@@ -80,7 +94,7 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "in_flight": counts.in_flight > 0,
         "list_title": list_title(counts[Status.RUNNING]),
         "broker_reachable": health.broker_reachable(),
-        "activity_panel": activity.panel(owner),
+        "activity_panel": activity.panel(owner, settled=counts.in_flight == 0),
     }
 
 
@@ -101,6 +115,7 @@ def _page_context(request: HttpRequest, form: ComputationForm, filters: ListFilt
     return {
         "list_title": context["list_title"],
         "computation_form": rendered(FORM, {"form": form}, request),
+        "list_filters": rendered(LIST_FILTERS, {"filters": filters}, request),
         "computation_list": rendered(LIST, context, request),
     }
 
@@ -131,6 +146,10 @@ def computation_list(request: HttpRequest) -> HttpResponse:
         response = live.partial(
             request, LIST, _list_url(filters), lambda: _with_flight(_list_context(request, filters))
         )
+        if request.htmx.trigger == FILTERS_FORM:
+            # The address bar shows the view as a link to share: the dashboard, its filters and search, no blanks.
+            params = {key: value for key, value in _list_params(filters).items() if key not in ("before", "after")}
+            push_url(response, reverse("dashboard") + (f"?{urlencode(params)}" if params else ""))
         return announce_endings(request, response)
     status = 200 if filters.is_valid() else 400
     if live.wants_partial(request):
@@ -185,7 +204,8 @@ def _detail_context(request: HttpRequest, pk: int) -> tuple[dict, bool]:
         "row": computation_row(computation),
         "title": gettext("Computation #%(id)s") % {"id": pk},
         "work_text": ngettext("%(seconds)s second", "%(seconds)s seconds", work) % {"seconds": work},
-        "history": history,
+        "steps": timeline(computation, history),
+        "inputs": inputs_text(computation),
         "poll_url": poll_url,
     }
     return {**context, "poll_etag": live.poll_etag(request, poll_url)}, computation.is_in_flight

@@ -114,7 +114,7 @@ ARITHMETIC_INPUTS = (
 )
 
 
-def _decimal_text(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
     # Fixed-point, without trailing zeros or an exponent: 1E+2 reads 100, 2.50 reads 2.5.
     text = format(value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -124,7 +124,7 @@ def _exact(function: Callable[[Decimal, Decimal], Decimal]) -> Callable[[Inputs,
     def compute(inputs: Inputs, report_progress: ProgressCallback) -> str:
         # 40 digits hold every sum and product of two bounded inputs exactly; a quotient is rounded to 40.
         with localcontext(prec=40):
-            return _decimal_text(function(Decimal(inputs["x"]), Decimal(inputs["y"])))
+            return decimal_text(function(Decimal(inputs["x"]), Decimal(inputs["y"])))
 
     return compute
 

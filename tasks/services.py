@@ -19,7 +19,16 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from . import changes, metrics, sending
-from .models import AuditEntry, Batch, Computation, ComputationQuerySet, Status
+from .models import (
+    AuditEntry,
+    Batch,
+    Computation,
+    ComputationQuerySet,
+    InputValue,
+    Status,
+    merged_page,
+    search_sources,
+)
 from .operations import Inputs, Number, Operation, expand_range
 
 QUEUE_CHECK_SECONDS = 1
@@ -58,14 +67,24 @@ class Selection:
 
     ids: Sequence[int] = ()
     filters: Mapping[str, object] | None = None
+    search: str = ""  # with filters: what the list's search finds among them
     owner: AbstractBaseUser | None = None
 
     def queryset(self) -> ComputationQuerySet:
         rows = Computation.objects.visible_to(self.owner)
-        return rows.filter(**self.filters) if self.filters is not None else rows.filter(pk__in=list(self.ids))
+        if self.filters is None:
+            return rows.filter(pk__in=list(self.ids))
+        rows = rows.filter(**self.filters)
+        if not self.search:
+            return rows
+        # The newest the search finds, as many as an action takes (and one more, to tell it was capped).
+        found = merged_page([source.only("pk") for source in search_sources(rows, self.search)], size=BULK_CAP + 1)
+        return rows.filter(pk__in=[row.pk for row in found.rows])
 
     def describe(self) -> dict:
-        return {"filter": dict(self.filters)} if self.filters is not None else {"ids": list(self.ids)}
+        if self.filters is None:
+            return {"ids": list(self.ids)}
+        return {"filter": dict(self.filters)} | ({"search": self.search} if self.search else {})
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,7 @@ def submit(
                 # Sent right after the commit; if that fails, enqueue() clears it for the sweep to see.
                 enqueued_at=timezone.now(),
             )
+            InputValue.objects.bulk_create(InputValue.of([(computation.pk, computation.inputs)]))
     except IntegrityError:
         # The same form posted again (a double click, a browser's retry): the first row holds the unique key.
         if idempotency_key and (existing := Computation.objects.filter(idempotency_key=idempotency_key).first()):
@@ -131,6 +151,8 @@ def submit_batch(
             owner=owner,
         )
         Computation.objects.bulk_create(_members(batch, operation, values, fixed))
+        # Read back: MySQL's bulk insert does not return the ids.
+        InputValue.objects.bulk_create(InputValue.of(batch.computations.values_list("pk", "inputs")), batch_size=5000)
         transaction.on_commit(lambda: _batch_submitted(operation, batch))
     return batch
 

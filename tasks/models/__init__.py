@@ -7,7 +7,8 @@ statuses and their counts in status.py, the audit trail in audit.py.
 
 from .audit import AuditEntry
 from .computation import Batch, Computation, OfAnOperation, default_max_attempts, translate_error
-from .queryset import ComputationQuerySet, Page
+from .queryset import ComputationQuerySet, Page, merged_page
+from .search import InputValue, search_sources, search_value
 from .status import COUNT_CAP, ENDED, IN_FLIGHT, RETRYABLE, Status, StatusCounts
 
 __all__ = [
@@ -19,10 +20,14 @@ __all__ = [
     "Batch",
     "Computation",
     "ComputationQuerySet",
+    "InputValue",
     "OfAnOperation",
     "Page",
     "Status",
     "StatusCounts",
     "default_max_attempts",
+    "merged_page",
+    "search_sources",
+    "search_value",
     "translate_error",
 ]

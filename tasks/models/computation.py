@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models, transaction
+from django.db.models.functions import Left
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
@@ -18,6 +19,8 @@ from .. import changes
 from ..operations import REGISTRY, Input, Operation
 from .queryset import ComputationQuerySet
 from .status import IN_FLIGHT, RETRYABLE, Status
+
+VALUE_LENGTH = 64  # of what the search compares: an input's value, a result's beginning
 
 
 def default_max_attempts() -> int:
@@ -106,6 +109,13 @@ class Computation(OfAnOperation, models.Model):
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
     result = models.TextField(_("result"), blank=True)
+    # The result as the search finds it (search.py): the database keeps it right through every write.
+    result_key = models.GeneratedField(
+        expression=Left("result", VALUE_LENGTH),
+        output_field=models.CharField(max_length=VALUE_LENGTH),
+        db_persist=True,
+        verbose_name=_("result, as searched"),
+    )
     error = models.TextField(_("error"), blank=True)
     # {"message": its gettext_noop template, "params": {...}}: `error` in the reader's language (error_text).
     error_detail = models.JSONField(_("error, translatable"), null=True, blank=True, editable=False)
@@ -149,6 +159,7 @@ class Computation(OfAnOperation, models.Model):
             models.Index(fields=["status", "updated_at"], name="computation_status_updated"),
             models.Index(fields=["status", "enqueued_at"], name="computation_status_enqueued"),
             models.Index(fields=["batch", "status"], name="computation_batch_status"),
+            models.Index(fields=["result_key"], name="computation_result_key"),
             # Exports by creation date, the admin's date filter; the activity chart by finishing time.
             models.Index(fields=["created_at"], name="computation_created"),
             models.Index(fields=["finished_at", "status"], name="computation_finished_status"),
@@ -172,11 +183,16 @@ class Computation(OfAnOperation, models.Model):
         return translate_error(self.error_detail["message"], self.error_detail.get("params", {}), inputs)
 
     @property
+    def labelled_inputs(self) -> list[tuple[str, object]]:
+        """Each input's label, in the reader's language, and its value."""
+        if self.spec is None:
+            return list(self.inputs.items())
+        return [(gettext(spec.label), self.inputs.get(spec.name)) for spec in self.spec.inputs]
+
+    @property
     def inputs_text(self) -> str:
         """The inputs as a person reads them: "x = 1.5, y = 2"."""
-        if self.spec is None:
-            return ", ".join(f"{name} = {value}" for name, value in self.inputs.items())
-        return ", ".join(f"{gettext(spec.label)} = {self.inputs.get(spec.name)}" for spec in self.spec.inputs)
+        return ", ".join(f"{label} = {value}" for label, value in self.labelled_inputs)
 
     @property
     def is_instant(self) -> bool:

@@ -5,8 +5,10 @@ row or a thousand. A run holds its row by its attempt number: the writes of a ru
 while the row is still running that attempt, so a run that was cancelled or superseded can never record a result.
 """
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -28,6 +30,31 @@ class Page[Row: models.Model]:
     # Cursors for the links to the neighbouring pages, None where there is none.
     newer_after: int | None
     older_before: int | None
+
+
+def merged_page(
+    sources: Sequence[models.QuerySet], *, before: int | None = None, after: int | None = None, size: int = 25
+) -> Page:
+    """One page of the rows any of `sources` gives, newest first, by keyset on the id (see `page`): each source
+    gives at most a page from the same cursor, and the page is the newest of their union, so each source's own
+    index answers it whatever the table's size (the search's several kinds of match)."""
+
+    def union(rows: Iterable[models.Model], *, newest_first: bool) -> list[models.Model]:
+        unique = {row.pk: row for row in rows}
+        return [unique[pk] for pk in sorted(unique, reverse=newest_first)][: size + 1]
+
+    if after is not None:
+        newer_than = (source.filter(pk__gt=after).order_by("pk")[: size + 1] for source in sources)
+        rows = union(chain(*newer_than), newest_first=False)
+        newer = rows[size - 1].pk if len(rows) > size else None
+        rows = rows[:size][::-1]
+        return Page(rows, newer_after=newer, older_before=rows[-1].pk if rows else after + 1)
+    if before:
+        sources = [source.filter(pk__lt=before) for source in sources]
+    rows = union(chain(*(source.order_by("-pk")[: size + 1] for source in sources)), newest_first=True)
+    older = rows[size - 1].pk if len(rows) > size else None
+    rows = rows[:size]
+    return Page(rows, newer_after=rows[0].pk if before and rows else None, older_before=older)
 
 
 def _failure(error: OperationError | None) -> dict[str, object]:
@@ -54,9 +81,6 @@ class ComputationQuerySet(models.QuerySet):
     def retryable(self) -> "ComputationQuerySet":
         return self.filter(status__in=RETRYABLE)
 
-    def newest_first(self) -> "ComputationQuerySet":
-        return self.order_by("-pk")
-
     def visible_to(self, owner: "AbstractBaseUser | None") -> "ComputationQuerySet":
         """The computations of `owner`; all of them for None (accounts off, or a staff member)."""
         return self if owner is None else self.filter(owner=owner)
@@ -66,15 +90,7 @@ class ComputationQuerySet(models.QuerySet):
 
         `before` gives the rows older than that id, `after` the rows just newer than it, neither the newest.
         """
-        if after is not None:
-            rows = list(self.filter(pk__gt=after).order_by("pk")[: size + 1])
-            newer = rows[size - 1].pk if len(rows) > size else None
-            rows = rows[:size][::-1]
-            return Page(rows, newer_after=newer, older_before=rows[-1].pk if rows else after + 1)
-        rows = list((self.filter(pk__lt=before) if before else self).newest_first()[: size + 1])
-        older = rows[size - 1].pk if len(rows) > size else None
-        rows = rows[:size]
-        return Page(rows, newer_after=rows[0].pk if before and rows else None, older_before=older)
+        return merged_page([self], before=before, after=after, size=size)
 
     def needing_a_task(self, *, queue_is_empty: bool) -> "ComputationQuerySet":
         """Rows that would never end unless their task is sent (again): queued ones the broker never took (it was

@@ -99,7 +99,7 @@ def test_the_list_stays_intact_across_unchanged_polls(dashboard: Page, stack: St
         time.sleep(4)
         not_modified = answered_304() - before
         expect(row.locator(".status")).to_have_text("Queued")
-        expect(dashboard.locator("#computation-list h2")).to_have_text("Computations")
+        expect(dashboard.locator("#list-heading")).to_have_text("Computations")
         assert not_modified >= 3, f"{not_modified} polls answered 304"
         assert box.evaluate("element => element.dataset.marked") == "same element", "the row was not replaced"
         assert box.evaluate("element => document.activeElement === element"), "the focus stayed"
@@ -159,8 +159,8 @@ def test_hostile_values_in_a_computation_are_shown_as_text_and_run_nothing(dashb
     with stack_database(stack) as cursor:
         cursor.execute(
             "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error, attempts,"
-            " max_attempts, worker, task_id, created_at, updated_at, in_main_list) VALUES (%s, %s, 0, 'failed', 0, '',"
-            " %s, 1, 3, %s, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), TRUE)",
+            " max_attempts, worker, task_id, created_at, updated_at, finished_at, in_main_list) VALUES (%s, %s, 0,"
+            " 'failed', 0, '', %s, 1, 3, %s, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), TRUE)",
             (script, json.dumps({"x": image}), f"{script}{image}", image, uuid.uuid4().hex),
         )
         pk = cursor.lastrowid

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from dashboard import activity
+from tasks import changes
 from tasks.models import Computation, Status
 
 pytestmark = pytest.mark.django_db
@@ -95,3 +96,19 @@ def test_the_panel_is_rendered_once_per_figures_and_language(monkeypatch):
     key = f"{activity.ACTIVITY_KEY}:all"
     cache.set(key, {**cache.get(key), "at": 0})  # due, and this process refreshes them
     assert "2 succeeded" in activity.panel()
+
+
+def test_the_last_poll_brings_the_final_figures(client):
+    """While work runs the figures are shared for ACTIVITY_SECONDS; the poll that finds nothing left in flight
+    answers 286 (the polling stops), so it must carry the figures of what just ended, not those of before."""
+    finished(2, Status.SUCCEEDED, 1)
+    running = Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.RUNNING)
+    changes.record_change()
+    polled = client.get(reverse("computations"), HTTP_HX_REQUEST="true")
+    assert polled.status_code == 200 and "In the last hour: 1 succeeded" in polled.content.decode()
+    Computation.objects.filter(pk=running.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
+    changes.record_change()
+    last = client.get(reverse("computations"), HTTP_HX_REQUEST="true")
+    assert last.status_code == 286
+    assert "In the last hour: 2 succeeded" in last.content.decode()
+    assert re.search(r"Succeeded <strong>2</strong>", last.content.decode()), "the strip agrees"

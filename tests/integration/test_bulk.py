@@ -114,7 +114,7 @@ def test_single_actions_are_audited_with_their_source_and_shown_on_the_detail_pa
     entry = AuditEntry.objects.get()
     assert (entry.action, entry.source, entry.address, entry.changed) == ("cancel", "dashboard", "203.0.113.7", 1)
     page = client.get(computation.get_absolute_url()).content.decode()
-    assert "History" in page and "Cancel, Dashboard" in page
+    assert "Timeline" in page and "Cancel, Dashboard" in page
     assert "203.0.113.7" not in page, "addresses stay in the admin"
 
 

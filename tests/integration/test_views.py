@@ -3,13 +3,15 @@
 import json
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from tasks import changes
-from tasks.models import Computation, Status
+from tasks.models import AuditEntry, Computation, Status
 from tests import factories
 from tests.helpers import HTMX
 
@@ -302,3 +304,24 @@ def test_without_script_every_form_of_a_page_carries_a_token_that_works():
     answer = client.post(cancel, {"csrfmiddlewaretoken": token, "next": "/"})
     assert answer.status_code == 303
     assert Computation.objects.get(pk=queued.pk).status == Status.CANCELLED
+
+
+def test_a_computations_page_is_its_timeline(client):
+    """Submitted, started (which attempt, on which worker, after how long waiting), ended (after how long running),
+    and the people's actions in their places."""
+    start = timezone.now() - timedelta(minutes=5)
+    computation = factories.computation(
+        Status.SUCCEEDED, result="3", created_at=start, enqueued_at=start, started_at=start + timedelta(seconds=2),
+        finished_at=start + timedelta(seconds=5), worker="worker@host", attempts=2,
+    )  # fmt: skip
+    entry = AuditEntry.objects.create(
+        action=AuditEntry.Action.RETRY, source=AuditEntry.Source.API, selection={"ids": [computation.pk]},
+        requested=1, changed=1, created_at=start + timedelta(seconds=1),
+    )  # fmt: skip
+    entry.computations.add(computation)
+    html = client.get(computation.get_absolute_url()).content.decode()
+    steps = re.findall(r'<li class="step step-(\w+)">', html)
+    assert steps == ["queued", "audit", "running", "succeeded"]
+    assert "Retry, API" in html
+    assert "attempt 2 of 3, on worker@host" in html
+    assert "waited 1.0 s" in html and "ran 3.0 s" in html
