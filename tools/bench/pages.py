@@ -32,31 +32,43 @@ class PageMeasurements(Measurements):
 
         started = time.monotonic()
         with connection.cursor() as cursor:
-            cursor.execute("SELECT COUNT(*) FROM tasks_computation")
-            (current,) = cursor.fetchone()
+            cursor.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM tasks_computation")
+            current, highest = cursor.fetchone()
             if current == 0:
                 cursor.execute(
                     "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error,"
                     " attempts, max_attempts, worker, task_id, created_at, started_at, finished_at, updated_at,"
-                    " in_main_list) VALUES ('add', '{\"x\": \"1\", \"y\": \"2\"}', 0, 'succeeded', 100, '3', '', 1, 3,"
-                    " 'bench', REPLACE(UUID(), '-', ''), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6),"
+                    " in_main_list) VALUES ('add', '{\"x\": \"1\", \"y\": \"2\"}', 0, 'succeeded', 100, '3', '', 1,"
+                    " 3, 'bench', REPLACE(UUID(), '-', ''), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6),"
                     " UTC_TIMESTAMP(6), TRUE)"
                 )
                 current = 1
             while current < rows:
                 batch = min(current, rows - current, 200_000)
-                # Doubling the table: every operation, nine in ten succeeded, the rest failed or cancelled.
+                # Doubling the table: every operation, nine in ten succeeded, the rest failed or cancelled; inputs
+                # from 0 to 99, so that a value the search looks for is in one row of fifty, at any size.
                 cursor.execute(
                     "INSERT INTO tasks_computation (operation, inputs, work_seconds, status, progress, result, error,"
                     " attempts, max_attempts, worker, task_id, created_at, started_at, finished_at, updated_at,"
                     " in_main_list) SELECT ELT(1 + FLOOR(RAND() * 7), 'add', 'subtract', 'multiply', 'divide',"
-                    " 'count_primes', 'estimate_pi', 'factorize'), inputs, 0,"
+                    " 'count_primes', 'estimate_pi', 'factorize'), JSON_OBJECT('x', CAST(x AS CHAR), 'y',"
+                    " CAST(y AS CHAR)), 0,"
                     " CASE WHEN RAND() < 0.9 THEN 'succeeded' WHEN RAND() < 0.5 THEN 'failed' ELSE 'cancelled' END,"
-                    " 100, result, '', 1, 3, 'bench', REPLACE(UUID(), '-', ''), created_at, started_at, finished_at,"
-                    " updated_at, TRUE FROM tasks_computation LIMIT %s",
+                    " 100, CAST(x + y AS CHAR), '', 1, 3, 'bench', REPLACE(UUID(), '-', ''), created_at, started_at,"
+                    " finished_at, updated_at, TRUE FROM (SELECT FLOOR(RAND() * 100) AS x, FLOOR(RAND() * 100) AS y,"
+                    " created_at, started_at, finished_at, updated_at FROM tasks_computation LIMIT %s) AS grown",
                     [batch],
                 )
                 current += batch
+            # The search's input values of the new rows, as submit() writes them.
+            for name in ("x", "y"):
+                cursor.execute(
+                    "INSERT IGNORE INTO tasks_inputvalue (value, computation_id) SELECT"
+                    f" JSON_UNQUOTE(JSON_EXTRACT(inputs, '$.{name}')), id FROM tasks_computation"
+                    f" WHERE id > %s AND JSON_EXTRACT(inputs, '$.{name}') IS NOT NULL",
+                    [highest],
+                )
+            cursor.execute("ANALYZE TABLE tasks_computation, tasks_inputvalue")
         return time.monotonic() - started
 
     def queries_per_page(self, path: str) -> int:
@@ -103,9 +115,15 @@ class PageMeasurements(Measurements):
         return len(captured)
 
     def list_at_scale(self, hello: dict) -> None:
-        """The list's first page and a filtered page, as served (rendered once per change, then from the cache for
-        every poller) and as rendered (each request a miss, as for the first poller after a change)."""
-        pages = {"first page": "/computations/", "filtered page": "/computations/?status=failed&operation=divide"}
+        """The list's first page, a filtered page and searched ones, as served (rendered once per change, then from
+        the cache for every poller) and as rendered (each request a miss, as for the first poller after a change)."""
+        pages = {
+            "first page": "/computations/",
+            "filtered page": "/computations/?status=failed&operation=divide",
+            # "42": the computation of that id, and those with 42 as an input (1 in 50) or as a result.
+            "search page": "/computations/?q=42",
+            "search and filter page": "/computations/?q=42&status=failed",
+        }
         measured = self.measure_pages(pages)
         for name in pages:
             for how in ("served", "rendered"):
