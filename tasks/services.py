@@ -150,9 +150,12 @@ def submit_batch(
             idempotency_key=idempotency_key,
             owner=owner,
         )
-        Computation.objects.bulk_create(_members(batch, operation, values, fixed))
-        # Read back: MySQL's bulk insert does not return the ids.
-        InputValue.objects.bulk_create(InputValue.of(batch.computations.values_list("pk", "inputs")), batch_size=5000)
+        members = Computation.objects.bulk_create(_members(batch, operation, values, fixed))
+        if members[0].pk is None:
+            # MySQL's bulk insert returns no ids (MariaDB's does): they are the batch's, ascending as inserted.
+            for member, pk in zip(members, batch.computations.order_by("pk").values_list("pk", flat=True), strict=True):
+                member.pk = pk
+        InputValue.objects.bulk_create(InputValue.of((member.pk, member.inputs) for member in members), batch_size=5000)
         transaction.on_commit(lambda: _batch_submitted(operation, batch))
     return batch
 

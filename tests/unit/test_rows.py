@@ -1,11 +1,11 @@
 """The values the list shows as people scan them: grouped digits, short durations, how long it waited or ran."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 
-from dashboard.rows import _cut, _timing, duration, grouped, inputs_text
+from dashboard.rows import _cut, _Texts, _timing, duration, grouped, inputs_text
 from tasks.models import Computation, Status
 
 
@@ -53,3 +53,14 @@ def test_a_long_text_is_cut_with_more_of_it_as_its_title():
     assert (short.text, short.whole) == ("3.75", "")
     assert wider.text == wider.whole, "a cell may cut what the server did not: its title has it all"
     assert len(long.text) == 40 and long.text.endswith("…") and len(long.whole) == 300
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_the_exact_time_is_djangos_date_format_at_less_cost(language):
+    start = timezone.make_aware(datetime(2026, 12, 31, 23, 59, 58), timezone.get_fixed_timezone(0))
+    with translation.override(language):
+        texts = _Texts()
+        assert texts.date_part is not None, "the fast path applies to our formats"
+        for seconds in range(0, 400_000, 7_919):
+            local = timezone.localtime(start + timedelta(seconds=seconds), texts.zone)
+            assert texts.exact(local) == formats.date_format(local, "DATETIME_FORMAT")
