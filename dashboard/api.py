@@ -69,6 +69,7 @@ def as_json(computation: Computation) -> dict[str, Any]:
         "error": computation.error or None,
         "attempts": computation.attempts,
         "worker": computation.worker or None,
+        "earlier_attempts": computation.attempts_before,
         "task_id": str(computation.task_id),
         "created_at": computation.created_at,
         "started_at": computation.started_at,

@@ -26,6 +26,7 @@ from tasks.models import ENDED, AuditEntry, Batch, Computation, Status, StatusCo
 INPUTS_CHARACTERS, RESULT_CHARACTERS, ERROR_CHARACTERS, TITLE_CHARACTERS = 60, 40, 80, 300
 VISIBLE_CHARACTERS = 24  # what the narrowest cell shows whole, without its title
 _INSTANT = timedelta(milliseconds=1)
+LOST = "lost"  # a timeline step: an attempt whose worker died
 _DIGITS = re.compile(r"(?<![\d.])\d{4,}(?:\.\d+)?")  # a whole number's digits, not a fraction's
 
 
@@ -141,9 +142,9 @@ def history_lines(entries: Iterable[AuditEntry]) -> list[HistoryLine]:
 
 
 def timeline(computation: Computation, history: Iterable[HistoryLine]) -> list[Step]:
-    """A computation's life in order: submitted, sent to the queue, its attempt started (on which worker, after how
-    long waiting), how it ended (after how long running); the people's cancels and retries in their places. Only
-    its last attempt is stored: a retry's earlier one shows as the retry that ended it."""
+    """A computation's life in order: submitted, each attempt's start (on which worker, after how long waiting) and
+    end (after how long running: its outcome, or its worker lost), the people's cancels and retries in their
+    places, sent to the queue again."""
     texts = _Texts()
     points: list[tuple[datetime, Step]] = [
         (computation.created_at, Step(texts.moment(computation.created_at), Status.QUEUED, gettext("Submitted")))
@@ -151,6 +152,8 @@ def timeline(computation: Computation, history: Iterable[HistoryLine]) -> list[S
     if computation.enqueued_at and computation.enqueued_at - computation.created_at > _INSTANT:
         points.append((computation.enqueued_at, Step(texts.moment(computation.enqueued_at), Status.QUEUED,
                                                      gettext("Sent to the queue again"))))  # fmt: skip
+    for earlier in computation.attempts_before:
+        points += _earlier_attempt(earlier, texts)
     if computation.started_at:
         detail = gettext("attempt %(attempt)s of %(allowed)s, on %(worker)s") % {
             "attempt": computation.attempts, "allowed": computation.max_attempts, "worker": computation.worker or "—"
@@ -170,13 +173,26 @@ def timeline(computation: Computation, history: Iterable[HistoryLine]) -> list[S
             time = duration((at - previous).total_seconds())
             if step.kind == Status.RUNNING:
                 gap = gettext("waited %(time)s") % {"time": time}
-            elif previous_kind == Status.RUNNING and step.kind in ENDED:
+            elif previous_kind == Status.RUNNING and step.kind in (*ENDED, LOST):
                 gap = gettext("ran %(time)s") % {"time": time}
             else:
                 gap = gettext("+%(time)s") % {"time": time}
         steps.append(dataclasses.replace(step, since_previous=gap))
         previous, previous_kind = at, step.kind
     return steps
+
+
+def _earlier_attempt(attempt: dict, texts: "_Texts") -> list[tuple[datetime, Step]]:
+    """An attempt a later one replaced: its start, and its end (a failure or cancel, or its worker lost)."""
+    started, ended = attempt["started"], attempt["ended"]
+    detail = gettext("attempt %(attempt)s, on %(worker)s") % {
+        "attempt": attempt["attempt"], "worker": attempt["worker"] or "—"
+    }  # fmt: skip
+    if attempt["status"] == Status.RUNNING:
+        end = Step(texts.moment(ended), LOST, gettext("Worker lost"), gettext("its last heartbeat"))
+    else:
+        end = Step(texts.moment(ended), attempt["status"], texts.status(attempt["status"]))
+    return [(started, Step(texts.moment(started), Status.RUNNING, gettext("Started"), detail)), (ended, end)]
 
 
 def list_title(running: int) -> str:

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -21,6 +21,10 @@ from .queryset import ComputationQuerySet
 from .status import IN_FLIGHT, RETRYABLE, Status
 
 VALUE_LENGTH = 64  # of what the search compares: an input's value, a result's beginning
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def default_max_attempts() -> int:
@@ -122,6 +126,9 @@ class Computation(OfAnOperation, models.Model):
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     max_attempts = models.PositiveSmallIntegerField(_("attempts allowed"), default=default_max_attempts)
     worker = models.CharField(_("worker"), max_length=255, blank=True)
+    # The attempts before the current one, each {attempt, worker, started, ended, status} (UTC), oldest first:
+    # written by the transition that replaced it (queryset.py), read by the computation's timeline.
+    earlier_attempts = models.JSONField(_("earlier attempts"), null=True, blank=True, editable=False)
     task_id = models.UUIDField(_("Celery task id"), unique=True, default=uuid.uuid4, editable=False)
     # When its task was last handed to the broker; empty while the broker has not taken it (it was down).
     enqueued_at = models.DateTimeField(_("sent to the queue"), null=True, blank=True)
@@ -181,6 +188,14 @@ class Computation(OfAnOperation, models.Model):
             return self.error
         inputs = self.spec.inputs if self.spec else ()
         return translate_error(self.error_detail["message"], self.error_detail.get("params", {}), inputs)
+
+    @property
+    def attempts_before(self) -> list[dict]:
+        """The earlier attempts, oldest first, their times as aware datetimes (the database wrote them as UTC)."""
+        return [
+            {**attempt, "started": _utc(attempt["started"]), "ended": _utc(attempt["ended"])}
+            for attempt in self.earlier_attempts or ()
+        ]
 
     @property
     def labelled_inputs(self) -> list[tuple[str, object]]:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connections, models, transaction
 from django.db.models import Count, F, Func, Q, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Replace
 from django.utils import timezone
 
@@ -64,6 +65,18 @@ def _failure(error: OperationError | None) -> dict[str, object]:
         return {"error": "", "error_detail": None}
     params = {name: str(value) for name, value in error.params.items()}
     return {"error": str(error), "error_detail": {"message": error.message, "params": params}}
+
+
+# The attempt a transition is about to replace (its worker died, or a person retries it), appended to the row's
+# earlier_attempts in the same UPDATE: no statement more in the worker's path. It reads the columns as they were,
+# so it comes first in the SET list (MySQL and MariaDB assign left to right, each seeing those before it).
+_ARCHIVED_ATTEMPT = RawSQL(
+    "IF(`started_at` IS NULL, `earlier_attempts`, JSON_ARRAY_APPEND(COALESCE(`earlier_attempts`, JSON_ARRAY()),"
+    " '$', JSON_OBJECT('attempt', `attempts`, 'worker', `worker`, 'started', `started_at`,"
+    " 'ended', COALESCE(`finished_at`, `updated_at`), 'status', `status`)))",
+    [],
+    output_field=models.JSONField(),
+)
 
 
 def _stale(now: datetime) -> Q:
@@ -140,6 +153,7 @@ class ComputationQuerySet(models.QuerySet):
         return self._update(
             self.filter(Q(status=Status.QUEUED) | _stale(now), attempts__lt=F("max_attempts")),
             now,
+            earlier_attempts=_ARCHIVED_ATTEMPT,
             status=Status.RUNNING,
             attempts=F("attempts") + 1,
             progress=0,
@@ -198,6 +212,7 @@ class ComputationQuerySet(models.QuerySet):
         return self._update(
             self.filter(status__in=RETRYABLE),
             now or timezone.now(),
+            earlier_attempts=_ARCHIVED_ATTEMPT,
             status=Status.QUEUED,
             # A new id per row, made by the database, so that one UPDATE serves any number of rows.
             task_id=Replace(Func(function="UUID", output_field=models.CharField()), Value("-"), Value("")),
@@ -216,7 +231,7 @@ class ComputationQuerySet(models.QuerySet):
 
     @staticmethod
     def _update(queryset: "ComputationQuerySet", now: datetime, **changes_: object) -> int:
-        changed = queryset.update(updated_at=now, **changes_)
+        changed = queryset.update(**changes_, updated_at=now)  # last: _ARCHIVED_ATTEMPT reads the one before
         if changed:
             transaction.on_commit(changes.record_change)
         return changed

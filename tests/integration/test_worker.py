@@ -1,6 +1,7 @@
 """Computations run to their end on a real Celery worker consuming the real Redis broker."""
 
-from datetime import timedelta
+import re
+from datetime import UTC, timedelta
 
 import pytest
 from django.db import transaction
@@ -10,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tasks import jobs, sending, services
 from tasks.models import Computation, Status
-from tasks.operations import REGISTRY
+from tasks.operations import REGISTRY, OperationError
 from tests import factories
 from tests.helpers import HTMX, wait_for
 
@@ -203,3 +204,33 @@ def test_metrics_count_submissions_and_outcomes_with_their_times(client):
     assert samples[("dashboard_computations_finished_total", (("operation", "add"), ("status", "cancelled")))] == 1
     assert samples[("dashboard_computation_run_seconds_count", (("operation", "factorize"),))] == 1
     assert samples[("dashboard_computation_end_to_end_seconds_bucket", (("le", "+Inf"), ("operation", "add")))] == 1
+
+
+def test_each_attempt_is_kept_when_the_next_replaces_it(client):
+    """A dead worker's attempt and a failed one survive the attempts that replace them (in the same UPDATE), and the
+    computation's page shows each: where it ran, from when to when, how it ended."""
+    computation = factories.computation(Status.QUEUED)
+    rows = Computation.objects.filter(pk=computation.pk)
+    assert rows.claim(worker="first@host") == 1
+    died = timezone.now() - timedelta(minutes=5)
+    # Submitted and started six minutes ago; its heartbeat stopped five minutes ago.
+    rows.update(created_at=died - timedelta(minutes=1), started_at=died - timedelta(minutes=1), updated_at=died)
+    assert rows.claim(worker="second@host") == 1
+    assert rows.fail(attempt=2, error=OperationError("Stopped")) == 1
+    cancelled_while_queued = factories.computation(Status.CANCELLED)
+    assert Computation.objects.filter(pk__in=[computation.pk, cancelled_while_queued.pk]).requeue() == 2
+    computation.refresh_from_db()
+    first, second = computation.earlier_attempts  # as the database wrote them
+    assert (first["attempt"], first["worker"], first["status"]) == (1, "first@host", "running")
+    assert first["ended"].startswith(died.strftime("%Y-%m-%d %H:%M:%S")), "a lost attempt ends at its heartbeat"
+    assert (second["attempt"], second["worker"], second["status"]) == (2, "second@host", "failed")
+    assert computation.worker == "" and computation.status == Status.QUEUED
+    cancelled_while_queued.refresh_from_db()
+    assert cancelled_while_queued.earlier_attempts is None, "it never started: no attempt to keep"
+    html = client.get(computation.get_absolute_url()).content.decode()
+    steps = re.findall(r'<li class="step step-(\w+)">', html)
+    assert steps[:5] == ["queued", "running", "lost", "running", "failed"], steps
+    assert "attempt 1, on first@host" in html and "Worker lost" in html and "attempt 2, on second@host" in html
+    api = client.get(reverse("api-computation", args=[computation.pk])).json()
+    assert [attempt["worker"] for attempt in api["earlier_attempts"]] == ["first@host", "second@host"]
+    assert api["earlier_attempts"][0]["ended"].startswith(died.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
