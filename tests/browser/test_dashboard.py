@@ -247,7 +247,7 @@ def test_the_activity_panel_draws_the_last_hour(dashboard: Page, stack: Stack):
                 (operation, status, uuid.uuid4().hex, int(seconds * 1_000_000)),
             )
     panel = dashboard.locator(".activity")
-    figures = panel.locator("table.visually-hidden tbody tr")
+    figures = panel.locator(".visually-hidden table tbody tr")
     deadline = time.monotonic() + 15  # the panel's figures are shared for ten seconds
     while figures.count() < len(expected) and time.monotonic() < deadline:
         time.sleep(1)
