@@ -205,11 +205,6 @@ class Computation(OfAnOperation, models.Model):
         return [(gettext(spec.label), self.inputs.get(spec.name)) for spec in self.spec.inputs]
 
     @property
-    def inputs_text(self) -> str:
-        """The inputs as a person reads them: "x = 1.5, y = 2"."""
-        return ", ".join(f"{label} = {value}" for label, value in self.labelled_inputs)
-
-    @property
     def is_instant(self) -> bool:
         return self.spec is not None and self.spec.is_instant(self.work_seconds)
 

@@ -18,7 +18,7 @@ from django.utils.translation import gettext
 from ..operations import REGISTRY, decimal_text
 from .computation import VALUE_LENGTH, Computation
 
-# What people paste of a number as pages show it: digit grouping, a leading #.
+# What people paste of a number as pages show it: its digit grouping (commas, spaces, thin spaces).
 _GROUPING = re.compile(r"[,\s\u00a0\u202f_']")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
 
