@@ -17,7 +17,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.translation import gettext, ngettext
 from django.views import csrf
 from django_htmx.http import HttpResponseClientRedirect
@@ -109,6 +109,12 @@ class AdminSite(admin.AdminSite):
     per address for both."""
 
     login_form = AdminSignInForm
+    index_template = "admin/dashboard/index.html"
+
+    def get_urls(self) -> list:
+        from .admin import queues_view  # the admin module registers its pages on this site: imported after it
+
+        return [path("queues/", self.admin_view(queues_view), name="queues"), *super().get_urls()]
 
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         return limited(request, super().login(request, extra_context))

@@ -1,16 +1,23 @@
-"""The admin site's pages for computations and the audit trail: read-only, acting only through the services."""
+"""The admin site's pages for computations, the audit trail, and the queues and workers: read-only, acting only
+through the services and the controls."""
+
+import time
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+from redis.exceptions import RedisError
 
-from tasks import services
+from tasks import control, queues, services, workers
 from tasks.models import AuditEntry, Computation
 
 from . import throttling
+from .redirects import see_other
 
 
 def _selection(queryset: QuerySet[Computation]) -> services.Selection:
@@ -90,3 +97,42 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
+
+
+def queues_view(request: HttpRequest) -> HttpResponse:
+    """The queues and workers in the admin: pause, resume and purge (asked twice), as on the Workers page, written
+    to the audit trail as the admin's. The admin site serves it to its staff only (AdminSite.get_urls)."""
+    context = {**admin.site.each_context(request), "title": gettext("Queues and workers")}
+    if request.method == "POST":
+        queue, action = request.POST.get("queue", ""), request.POST.get("action", "")
+        if queue not in queues.NAMES or action not in ("pause", "resume", "purge"):
+            return HttpResponseBadRequest(gettext("Unknown queue or action."), content_type="text/plain; charset=utf-8")
+        actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
+        if action == "purge" and request.POST.get("confirm") != "yes":
+            waiting = services.actionable(services.Selection(queue=queue), AuditEntry.Action.PURGE).order_by().count()
+            return render(request, "admin/dashboard/purge.html", {**context, "queue": queue, "waiting": waiting})
+        if action == "purge":
+            purged = services.purge(queue=queue, actor=actor)
+            text = ngettext(
+                "%(count)d computation cancelled from the %(queue)s queue.",
+                "%(count)d computations cancelled from the %(queue)s queue.",
+                purged.outcome.changed,
+            ) % {"count": purged.outcome.changed, "queue": queue}
+        else:
+            (control.pause if action == "pause" else control.resume)(queue, actor)
+            text = (
+                gettext("The %(queue)s queue is paused: what waits in it stays there.")
+                if action == "pause"
+                else (gettext("The %(queue)s queue is running again."))
+            )
+            text %= {"queue": queue}
+        messages.success(request, text)
+        return see_other(reverse("admin:queues"))
+    try:
+        figures, listed = queues.figures(), workers.listing()
+    except RedisError:
+        figures, listed = [], []
+        messages.error(request, gettext("The task queue cannot be reached."))
+    now = time.time()
+    context |= {"queues": figures, "workers": [(worker, worker.state(now)) for worker in listed]}
+    return render(request, "admin/dashboard/queues.html", context)

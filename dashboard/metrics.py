@@ -3,7 +3,8 @@
 Counters and histograms come from Redis, where every process that changes a computation records it (see
 tasks.metrics): that is multi-process and multi-host safe without prometheus-client's multiprocess files, which
 would need a directory shared by all uWSGI and Celery processes of one host, and would still leave each host
-with its own figures. Queue depth and the in-flight counts are read from the broker and the database. Web request
+with its own figures. The queues' depths and the in-flight counts are read from the broker and the database,
+the workers' figures from their heartbeat records (tasks.workers). Web request
 latency is measured where it is worth measuring, at the edge: HAProxy's own exporter (/haproxy/metrics).
 
 Not public, at two layers: HAProxy refuses it on the public front (after normalising the path), and the view
@@ -11,19 +12,19 @@ answers 404 unless the request came through HAProxy's monitoring listener.
 """
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
-from kombu.exceptions import OperationalError as BrokerUnreachable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from tasks import broker
 from tasks import metrics as recorded
+from tasks import queues, workers
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
 from tasks.store import durable
@@ -42,8 +43,33 @@ class ComputationCollector(Collector):
             in_flight.add_metric([status], counts[status])
         yield in_flight
         # The broker down, no figure rather than a wrong one.
-        with contextlib.suppress(BrokerUnreachable):
-            yield GaugeMetricFamily("dashboard_queue_depth", "Tasks waiting in the broker.", broker.queue_length())
+        with contextlib.suppress(RedisError):
+            yield from self._queues_and_workers()
+
+    def _queues_and_workers(self) -> Iterator[object]:
+        now = time.time()
+        figures, listed = queues.figures(), workers.listing(now)
+        families = {
+            "depth": GaugeMetricFamily("dashboard_queue_depth", "Tasks waiting in the broker.", labels=["queue"]),
+            "oldest": GaugeMetricFamily(
+                "dashboard_queue_oldest_age_seconds", "Age of the oldest task waiting in the broker.", labels=["queue"]
+            ),
+            "paused": GaugeMetricFamily("dashboard_queue_paused", "1 while the queue is paused.", labels=["queue"]),
+        }
+        for each in figures:
+            families["depth"].add_metric([each.name], each.depth)
+            families["oldest"].add_metric([each.name], each.oldest_age(now))
+            families["paused"].add_metric([each.name], int(each.paused))
+        yield from families.values()
+        online = [worker for worker in listed if worker.state(now) == workers.State.ONLINE]
+        yield GaugeMetricFamily("dashboard_workers_online", "Workers whose heartbeat is recent.", len(online))
+        busy = GaugeMetricFamily(
+            "dashboard_worker_processes", "Pool processes of the online workers.", labels=["worker", "state"]
+        )
+        for worker in online:
+            busy.add_metric([worker.name, "busy"], worker.busy)
+            busy.add_metric([worker.name, "idle"], worker.idle)
+        yield busy
 
     def _recorded(self) -> Iterator[object]:
         try:

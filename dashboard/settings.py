@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 from environs import Env
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -100,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.theme.context",
+                "dashboard.workers.context",
             ],
         },
     },
@@ -216,8 +218,21 @@ SUBMISSION_RATE_LIMIT = env.str("SUBMISSION_RATE_LIMIT", default="30/m")
 # Attempts to sign in per client address (the dashboard's login; the admin's has its own page).
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="10/m")
 
+# The two queues (tasks/queues.py routes each computation): instant computations (arithmetic without simulated work)
+# never wait behind heavy ones. A worker consumes those in WORKER_QUEUES (compose/start/worker), by default both.
+COMPUTATION_INSTANT_QUEUE = "instant"
+COMPUTATION_HEAVY_QUEUE = "heavy"
+# Every worker writes a heartbeat this often (tasks/workers.py); one silent for WORKER_LOST_AFTER_SECONDS is shown as
+# lost, and one lost or stopped for WORKER_FORGET_AFTER_SECONDS is forgotten.
+WORKER_HEARTBEAT_SECONDS = 5
+WORKER_LOST_AFTER_SECONDS = env.int("WORKER_LOST_AFTER_SECONDS", default=60)
+WORKER_FORGET_AFTER_SECONDS = env.int("WORKER_FORGET_AFTER_SECONDS", default=3600)
+
 # Celery, configured from here through the CELERY_ namespace (tasks/celery.py).
 CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_QUEUES = [Queue(COMPUTATION_INSTANT_QUEUE), Queue(COMPUTATION_HEAVY_QUEUE)]
+# The sweep and other housekeeping: quick work.
+CELERY_TASK_DEFAULT_QUEUE = COMPUTATION_INSTANT_QUEUE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A web request that sends a task while the broker is down gives up within about a second; the row stays
 # queued for the sweep.

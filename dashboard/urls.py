@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import access, api, batches, exports, metrics, notifications, theme, views
+from . import access, api, batches, exports, metrics, notifications, theme, views, workers
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -26,6 +26,13 @@ urlpatterns = [
     path("api/computations/<int:pk>", api.computation_json, name="api-computation"),
     path("api/computations/<int:pk>/cancel", api.cancel_json, name="api-computation-cancel"),
     path("api/computations/<int:pk>/retry", api.retry_json, name="api-computation-retry"),
+    path("workers/", workers.workers_page, name="workers"),
+    path("workers/queues/<str:name>/purge/", workers.purge_queue, name="queue-purge"),
+    path("workers/queues/<str:name>/<str:action>/", workers.queue_action, name="queue-action"),
+    path("workers/<str:name>/<str:action>/", workers.worker_action, name="worker-action"),
+    path("api/workers", workers.workers_json, name="api-workers"),
+    path("api/queues/<str:name>/<str:action>", workers.queue_json, name="api-queue"),
+    path("api/workers/<str:name>/<str:action>", workers.worker_json, name="api-worker"),
     path("metrics", metrics.metrics, name="metrics"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -43,6 +43,7 @@ from .middleware import outage_notice
 from .notifications import announce_endings
 from .redirects import back_to, see_other
 from .rows import computation_row, history_lines, inputs_text, list_rows, list_title, timeline
+from .workers import may_operate, paused_queue_labels
 
 PAGE = "dashboard/index.html"
 # Jinja2 templates (dashboard/jinja.py), which the page shows rendered.
@@ -94,6 +95,8 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "in_flight": counts.in_flight > 0,
         "list_title": list_title(counts[Status.RUNNING]),
         "broker_reachable": health.broker_reachable(),
+        "paused_queues": paused_queue_labels(),
+        "may_operate": lambda: may_operate(request),
         "activity_panel": activity.panel(owner, settled=counts.in_flight == 0),
     }
 

@@ -5,7 +5,6 @@ from contextlib import AbstractContextManager
 
 from celery import current_app
 from kombu import Producer
-from kombu.exceptions import ChannelError
 
 # The names tasks.jobs registers its tasks under.
 RUN_COMPUTATION = "tasks.run_computation"
@@ -23,13 +22,8 @@ def send(name: str, *args: object, via: Producer, **options: object) -> None:
     current_app.send_task(name, args=args, producer=via, **options)
 
 
-def queue_length() -> int:
-    """Tasks waiting in the broker's queue (not those a worker holds)."""
-    queue = current_app.conf.task_default_queue
-    with current_app.connection_for_read() as connection:
-        # With the broker down, fail at once rather than after retries: a scrape or a sweep tries again soon.
+def purge(queue: str) -> int:
+    """Drops every message waiting in `queue`; how many."""
+    with current_app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=1, interval_start=0)
-        try:
-            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
-        except ChannelError:
-            return 0  # Redis drops an empty list: no queue is an empty queue
+        return connection.default_channel.queue_purge(queue) or 0

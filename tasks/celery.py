@@ -10,3 +10,9 @@ app = Celery("dashboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # The task module is tasks/jobs.py, not the tasks.py that autodiscovery expects.
 app.autodiscover_tasks(related_name="jobs")
+
+# Every worker's heartbeat record and its following of paused queues (tasks.workers). Imported here, after the app:
+# tasks.queues and tasks.workers read Django's settings, which are configured by now.
+from .workers import Presence  # noqa: E402
+
+app.steps["consumer"].add(Presence)

@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import broker, metrics, operations, sending, store
+from . import broker, metrics, operations, queues, sending, store
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, ProgressCallback, TimeLimitExceeded, gettext_noop
 
@@ -218,7 +218,7 @@ def sweep() -> None:
         if not store.durable().set(SWEEP_LOCK, 1, nx=True, ex=120):
             return  # another sweep is still at it
     try:
-        sending.sweep(queue_is_empty=broker.queue_length() == 0)
+        sending.sweep(empty_queues=[name for name, depth in queues.depths().items() if depth == 0])
     finally:
         with contextlib.suppress(RedisError):
             store.durable().delete(SWEEP_LOCK)

@@ -5,14 +5,17 @@ A task sent twice is harmless: the second finds its row claimed or ended and doe
 """
 
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 
 from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
+from redis.exceptions import RedisError
 
-from . import broker
+from . import broker, queues
 from .models import Computation, Status
+from .store import durable
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +28,9 @@ SOFT_LIMIT_MARGIN, HARD_LIMIT_MARGIN = 10, 20
 SEND_CHUNK = 100
 
 
-def sweep(*, queue_is_empty: bool, limit: int = 1000) -> int:
+def sweep(*, empty_queues: Collection[str], limit: int = 1000) -> int:
     """Sends again the tasks of rows that would otherwise never end (see needing_a_task); returns how many."""
-    stuck = list(Computation.objects.needing_a_task(queue_is_empty=queue_is_empty)[:limit])
+    stuck = list(Computation.objects.needing_a_task(empty_queues=empty_queues)[:limit])
     sent = enqueue_many(stuck, record=False)
     if sent:
         Computation.objects.filter(pk__in=sent).update(enqueued_at=timezone.now())
@@ -35,23 +38,36 @@ def sweep(*, queue_is_empty: bool, limit: int = 1000) -> int:
     return len(sent)
 
 
-def dispatch(pks: Sequence[int]) -> None:
+def dispatch(pks: Sequence[int], *, queue: str | None = None) -> None:
     """Sends the tasks of these queued computations: up to SEND_CHUNK directly, more through workers, one
-    `send_tasks` message per chunk. With the broker down, the chunks not handed over are left to the sweep."""
+    `send_tasks` message per chunk, in the computations' own queue (a heavy batch fans out on heavy workers, and
+    pausing the heavy queue holds all of it): `queue` when the caller knows they all go to one. With the broker
+    down, the chunks not handed over are left to the sweep."""
     if len(pks) <= SEND_CHUNK:
         enqueue_many(list(Computation.objects.filter(pk__in=pks, status=Status.QUEUED).order_by("pk")))
         return
-    chunks = [list(pks[start : start + SEND_CHUNK]) for start in range(0, len(pks), SEND_CHUNK)]
+    by_queue: dict[str, list[int]] = {queue: list(pks)} if queue else {}
+    if not queue:
+        for pk, operation, work_seconds in (
+            Computation.objects.filter(pk__in=pks).order_by("pk").values_list("pk", "operation", "work_seconds")
+        ):
+            by_queue.setdefault(queues.for_computation(operation, work_seconds), []).append(pk)
+    chunks = [
+        (queue, members[start : start + SEND_CHUNK])
+        for queue, members in by_queue.items()
+        for start in range(0, len(members), SEND_CHUNK)
+    ]
     handed = 0
     try:
         with broker.producer() as producer:
-            for chunk in chunks:
-                broker.send(broker.SEND_TASKS, chunk, via=producer)
+            for chunk_queue, chunk in chunks:
+                broker.send(broker.SEND_TASKS, chunk, via=producer, queue=chunk_queue)
                 handed += 1
     except BrokerUnreachable:
-        unsent = [pk for chunk in chunks[handed:] for pk in chunk]
+        unsent = [pk for _, chunk in chunks[handed:] for pk in chunk]
         logger.warning("broker unreachable: %d computations stay queued until the sweep sends them", len(unsent))
         Computation.objects.filter(pk__in=unsent).update(enqueued_at=None)
+    _count_sent(Counter(chunk_queue for chunk_queue, _ in chunks[:handed]))
 
 
 def enqueue(computation: Computation, *, record: bool = True) -> bool:
@@ -63,10 +79,12 @@ def enqueue_many(computations: Sequence[Computation], *, record: bool = True) ->
     """Sends the computations' tasks over one connection to the broker; returns the ids sent. With the broker
     down the rest stay queued, marked unsent (`record`) for the sweep."""
     sent: list[int] = []
+    per_queue: Counter[str] = Counter()
     try:
         with broker.producer() as producer:
             for computation in computations:
                 limit = computation.time_limit + settings.COMPUTATION_DATABASE_RETRY_SECONDS
+                queue = queues.for_computation(computation.operation, computation.work_seconds)
                 broker.send(
                     broker.RUN_COMPUTATION,
                     computation.pk,
@@ -75,14 +93,29 @@ def enqueue_many(computations: Sequence[Computation], *, record: bool = True) ->
                     computation.work_seconds,
                     computation.created_at.timestamp(),
                     via=producer,
+                    queue=queue,
                     task_id=str(computation.task_id),
                     soft_time_limit=limit + SOFT_LIMIT_MARGIN,
                     time_limit=limit + HARD_LIMIT_MARGIN,
                 )
                 sent.append(computation.pk)
+                per_queue[queue] += 1
     except BrokerUnreachable:
         unsent = [computation.pk for computation in computations if computation.pk not in set(sent)]
         logger.warning("broker unreachable: %d computations stay queued until the sweep sends them", len(unsent))
         if record:
             Computation.objects.filter(pk__in=unsent).update(enqueued_at=None)
+    _count_sent(per_queue)
     return sent
+
+
+def _count_sent(per_queue: Counter[str]) -> None:
+    """The queues' rate in (tasks.queues); best effort, like the metrics."""
+    if not per_queue:
+        return
+    try:
+        pipe = durable().pipeline(transaction=False)
+        queues.count("in", per_queue, pipe)
+        pipe.execute()
+    except RedisError:
+        logger.debug("messages sent not counted: Redis unreachable")

@@ -16,9 +16,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import HttpRequest
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import RedisError
 
-from . import changes, metrics, sending
+from . import broker, changes, metrics, queues, sending
 from .models import (
     AuditEntry,
     Batch,
@@ -69,9 +70,12 @@ class Selection:
     filters: Mapping[str, object] | None = None
     search: str = ""  # with filters: what the list's search finds among them
     owner: AbstractBaseUser | None = None
+    queue: str | None = None  # instead: every computation whose task goes to this queue (a purge's)
 
     def queryset(self) -> ComputationQuerySet:
         rows = Computation.objects.visible_to(self.owner)
+        if self.queue is not None:
+            return rows.filter(queues.rows_of(self.queue))
         if self.filters is None:
             return rows.filter(pk__in=list(self.ids))
         rows = rows.filter(**self.filters)
@@ -82,6 +86,8 @@ class Selection:
         return rows.filter(pk__in=[row.pk for row in found.rows])
 
     def describe(self) -> dict:
+        if self.queue is not None:
+            return {"queue": self.queue}
         if self.filters is None:
             return {"ids": list(self.ids)}
         return {"filter": dict(self.filters)} | ({"search": self.search} if self.search else {})
@@ -186,7 +192,7 @@ def _batch_submitted(operation: Operation, batch: Batch) -> None:
     changes.record_change()
     pks = list(batch.computations.order_by("pk").values_list("pk", flat=True))
     metrics.record_submitted(operation.name, len(pks))
-    sending.dispatch(pks)
+    sending.dispatch(pks, queue=queues.for_computation(operation.name, batch.work_seconds))
 
 
 def _make_room(wanted: int) -> None:
@@ -214,23 +220,47 @@ def _queue_is_full() -> bool:
 
 
 def actionable(selection: Selection, action: str) -> ComputationQuerySet:
-    """The selected computations the action applies to: in flight for cancel, failed or cancelled for retry."""
+    """The selected computations the action applies to: in flight for cancel, failed or cancelled for retry,
+    queued for a purge."""
     rows = selection.queryset()
-    return rows.in_flight() if action == AuditEntry.Action.CANCEL else rows.retryable()
+    match action:
+        case AuditEntry.Action.CANCEL:
+            return rows.in_flight()
+        case AuditEntry.Action.PURGE:
+            return rows.filter(status=Status.QUEUED)
+    return rows.retryable()
 
 
 def cancel(*, selection: Selection, actor: Actor) -> Outcome:
     """Cancels the selected computations that are queued or running (at most BULK_CAP)."""
+    return _act(AuditEntry.Action.CANCEL, selection, actor, _cancel_rows)
 
-    def cancel_rows(rows: ComputationQuerySet, now: datetime) -> int:
-        changed = rows.cancel(now)
-        if changed:
-            ended = rows.filter(status=Status.CANCELLED, updated_at=now).order_by().values_list("operation")
-            for operation, count in ended.annotate(n=Count("pk")):
-                transaction.on_commit(lambda o=operation, c=count: metrics.record_finished(o, Status.CANCELLED, c))
-        return changed
 
-    return _act(AuditEntry.Action.CANCEL, selection, actor, cancel_rows)
+@dataclass(frozen=True)
+class Purged:
+    outcome: Outcome  # the computations cancelled
+    messages: int | None  # the messages dropped from the broker; None when it could not be reached
+
+
+def purge(*, queue: str, actor: Actor) -> Purged:
+    """Empties a queue: every computation waiting in it ends as cancelled (however many: none stays queued with
+    its message gone), in one audit entry, then the queue's messages are dropped. A computation submitted in
+    between loses its message but stays queued, so the sweep sends it again."""
+    outcome = _act(AuditEntry.Action.PURGE, Selection(queue=queue), actor, _cancel_rows, cap=None)
+    try:
+        messages = broker.purge(queue)
+    except BrokerUnreachable:
+        messages = None  # the workers will find their rows cancelled and skip them
+    return Purged(outcome, messages)
+
+
+def _cancel_rows(rows: ComputationQuerySet, now: datetime) -> int:
+    changed = rows.cancel(now)
+    if changed:
+        ended = rows.filter(status=Status.CANCELLED, updated_at=now).order_by().values_list("operation")
+        for operation, count in ended.annotate(n=Count("pk")):
+            transaction.on_commit(lambda o=operation, c=count: metrics.record_finished(o, Status.CANCELLED, c))
+    return changed
 
 
 def retry(*, selection: Selection, actor: Actor) -> Outcome:
@@ -248,22 +278,35 @@ def retry(*, selection: Selection, actor: Actor) -> Outcome:
 
 
 def _act(
-    action: str, selection: Selection, actor: Actor, change: Callable[[ComputationQuerySet, datetime], int]
-) -> Outcome:
-    ids = list(actionable(selection, action).order_by("-pk").values_list("pk", flat=True)[: BULK_CAP + 1])
-    capped, ids = len(ids) > BULK_CAP, ids[:BULK_CAP]
+    action: str, selection: Selection, actor: Actor, change: Callable[[ComputationQuerySet, datetime], int],
+    *, cap: int | None = BULK_CAP,
+) -> Outcome:  # fmt: skip
+    rows = actionable(selection, action).order_by("-pk").values_list("pk", flat=True)
+    ids = list(rows if cap is None else rows[: cap + 1])
+    capped = cap is not None and len(ids) > cap
+    ids = ids[:cap]
     if action == AuditEntry.Action.RETRY and ids:
         _make_room(len(ids))
     now = timezone.now()
     with transaction.atomic():
         # One conditional UPDATE per chunk: a row that changed state meanwhile is left as it is.
         changed = sum(change(Computation.objects.filter(pk__in=chunk), now) for chunk in _chunks(ids))
+        entry = audit(action, actor, selection.describe(), ids=ids, changed=changed)
+        # The entry shows on the computations' pages, even when the action changed none of them.
+        transaction.on_commit(changes.record_change)
+    return Outcome(requested=len(ids), changed=changed, capped=capped, entry=entry)
+
+
+def audit(action: str, actor: Actor, selection: dict, *, ids: Sequence[int] = (), changed: int = 0) -> AuditEntry:
+    """Writes one entry of the audit trail: an action on these computations (`ids`), or on what `selection`
+    names (a queue, a worker)."""
+    with transaction.atomic():
         entry = AuditEntry.objects.create(
             action=action,
             source=actor.source,
             user=actor.user if getattr(actor.user, "is_authenticated", False) else None,
             address=actor.address,
-            selection=selection.describe(),
+            selection=selection,
             requested=len(ids),
             changed=changed,
         )
@@ -271,9 +314,7 @@ def _act(
             AuditEntry.computations.through.objects.bulk_create(
                 [AuditEntry.computations.through(auditentry_id=entry.pk, computation_id=pk) for pk in chunk]
             )
-        # The entry shows on the computations' pages, even when the action changed none of them.
-        transaction.on_commit(changes.record_change)
-    return Outcome(requested=len(ids), changed=changed, capped=capped, entry=entry)
+    return entry
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:

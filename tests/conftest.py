@@ -63,6 +63,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "STATS_PASSWORD": secrets.token_urlsafe(16),
         # The tests come from one address, faster than people; HAProxy's limit has a test of its own.
         "HAPROXY_RATE_LIMIT": "1000000",
+        # A killed worker shows as lost sooner than the minute of the default.
+        "WORKER_LOST_AFTER_SECONDS": "12",
     }
     for url in (environment["REDIS_URL"], environment["CACHE_URL"]):
         redis.Redis.from_url(url).flushdb()

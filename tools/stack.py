@@ -34,15 +34,22 @@ START = ROOT / "compose" / "start"
 VENV_BIN = ROOT / ".venv" / "bin"
 GENERATED_ENV = ROOT / "var" / "local.env"
 
-# Name → start script. Two replicas of the same web script.
+# Name → start script. Two replicas of the same web script; two workers of the same script, one per queue
+# (WORKER_VARIABLES), as Compose runs them.
 PROCESSES = {
     "cache": "cache",
     "haproxy": "haproxy",
     "web1": "web",
     "web2": "web",
     "worker": "worker",
+    "instant": "worker",
     "beat": "beat",
     "flower": "flower",
+}
+# The heavy worker has WORKER_CONCURRENCY processes; one process takes additions faster than a person submits them.
+WORKER_VARIABLES = {
+    "worker": {"WORKER_NAME": "heavy", "WORKER_QUEUES": "heavy"},
+    "instant": {"WORKER_NAME": "instant", "WORKER_QUEUES": "instant", "WORKER_CONCURRENCY": "1"},
 }
 
 type Output = Callable[[str, str], None]
@@ -126,6 +133,7 @@ class Stack:
             environment = dict(self.environment)
             if name.startswith("web"):
                 environment["WEB_BIND"] = f"127.0.0.1:{self.ports.web[int(name[-1]) - 1]}"
+            environment.update(WORKER_VARIABLES.get(name, {}))
             command = [str(START / PROCESSES[name])]
             self.processes[name] = process = subprocess.Popen(
                 command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -141,11 +149,16 @@ class Stack:
             start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         self._relay("web", self.processes["web"])
-        self.start("cache", "worker", "beat")
+        self.start("cache", "worker", "instant", "beat")
 
     def signal(self, name: str, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.processes[name].pid, signum)
+
+    def signal_workers(self, signum: int) -> None:
+        """To both workers (SIGSTOP holds every computation queued, SIGCONT lets them go)."""
+        for name in WORKER_VARIABLES:
+            self.signal(name, signum)
 
     def stop(self, *names: str, timeout: float = 20) -> None:
         """TERM to each process, as Docker sends it to a container's first one (which stops the rest in its own
@@ -240,13 +253,20 @@ def local_environment() -> dict[str, str]:
 
 
 def serve(stack: Stack, banner: list[str]) -> int:
-    """Runs until Ctrl-C, TERM, or one of the processes ends; then stops them all."""
+    """Runs until Ctrl-C, TERM, or one of the processes ends; then stops them all. A worker that ends (a warm
+    shutdown from the Workers page) is started again instead, as Compose restarts its container."""
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
         for line in banner:
             print(line, flush=True)
-        while not stopping.is_set() and not (exited := stack.exited()):
+        while not stopping.is_set():
+            exited = stack.exited()
+            for name in [name for name in exited if name in WORKER_VARIABLES]:
+                stack.output(name, f"exited with status {exited.pop(name)}: starting it again")
+                stack.start(name)
+            if exited:
+                break
             stopping.wait(0.5)
         if not stopping.is_set():
             print(f"stopping everything: {exited} exited", file=sys.stderr)

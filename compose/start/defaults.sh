@@ -28,6 +28,7 @@ export FLOWER_USER="${FLOWER_USER:-flower}"
 export STATS_USER="${STATS_USER:-stats}"
 export WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-2}"
 export WORKER_NAME="${WORKER_NAME:-worker}"
+export WORKER_QUEUES="${WORKER_QUEUES:-}"
 # The cache's own Redis.
 export CACHE_BIND="${CACHE_BIND:-127.0.0.1:6380}"
 export CACHE_MAXMEMORY="${CACHE_MAXMEMORY:-128mb}"

@@ -1,4 +1,4 @@
-"""The audit trail: who cancelled or retried what, when and from where."""
+"""The audit trail: who cancelled or retried what, or steered which queue or worker, when and from where."""
 
 from django.conf import settings
 from django.db import models
@@ -25,6 +25,13 @@ class AuditEntry(models.Model):
     class Action(models.TextChoices):
         CANCEL = "cancel", _("Cancel")
         RETRY = "retry", _("Retry")
+        # An operator's, on a queue or a worker (tasks.control): their selection names it.
+        PAUSE = "pause", _("Pause queue")
+        RESUME = "resume", _("Resume queue")
+        PURGE = "purge", _("Purge queue")
+        GROW = "grow", _("Grow pool")
+        SHRINK = "shrink", _("Shrink pool")
+        SHUT_DOWN = "shutdown", _("Shut down worker")
 
     class Source(models.TextChoices):
         DASHBOARD = "dashboard", _("Dashboard")
@@ -39,7 +46,7 @@ class AuditEntry(models.Model):
         related_name="+",
     )  # fmt: skip
     address = models.GenericIPAddressField(_("client address"), null=True, blank=True)
-    # {"ids": [...]} for a selection, {"filter": {...}} for "all matching".
+    # {"ids": [...]} for a selection, {"filter": {...}} for "all matching", {"queue": name} or {"worker": name}.
     selection = models.JSONField(_("selection"))
     requested = models.PositiveIntegerField(_("computations selected"))
     changed = models.PositiveIntegerField(_("computations changed"))

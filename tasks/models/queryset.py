@@ -5,7 +5,7 @@ row or a thousand. A run holds its row by its attempt number: the writes of a ru
 while the row is still running that attempt, so a run that was cancelled or superseded can never record a result.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
@@ -18,7 +18,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Replace
 from django.utils import timezone
 
-from .. import changes
+from .. import changes, queues
 from ..operations import OperationError
 from .status import COUNT_CAP, IN_FLIGHT, RETRYABLE, Status, StatusCounts
 
@@ -105,16 +105,17 @@ class ComputationQuerySet(models.QuerySet):
         """
         return merged_page([self], before=before, after=after, size=size)
 
-    def needing_a_task(self, *, queue_is_empty: bool) -> "ComputationQuerySet":
+    def needing_a_task(self, *, empty_queues: Collection[str]) -> "ComputationQuerySet":
         """Rows that would never end unless their task is sent (again): queued ones the broker never took (it was
-        down); running ones whose worker died; and, while the broker's queue is empty, queued ones whose task no
-        worker is running (a worker that died held it). Each was last sent longer ago than a heartbeat's grace."""
+        down); running ones whose worker died; and, of a queue that is empty in the broker, queued ones whose task
+        no worker is running (a worker that died held it, or a purge raced their sending). Each was last sent
+        longer ago than a heartbeat's grace."""
         now = timezone.now()
         sent_long_ago = Q(enqueued_at__lt=now - timedelta(seconds=settings.COMPUTATION_STALE_AFTER_SECONDS))
         never_sent = Q(status=Status.QUEUED, enqueued_at__isnull=True)
         condition = never_sent | (_stale(now) & sent_long_ago)
-        if queue_is_empty:
-            condition |= Q(status=Status.QUEUED) & sent_long_ago
+        for queue in empty_queues:
+            condition |= Q(status=Status.QUEUED) & sent_long_ago & queues.rows_of(queue)
         return self.filter(condition).order_by("pk")
 
     def queue_is_full(self) -> bool:

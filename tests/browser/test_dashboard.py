@@ -86,7 +86,7 @@ def test_the_list_stays_intact_across_unchanged_polls(dashboard: Page, stack: St
             int(row["hrsp_3xx"]) for row in stack.stats() if row["# pxname"] == "web" and row["svname"] == "BACKEND"
         )
 
-    stack.signal("worker", signal.SIGSTOP)
+    stack.signal_workers(signal.SIGSTOP)
     try:
         row = dashboard.locator(f"#{submit(dashboard, 'add', x='1', y='1')}")
         expect(row.locator(".status")).to_have_text("Queued")
@@ -105,7 +105,7 @@ def test_the_list_stays_intact_across_unchanged_polls(dashboard: Page, stack: St
         assert box.evaluate("element => document.activeElement === element"), "the focus stayed"
         assert dashboard.evaluate("window.scrollY") == scrolled
     finally:
-        stack.signal("worker", signal.SIGCONT)
+        stack.signal_workers(signal.SIGCONT)
     expect(row.locator(".status")).to_have_text("Succeeded", timeout=15_000)
     print(f"\nworker paused 4 s: {not_modified} polls answered 304, the list intact")
 
@@ -177,7 +177,7 @@ def test_hostile_values_in_a_computation_are_shown_as_text_and_run_nothing(dashb
 
 
 def test_bulk_cancel_of_ticked_rows_with_a_confirmation(dashboard: Page, stack: Stack):
-    stack.signal("worker", signal.SIGSTOP)  # they stay queued while we tick them
+    stack.signal_workers(signal.SIGSTOP)  # they stay queued while we tick them
     try:
         rows = [dashboard.locator(f"#{submit(dashboard, 'add', x=str(n), y='1')}") for n in range(3)]
         for row in rows[:2]:
@@ -193,7 +193,7 @@ def test_bulk_cancel_of_ticked_rows_with_a_confirmation(dashboard: Page, stack: 
             expect(row.locator(".status")).to_have_text(status)
         screenshot(dashboard, "10-bulk-done")
     finally:
-        stack.signal("worker", signal.SIGCONT)
+        stack.signal_workers(signal.SIGCONT)
     assert_not_reloaded(dashboard)
 
 

@@ -125,7 +125,7 @@ class Deployment:
     def runs(self) -> tuple[Counter, Counter]:
         """Per computation, how many runs the workers' logs say started and ended."""
         started, ended = Counter(), Counter()
-        for match in WORKER_LINE.finditer(self.compose("logs", "--no-color", "worker").stdout):
+        for match in WORKER_LINE.finditer(self.compose("logs", "--no-color", "worker", "worker-instant").stdout):
             (started if match.group(2) == "started" else ended)[int(match.group(1))] += 1
         return started, ended
 

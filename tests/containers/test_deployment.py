@@ -1,6 +1,7 @@
 """The Compose deployment, built, started, scaled, broken and upgraded as the README says, on MySQL 9.7.
 
-The tests run in this order on one deployment, each leaving it as it found it: three web replicas, two workers.
+The tests run in this order on one deployment, each leaving it as it found it: three web replicas, two heavy workers
+and an instant one.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def test_every_service_is_healthy_and_haproxy_found_the_three_replicas(deploymen
     migrations = [c for c in containers if c["Service"] == "migrate"]
     assert len(migrations) == 1 and migrations[0]["State"] == "exited" and migrations[0]["ExitCode"] == 0
     running = Counter(c["Service"] for c in containers if c["State"] == "running")
-    assert running == Counter(mysql=1, redis=1, cache=1, web=3, worker=2, beat=1, flower=1, haproxy=1)
+    assert running == Counter(mysql=1, redis=1, cache=1, web=3, worker=2, beat=1, flower=1, haproxy=1) + Counter(
+        {"worker-instant": 1}
+    )
     unhealthy = [c["Name"] for c in containers if c["State"] == "running" and c["Health"] != "healthy"]
     assert unhealthy == []
     assert wait_for(lambda: len(deployment.web_servers_up()) == 3, timeout=30, interval=1), deployment.stats()
@@ -157,7 +160,7 @@ def test_killing_a_worker_container_mid_run_loses_nothing_and_records_nothing_tw
         return statuses(deployment, ids)["running"] >= 2
 
     wait_for(running_on_both, timeout=60, interval=0.5)
-    # The container whose worker runs one of them ("worker@<its host name>", the container's short id).
+    # The container whose worker runs one of them ("heavy@<its host name>", the container's short id).
     worker = deployment.sql(
         f"SELECT worker FROM tasks_computation WHERE status = 'running' AND id IN ({','.join(map(str, ids))}) LIMIT 1"
     )[0][0]
@@ -185,7 +188,7 @@ def started_at(deployment: Deployment, *services: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("server", ["mysql", "redis"])
 def test_restarting_mysql_or_redis_keeps_accepted_work_and_needs_no_app_restart(deployment: Deployment, server):
-    apps = started_at(deployment, "web", "worker", "beat", "flower")
+    apps = started_at(deployment, "web", "worker", "worker-instant", "beat", "flower")
     ids = submit_many(deployment, 6, operation="add", x="1", y="1", work_seconds="2")
     restarted = time.monotonic()
     deployment.compose("restart", server)
@@ -209,7 +212,9 @@ def test_restarting_mysql_or_redis_keeps_accepted_work_and_needs_no_app_restart(
     report(f"{server} restarted", accepted_before=len(ids), final=dict(statuses(deployment, ids)),
            seconds_until_pages_answer=round(recovered, 1), errors=errors)  # fmt: skip
     assert statuses(deployment, ids) == Counter(succeeded=len(ids))
-    assert started_at(deployment, "web", "worker", "beat", "flower") == apps, "no app container restarted"
+    assert started_at(deployment, "web", "worker", "worker-instant", "beat", "flower") == apps, (
+        "no app container restarted"
+    )
 
 
 def test_down_and_up_again_keeps_every_computation(deployment: Deployment):
@@ -233,7 +238,7 @@ def test_the_readmes_upgrade_recipe_fails_no_get(deployment: Deployment):
         deployment.compose("build", "--build-arg", f"REVISION={revision}", timeout=900)
         deployment.compose("run", "--rm", "migrate")
         rolled = rollout(deployment, "web")
-        deployment.compose("up", "--detach", "--no-deps", "--wait", "worker", "beat", "flower")
+        deployment.compose("up", "--detach", "--no-deps", "--wait", "worker", "worker-instant", "beat", "flower")
         seconds = time.monotonic() - started
         time.sleep(2)
     revisions = {
@@ -241,7 +246,7 @@ def test_the_readmes_upgrade_recipe_fails_no_get(deployment: Deployment):
             "inspect", "--format", '{{index .Config.Labels "org.opencontainers.image.revision"}}', c["Name"]
         ).stdout.strip()
         for c in deployment.containers()
-        if c["Service"] in ("web", "worker", "beat", "flower")
+        if c["Service"] in ("web", "worker", "worker-instant", "beat", "flower")
     }
     failed = len(errors) + sum(n for status, n in statuses.items() if status != 200)
     report("upgrade", gets=sum(statuses.values()), failed_gets=failed, seconds=round(seconds, 1), rollout=rolled)
@@ -277,6 +282,25 @@ def test_prometheus_scrapes_the_dashboard_haproxy_and_flower(deployment: Deploym
     health = wait_for(all_up, timeout=90, interval=2)
     assert set(health) == {"dashboard", "haproxy", "flower"}
     deployment.compose("--profile", "monitoring", "stop", "prometheus")
+
+
+def test_an_addition_ends_at_once_while_every_heavy_process_is_busy(deployment: Deployment):
+    """Two heavy workers of two processes each, all four running long computations: an addition goes to the
+    instant queue and its own worker."""
+    heavy = submit_many(deployment, 4, operation="factorize", n="360", work_seconds="20")
+    assert wait_for(lambda: statuses(deployment, heavy)["running"] == 4, timeout=60, interval=0.5)
+    browser = DashboardClient(deployment.url)
+    started = time.monotonic()
+    pk = browser.submitted_id(browser.submit(operation="add", x="2", y="2"))
+    data = ended(deployment.url, pk, timeout=10)
+    seconds = time.monotonic() - started
+    busy = statuses(deployment, heavy)["running"]
+    report("addition beside busy heavy workers", seconds_to_end=round(seconds, 2), heavy_running=busy)
+    assert data["result"] == "4" and data["worker"].startswith("instant@")
+    assert seconds < 2.5 and busy == 4, (seconds, busy)
+    for each in heavy:  # the next tests find every process free
+        browser.session.post(f"{deployment.url}/api/computations/{each}/cancel", headers={"X-CSRFToken": browser.token},
+                             timeout=10)  # fmt: skip
 
 
 def test_a_pool_of_submissions_through_the_containers_all_end_once(deployment: Deployment):

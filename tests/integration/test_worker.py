@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasks import jobs, sending, services
+from tasks import jobs, queues, sending, services
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY, OperationError
 from tests import factories
@@ -185,7 +185,7 @@ def test_the_sweep_leaves_rows_that_are_on_their_way_alone():
         enqueued_at=now - timedelta(minutes=5),
     )  # fmt: skip
     Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.SUCCEEDED, enqueued_at=None)
-    assert sending.sweep(queue_is_empty=True) == 0
+    assert sending.sweep(empty_queues=queues.NAMES) == 0
 
 
 def test_metrics_count_submissions_and_outcomes_with_their_times(client):

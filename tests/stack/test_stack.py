@@ -45,7 +45,7 @@ def test_a_form_submission_through_haproxy_runs_to_its_result(stack):
     pk = submit(stack, operation="factorize", n="360", work_seconds="1")
     data = ended(stack, pk)
     assert data["status"] == "succeeded" and data["result"] == "2^3 × 3^2 × 5"
-    assert data["worker"].startswith("worker@") and data["attempts"] == 1
+    assert data["worker"].startswith("heavy@") and data["attempts"] == 1
 
 
 def test_a_post_without_the_csrf_token_is_refused(stack):

@@ -107,6 +107,7 @@ def measure(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     bench.submissions()
     print("  4. end to end", flush=True)
     bench.end_to_end()
+    bench.beside_heavy_work()
     print("  5. worker throughput", flush=True)
     bench.worker_throughput()
     print("  a batch of 1,000", flush=True)

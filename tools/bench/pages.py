@@ -188,14 +188,14 @@ request = function() return wrk.format(nil, paths[math.random(1, #paths)]) end
 
         # Work waiting (the worker paused), so the poll answers 200 as while work runs; the last poll's 286 is
         # not compressed (HAProxy compresses 200 to 203 only).
-        self.stack.signal("worker", signal.SIGSTOP)
+        self.stack.signal_workers(signal.SIGSTOP)
         try:
             services.submit(operation=REGISTRY["add"], inputs={"x": 1, "y": 1})
             headers = {"HX-Request": "true", "Accept-Encoding": "gzip"}
             with requests.get(f"{self.url}/computations/", headers=headers, stream=True, timeout=30) as response:
                 wire = response.raw.read(decode_content=False)
         finally:
-            self.stack.signal("worker", signal.SIGCONT)
+            self.stack.signal_workers(signal.SIGCONT)
         assert response.status_code == 200, response.status_code
         encoded = response.headers.get("Content-Encoding") == "gzip"
         return len(wire), len(gzip.decompress(wire) if encoded else wire)
@@ -321,7 +321,7 @@ request = function() return wrk.format(nil, paths[math.random(1, #paths)]) end
 
         page = browser.new_page()
         if scenario != "nothing in flight":
-            self.stack.signal("worker", signal.SIGSTOP)
+            self.stack.signal_workers(signal.SIGSTOP)
             services.submit(operation=REGISTRY["add"], inputs={"x": 1, "y": 1})
         page.goto(f"{self.url}/")
         page.wait_for_load_state("networkidle")
@@ -335,5 +335,5 @@ request = function() return wrk.format(nil, paths[math.random(1, #paths)]) end
         page.wait_for_timeout(seconds * 1000)
         watched = (len(sizes), sum(sizes) * 60 / seconds)
         page.close()
-        self.stack.signal("worker", signal.SIGCONT)
+        self.stack.signal_workers(signal.SIGCONT)
         return watched

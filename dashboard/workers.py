@@ -1,0 +1,370 @@
+"""The Workers page: every worker and queue, live, and the operators' controls over them.
+
+What it shows comes from the workers' heartbeat records and the broker (tasks.workers, tasks.queues) and the
+running rows: a few Redis commands and one bounded query, never a broadcast. Its ETag is a digest of what it
+shows, so a poll answers 304 while nothing changes (times that move by themselves, such as an online worker's
+heartbeat, are shown as "just now" and an oldest message by when it was sent, not how old it is).
+
+Pause, resume, purge and the worker controls are POSTs (CSRF as everywhere), for staff only when accounts are
+on, each written to the audit trail (tasks.control, services.purge). A purge is asked for twice: the first
+request says what it would cancel.
+"""
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.translation import get_language, gettext, ngettext
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import condition, require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
+from redis.exceptions import RedisError
+
+from tasks import control, queues, services, workers
+from tasks.models import AuditEntry, Computation, Status
+from tasks.operations import REGISTRY
+from tasks.services import Actor
+
+from . import live
+from .access import json_api
+from .redirects import see_other
+
+PAGE = "dashboard/workers.html"
+SECTION = f"{PAGE}#section"
+# At most this many running computations are listed (the sum of all pools' processes, in practice).
+RUNNING_SHOWN = 200
+# An online worker's heartbeat within this many intervals is shown as "just now".
+FRESH_HEARTBEATS = 2
+
+
+def operators_only(view: Callable) -> Callable:
+    """For staff only when accounts are on (DASHBOARD_LOGIN_REQUIRED): 403 to anyone else signed in."""
+
+    def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not may_operate(request):
+            if getattr(view, "json_api", False):
+                return JsonResponse({"error": gettext("For staff only.")}, status=403)
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    guarded.__name__, guarded.__doc__ = view.__name__, view.__doc__
+    guarded.json_api = getattr(view, "json_api", False)
+    return guarded
+
+
+def may_operate(request: HttpRequest) -> bool:
+    return not settings.DASHBOARD_LOGIN_REQUIRED or request.user.is_staff
+
+
+def context(request: HttpRequest) -> dict:
+    """For every page: whether to link the Workers page (asked only by a template that shows the link)."""
+    return {"may_operate": lambda: may_operate(request)}
+
+
+@dataclass(frozen=True)
+class Running:
+    pk: int
+    operation: str
+    progress: int
+
+
+def snapshot(request: HttpRequest) -> dict[str, Any]:
+    """What the page shows, read once per request (the ETag and the page both use it)."""
+    if hasattr(request, "workers_snapshot"):
+        return request.workers_snapshot
+    now = time.time()
+    try:
+        listed, figures, reachable = workers.listing(now), queues.figures(), True
+    except RedisError:
+        listed, figures, reachable = [], [], False
+    running: dict[str, list[Running]] = {}
+    rows = Computation.objects.filter(status=Status.RUNNING).order_by("pk")
+    for pk, operation, worker, progress in rows.values_list("pk", "operation", "worker", "progress")[:RUNNING_SHOWN]:
+        running.setdefault(worker, []).append(Running(pk, operation, progress))
+    request.workers_snapshot = {
+        "workers": [(worker, worker.state(now), running.get(worker.name, [])) for worker in listed],
+        "queues": figures,
+        "reachable": reachable,
+        "now": now,
+    }
+    return request.workers_snapshot
+
+
+def _request_etag(request: HttpRequest, *args: object, **kwargs: object) -> str | None:
+    """A poll's ETag; none for the whole page, which also shows who is signed in and their messages."""
+    return poll_etag(request) if live.wants_partial(request) else None
+
+
+def poll_etag(request: HttpRequest) -> str:
+    data = snapshot(request)
+    shown = [
+        (worker.name, worker.host, state, worker.queues, worker.consuming, worker.concurrency, worker.busy,
+         worker.processed, worker.started, worker.versions, worker.heartbeat if state != workers.State.ONLINE else
+         _heartbeat_is_fresh(worker, data["now"]), [(r.pk, r.progress) for r in running])
+        for worker, state, running in data["workers"]
+    ]  # fmt: skip
+    parts = (shown, data["queues"], data["reachable"], get_language())
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+
+
+def _heartbeat_is_fresh(worker: workers.Worker, now: float) -> bool:
+    return now - worker.heartbeat.timestamp() <= FRESH_HEARTBEATS * settings.WORKER_HEARTBEAT_SECONDS
+
+
+@require_safe
+@operators_only
+@vary_on_headers("HX-Request")
+@cache_control(no_cache=True)
+@condition(etag_func=_request_etag)
+def workers_page(request: HttpRequest) -> HttpResponse:
+    context = _context(request)
+    if live.wants_partial(request):
+        return render(request, SECTION, context)
+    return render(request, PAGE, context)
+
+
+def _context(request: HttpRequest) -> dict[str, Any]:
+    data = snapshot(request)
+    now = data["now"]
+    worker_rows = []
+    for worker, state, running in data["workers"]:
+        if state == workers.State.ONLINE and _heartbeat_is_fresh(worker, now):
+            heartbeat = gettext("just now")
+        elif state == workers.State.ONLINE:
+            seconds = int(now - worker.heartbeat.timestamp())
+            heartbeat = ngettext("%(count)d second ago", "%(count)d seconds ago", seconds) % {"count": seconds}
+        else:
+            heartbeat = _exact(worker.heartbeat)
+        worker_rows.append(
+            {
+                "worker": worker,
+                "state": state,
+                "state_label": STATE_LABELS[state](),
+                "running": [(item, _operation_label(item.operation)) for item in running],
+                "heartbeat": heartbeat,
+                "started": _exact(worker.started),
+            }
+        )
+    consuming = {
+        figures.name: sum(1 for worker, state, _ in data["workers"] if state == workers.State.ONLINE
+                          and figures.name in worker.consuming)
+        for figures in data["queues"]
+    }  # fmt: skip
+    queue_rows = [
+        {
+            "figures": figures,
+            "label": QUEUE_LABELS.get(figures.name, lambda n=figures.name: n)(),
+            "oldest": _exact(figures.oldest_sent_at) if figures.oldest_sent_at else None,
+            "consumers": consuming[figures.name],
+        }
+        for figures in data["queues"]
+    ]
+    return {
+        "worker_rows": worker_rows,
+        "queue_rows": queue_rows,
+        "reachable": data["reachable"],
+        "poll_etag": poll_etag(request),
+        "lost_after": settings.WORKER_LOST_AFTER_SECONDS,
+    }
+
+
+def _operation_label(name: str) -> str:
+    spec = REGISTRY.get(name)
+    return str(spec.label) if spec else name
+
+
+def _exact(moment: datetime) -> str:
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+
+
+STATE_LABELS = {
+    workers.State.ONLINE: lambda: gettext("online"),
+    workers.State.LOST: lambda: gettext("lost"),
+    workers.State.STOPPED: lambda: gettext("stopped"),
+}
+QUEUE_LABELS = {
+    queues.INSTANT: lambda: gettext("Instant"),
+    queues.HEAVY: lambda: gettext("Heavy"),
+}
+
+
+def paused_queue_labels() -> list[str]:
+    """For the dashboard's status strip (a pause or resume is a change, so the list shows it at its next poll)."""
+    try:
+        paused = queues.paused()
+    except RedisError:
+        return []
+    return [QUEUE_LABELS[name]() for name in queues.NAMES if name in paused]
+
+
+def _queue(name: str) -> str:
+    if name not in queues.NAMES:
+        raise Http404
+    return name
+
+
+def _worker(name: str) -> workers.Worker:
+    try:
+        worker = workers.find(name)
+    except RedisError as error:
+        raise Http404 from error
+    if worker is None:
+        raise Http404
+    return worker
+
+
+@require_POST
+@operators_only
+def queue_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    """Pause or resume a queue for every worker."""
+    queue = _queue(name)
+    actor = Actor.from_request(request)
+    label = QUEUE_LABELS[queue]()
+    if action == "pause":
+        control.pause(queue, actor)
+        text = gettext("The %(queue)s queue is paused: what waits in it stays there.") % {"queue": label}
+    elif action == "resume":
+        control.resume(queue, actor)
+        text = gettext("The %(queue)s queue is running again.") % {"queue": label}
+    else:
+        raise Http404
+    return _acted(request, text)
+
+
+@operators_only
+def purge_queue(request: HttpRequest, name: str) -> HttpResponse:
+    """GET: what a purge would cancel, and a form to confirm it; POST: the purge."""
+    queue = _queue(name)
+    label = QUEUE_LABELS[queue]()
+    if request.method == "POST":
+        purged = services.purge(queue=queue, actor=Actor.from_request(request))
+        text = ngettext(
+            "%(count)d computation cancelled from the %(queue)s queue.",
+            "%(count)d computations cancelled from the %(queue)s queue.",
+            purged.outcome.changed,
+        ) % {"count": purged.outcome.changed, "queue": label}
+        return _acted(request, text)
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
+    waiting = services.actionable(services.Selection(queue=queue), AuditEntry.Action.PURGE).order_by().count()
+    return render(request, "dashboard/purge.html", {"queue": queue, "label": label, "waiting": waiting})
+
+
+WORKER_ACTIONS = {"grow": control.grow, "shrink": control.shrink, "shutdown": control.shut_down}
+
+
+@require_POST
+@operators_only
+def worker_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    """Grow or shrink a worker's pool by one process, or shut it down warm."""
+    if action not in WORKER_ACTIONS:
+        raise Http404
+    worker = _worker(name)
+    try:
+        WORKER_ACTIONS[action](worker, Actor.from_request(request))
+    except control.Refused as refused:
+        return _acted(request, str(refused), status=409)
+    texts = {
+        "grow": gettext("%(worker)s starts one more process."),
+        "shrink": gettext("%(worker)s stops one process once it is idle."),
+        "shutdown": gettext("%(worker)s shuts down once what it runs has ended."),
+    }
+    return _acted(request, texts[action] % {"worker": worker.name})
+
+
+def _acted(request: HttpRequest, text: str, *, status: int = 200) -> HttpResponse:
+    """After a control: HTMX gets the section again with the notice, a plain form goes back to the page."""
+    if request.htmx:
+        context = {**_context(request), "notice": text, "notice_level": "success" if status == 200 else "error"}
+        return trigger_client_event(render(request, SECTION, context, status=status), live.CHANGED_EVENT)
+    (messages.success if status == 200 else messages.error)(request, text)
+    return see_other(reverse("workers"))
+
+
+# The JSON API: the same figures and controls.
+
+
+@json_api
+@require_safe
+@operators_only
+def workers_json(request: HttpRequest) -> JsonResponse:
+    data = snapshot(request)
+    return JsonResponse(
+        {
+            "workers": [
+                {
+                    "name": worker.name,
+                    "host": worker.host,
+                    "state": state,
+                    "queues": worker.queues,
+                    "consuming": worker.consuming,
+                    "concurrency": worker.concurrency,
+                    "busy": worker.busy,
+                    "processed": worker.processed,
+                    "running": [item.pk for item in running],
+                    "started": worker.started,
+                    "heartbeat": worker.heartbeat,
+                    "versions": worker.versions,
+                }
+                for worker, state, running in data["workers"]
+            ],
+            "queues": [
+                {
+                    "name": figures.name,
+                    "paused": figures.paused,
+                    "depth": figures.depth,
+                    "oldest_sent_at": figures.oldest_sent_at,
+                    "oldest_age_seconds": round(figures.oldest_age(data["now"]), 3),
+                    "in_per_minute": figures.rate_in,
+                    "out_per_minute": figures.rate_out,
+                }
+                for figures in data["queues"]
+            ],
+        },
+        status=200 if data["reachable"] else 503,
+    )
+
+
+@json_api
+@require_POST
+@operators_only
+def queue_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
+    if name not in queues.NAMES:
+        return JsonResponse({"error": gettext("No queue has this name.")}, status=404)
+    actor = Actor.from_request(request, AuditEntry.Source.API)
+    match action:
+        case "pause":
+            return JsonResponse({"queue": name, "paused": True, "changed": control.pause(name, actor)})
+        case "resume":
+            return JsonResponse({"queue": name, "paused": False, "changed": control.resume(name, actor)})
+        case "purge":
+            purged = services.purge(queue=name, actor=actor)
+            return JsonResponse({"queue": name, "cancelled": purged.outcome.changed, "messages": purged.messages})
+    raise Http404
+
+
+@json_api
+@require_POST
+@operators_only
+def worker_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
+    if action not in WORKER_ACTIONS:
+        raise Http404
+    worker = workers.find(name)
+    if worker is None:
+        return JsonResponse({"error": gettext("No worker has this name.")}, status=404)
+    try:
+        WORKER_ACTIONS[action](worker, Actor.from_request(request, AuditEntry.Source.API))
+    except control.Refused as refused:
+        return JsonResponse({"error": str(refused)}, status=409)
+    return JsonResponse({"worker": name, "sent": action}, status=202)

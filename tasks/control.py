@@ -1,0 +1,69 @@
+"""Operators' controls of the queues and the workers, each written to the audit trail: the Workers page, the admin
+and the JSON API call these (a purge, which ends computations, is services.purge).
+
+A control is Celery's own (cancel_consumer, add_consumer, pool_grow, pool_shrink, shutdown), sent without
+waiting for the workers' replies; a pause is also remembered (tasks.queues) for workers that start later.
+"""
+
+from django.utils.translation import gettext
+
+from . import changes, queues, services, workers
+from .models import AuditEntry
+from .services import Actor
+from .workers import Worker
+
+Action = AuditEntry.Action
+
+
+class Refused(Exception):
+    """The control does not apply (a pool at its smallest or largest, a stopped worker): nothing was sent."""
+
+
+def pause(queue: str, actor: Actor) -> bool:
+    """No worker takes from `queue` until it is resumed; what runs goes on. Whether it was running before."""
+    changed = queues.set_paused(queue, True)
+    workers.stop_consuming(queue)  # again when already paused: a worker that missed it catches up at once
+    _recorded(Action.PAUSE, actor, {"queue": queue})
+    return changed
+
+
+def resume(queue: str, actor: Actor) -> bool:
+    changed = queues.set_paused(queue, False)
+    workers.start_consuming(queue)
+    _recorded(Action.RESUME, actor, {"queue": queue})
+    return changed
+
+
+def grow(worker: Worker, actor: Actor) -> None:
+    _check_running(worker)
+    if worker.concurrency >= worker.max_concurrency:
+        raise Refused(
+            gettext("This worker has as many processes as it may: %(count)d.") % {"count": worker.concurrency}
+        )
+    workers.grow(worker)
+    _recorded(Action.GROW, actor, {"worker": worker.name})
+
+
+def shrink(worker: Worker, actor: Actor) -> None:
+    _check_running(worker)
+    if worker.concurrency <= 1:
+        raise Refused(gettext("This worker is down to one process."))
+    workers.shrink(worker)
+    _recorded(Action.SHRINK, actor, {"worker": worker.name})
+
+
+def shut_down(worker: Worker, actor: Actor) -> None:
+    _check_running(worker)
+    workers.shut_down(worker)
+    _recorded(Action.SHUT_DOWN, actor, {"worker": worker.name})
+
+
+def _check_running(worker: Worker) -> None:
+    if worker.stopped:
+        raise Refused(gettext("This worker has stopped."))
+
+
+def _recorded(action: str, actor: Actor, selection: dict) -> None:
+    services.audit(action, actor, selection)
+    # The dashboard's status strip shows paused queues; the Workers page its audit entries.
+    changes.record_change()
