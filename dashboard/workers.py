@@ -154,6 +154,8 @@ def _context(request: HttpRequest) -> dict[str, Any]:
                 "running": [(item, _operation_label(item.operation)) for item in running],
                 "heartbeat": heartbeat,
                 "started": _exact(worker.started),
+                # The heartbeat may be seconds older than a run that has just started.
+                "busy": min(max(worker.busy, len(running)), worker.concurrency),
             }
         )
     consuming = {
@@ -181,7 +183,7 @@ def _context(request: HttpRequest) -> dict[str, Any]:
 
 def _operation_label(name: str) -> str:
     spec = REGISTRY.get(name)
-    return str(spec.label) if spec else name
+    return gettext(spec.label) if spec else name
 
 
 def _exact(moment: datetime) -> str:

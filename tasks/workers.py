@@ -159,6 +159,7 @@ class Presence(bootsteps.StartStopStep):
         self.queues = tuple(sorted(selected))
         self.started = time.time()
         self.timer = None
+        self.concurrency = 0
         # Before the Tasks step starts consuming: a queue paused now is never taken from, even for a moment.
         try:
             if paused := [name for name in self.queues if name in queues.paused()]:
@@ -206,13 +207,15 @@ class Presence(bootsteps.StartStopStep):
 
     def _record(self, consumer: object, stopped: bool) -> dict:
         tasks = consumer.task_consumer
+        if not stopped:  # at a shutdown the pool is closed already: its last size stands
+            self.concurrency = consumer.pool.num_processes
         return {
             "name": consumer.hostname,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "queues": self.queues,
             "consuming": sorted(q.name for q in tasks.queues) if tasks is not None and not stopped else [],
-            "concurrency": consumer.pool.num_processes,
+            "concurrency": self.concurrency,
             "max_concurrency": (os.cpu_count() or 1) * MAX_PROCESSES_PER_CORE,
             "busy": len(worker_state.active_requests),
             "processed": worker_state.total_count.get(broker.RUN_COMPUTATION, 0),

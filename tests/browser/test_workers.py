@@ -28,4 +28,7 @@ def test_screenshots_of_the_workers_page(page: Page, base_url: str, language: st
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto("/workers/")
     expect(page.locator('tr[data-worker^="heavy@"] a[href^="/computations/"]').first).to_be_visible(timeout=10_000)
+    for table in page.locator("#workers-section .table-wrap").all():  # both tables fit a laptop's screen
+        widths = table.evaluate("wrap => [wrap.scrollWidth, wrap.clientWidth]")
+        assert widths[0] <= widths[1], f"a table is {widths[0]} px wide in {widths[1]} px"
     page.screenshot(path=screenshot_path(f"workers-{language}"), caret="initial", full_page=True)

@@ -10,7 +10,7 @@ import pytest
 from tests import helpers
 from tests.helpers import WORKER_LINE
 from tests.servers import PrivateMariaDB, PrivateRedis
-from tools.stack import ROOT, START, VENV_BIN, Ports, Stack, free_ports
+from tools.stack import ROOT, START, VENV_BIN, WORKER_VARIABLES, Ports, Stack, free_ports
 
 # `make faults` (FAULTS=full) runs the figures the reliability issue asks for; `make test` a short form.
 FULL = os.environ.get("FAULTS") == "full"
@@ -102,7 +102,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
 
     def output(process: str, line: str) -> None:
         log.write(f"{process:>8} | {line}\n")
-        if process == "worker" and faults is not None:
+        if process in WORKER_VARIABLES and faults is not None:
             faults.worker_lines.append(line)
 
     stack = Stack(environment, Ports.free(), output=output)

@@ -82,7 +82,7 @@ def test_a_paused_queue_keeps_its_work_from_every_worker_until_resumed_then_runs
     assert results == [str(n + 1) for n in range(5)]
     time.sleep(1)
     assert finished_count(stack) - before == 5, "each ran exactly once"
-    assert online(stack, "instant@")["consuming"] == ["instant"]
+    assert wait_for(lambda: online(stack, "instant@")["consuming"] == ["instant"], timeout=10, interval=0.5)
 
 
 def test_the_workers_page_shows_both_workers_their_work_and_a_killed_one_as_lost(stack: Stack):

@@ -216,8 +216,9 @@ class QueueMeasurements(Measurements):
         from tools.bench_app import DONE_KEY, noop_counted
 
         web_rss = max(rss_mb(pid) for pid in self.children("web1"))  # uWSGI's workers, not its master
-        worker_rss = rss_mb(self.stack.processes["worker"].pid)
-        pool_rss = max((rss_mb(pid) for pid in self.children("worker")), default=0)
+        # The instant worker: it ran the thousands of additions above.
+        worker_rss = rss_mb(self.stack.processes["instant"].pid)
+        pool_rss = max((rss_mb(pid) for pid in self.children("instant")), default=0)
         flower_pid = max(group_pids(self.stack.processes["flower"].pid))
         flower_before = rss_mb(flower_pid)
         counter = redis.Redis.from_url(REDIS_RESULTS)
