@@ -112,10 +112,8 @@ class QueueMeasurements(Measurements):
         busy = percentile_of(self.submission_round_trips(count), 50)
         running = Computation.objects.filter(pk__in=heavy, status="running").count()
         waiting = Computation.objects.filter(pk__in=heavy, status="queued").count()
-        session.post(
-            f"{self.url}/computations/bulk/", data={"do": "cancel-matching", "operation": "count_primes", "confirm": "on"},
-            headers={"X-CSRFToken": token}, timeout=30,
-        )  # fmt: skip
+        cancel = {"do": "cancel-matching", "operation": "count_primes", "confirm": "on"}
+        session.post(f"{self.url}/computations/bulk/", data=cancel, headers={"X-CSRFToken": token}, timeout=30)
         self.rows.append(Row(
             "an addition's POST to result, p50, with the heavy queue full (vs an idle system)", busy, idle, "ms",
             "≤ 2×", busy <= 2 * idle, f"{running} heavy running, {waiting} waiting",
