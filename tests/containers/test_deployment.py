@@ -285,10 +285,12 @@ def test_prometheus_scrapes_the_dashboard_haproxy_and_flower(deployment: Deploym
 
 
 def test_an_addition_ends_at_once_while_every_heavy_process_is_busy(deployment: Deployment):
-    """Two heavy workers of two processes each, all four running long computations: an addition goes to the
-    instant queue and its own worker."""
-    heavy = submit_many(deployment, 4, operation="factorize", n="360", work_seconds="20")
-    assert wait_for(lambda: statuses(deployment, heavy)["running"] == 4, timeout=60, interval=0.5)
+    """Every process of the heavy workers (WORKER_CONCURRENCY each) running a long computation: an addition goes
+    to the instant queue and its own worker."""
+    containers = [c for c in deployment.containers("worker") if c["State"] == "running"]
+    processes = len(containers) * int(deployment.values["WORKER_CONCURRENCY"])
+    heavy = submit_many(deployment, processes, operation="factorize", n="360", work_seconds="20")
+    assert wait_for(lambda: statuses(deployment, heavy)["running"] == processes, timeout=60, interval=0.5)
     browser = DashboardClient(deployment.url)
     started = time.monotonic()
     pk = browser.submitted_id(browser.submit(operation="add", x="2", y="2"))
@@ -297,7 +299,7 @@ def test_an_addition_ends_at_once_while_every_heavy_process_is_busy(deployment: 
     busy = statuses(deployment, heavy)["running"]
     report("addition beside busy heavy workers", seconds_to_end=round(seconds, 2), heavy_running=busy)
     assert data["result"] == "4" and data["worker"].startswith("instant@")
-    assert seconds < 2.5 and busy == 4, (seconds, busy)
+    assert seconds < 2.5 and busy == processes, (seconds, busy)
     for each in heavy:  # the next tests find every process free
         browser.session.post(f"{deployment.url}/api/computations/{each}/cancel", headers={"X-CSRFToken": browser.token},
                              timeout=10)  # fmt: skip

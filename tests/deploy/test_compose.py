@@ -261,3 +261,21 @@ def test_compose_restates_no_default_but_container_addresses():
     """A variable read by the settings or a start script gets its default there, never again in compose.yaml."""
     read_elsewhere = set(settings_defaults()) | set(start_script_defaults())
     assert set(compose_defaults()) & read_elsewhere <= CONTAINER_ADDRESSES
+
+
+def test_the_external_servers_file_leaves_no_service_waiting_for_a_bundled_one():
+    """compose/external.yaml over the main file: a valid project in which no service depends on the bundled
+    mysql, redis or cache (a service added to the main file and forgotten here fails)."""
+    with tempfile.TemporaryDirectory() as directory:
+        env_file = Path(directory) / ".env"
+        env_file.write_text("".join(f"{key}={value}\n" for key, value in deployment_environment().items()))
+        result = subprocess.run(
+            [COMPOSE, "--file", COMPOSE_FILE, "--file", COMPOSE_FILE.parent / "external.yaml", "--env-file", env_file,
+             "config", "--format", "json"],
+            capture_output=True, text=True, check=False, env={"PATH": os.environ["PATH"]},
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert {"web", "worker", "worker-instant", "beat", "flower", "migrate"} <= services.keys()
+    waiting = {name: sorted(service.get("depends_on", {})) for name, service in services.items()}
+    assert not any(set(needs) & {"mysql", "redis", "cache"} for needs in waiting.values()), waiting
