@@ -110,16 +110,22 @@ def poll_etag(request: HttpRequest) -> str:
     data = snapshot(request)
     shown = [
         (worker.name, worker.host, state, worker.queues, worker.consuming, worker.concurrency, worker.busy,
-         worker.processed, worker.started, worker.versions, worker.heartbeat if state != workers.State.ONLINE else
-         _heartbeat_is_fresh(worker, data["now"]), [(r.pk, r.progress) for r in running])
+         worker.processed, worker.started, worker.versions, _heartbeat_text(worker, state, data["now"]),
+         [(r.pk, r.progress) for r in running])
         for worker, state, running in data["workers"]
     ]  # fmt: skip
     parts = (shown, data["queues"], data["reachable"], get_language())
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
 
 
-def _heartbeat_is_fresh(worker: workers.Worker, now: float) -> bool:
-    return now - worker.heartbeat.timestamp() <= FRESH_HEARTBEATS * settings.WORKER_HEARTBEAT_SECONDS
+def _heartbeat_text(worker: workers.Worker, state: str, now: float) -> str:
+    """Says "just now" while an online worker's heartbeats come on time, so that they change nothing on the page."""
+    if state != workers.State.ONLINE:
+        return _exact(worker.heartbeat)
+    seconds = int(now - worker.heartbeat.timestamp())
+    if seconds <= FRESH_HEARTBEATS * settings.WORKER_HEARTBEAT_SECONDS:
+        return gettext("just now")
+    return ngettext("%(count)d second ago", "%(count)d seconds ago", seconds) % {"count": seconds}
 
 
 @require_safe
@@ -139,20 +145,13 @@ def _context(request: HttpRequest) -> dict[str, Any]:
     now = data["now"]
     worker_rows = []
     for worker, state, running in data["workers"]:
-        if state == workers.State.ONLINE and _heartbeat_is_fresh(worker, now):
-            heartbeat = gettext("just now")
-        elif state == workers.State.ONLINE:
-            seconds = int(now - worker.heartbeat.timestamp())
-            heartbeat = ngettext("%(count)d second ago", "%(count)d seconds ago", seconds) % {"count": seconds}
-        else:
-            heartbeat = _exact(worker.heartbeat)
         worker_rows.append(
             {
                 "worker": worker,
                 "state": state,
                 "state_label": STATE_LABELS[state](),
                 "running": [(item, _operation_label(item.operation)) for item in running],
-                "heartbeat": heartbeat,
+                "heartbeat": _heartbeat_text(worker, state, now),
                 "started": _exact(worker.started),
                 # The heartbeat may be seconds older than a run that has just started.
                 "busy": min(max(worker.busy, len(running)), worker.concurrency),
@@ -166,7 +165,7 @@ def _context(request: HttpRequest) -> dict[str, Any]:
     queue_rows = [
         {
             "figures": figures,
-            "label": QUEUE_LABELS.get(figures.name, lambda n=figures.name: n)(),
+            "label": QUEUE_LABELS[figures.name](),
             "oldest": _exact(figures.oldest_sent_at) if figures.oldest_sent_at else None,
             "consumers": consuming[figures.name],
         }
