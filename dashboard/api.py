@@ -1,5 +1,6 @@
-"""The JSON API: one computation, and its cancel and retry (the same services as the pages; CSRF as everywhere,
-so a script sends the csrftoken cookie back in an X-CSRFToken header)."""
+"""The JSON API: one computation, and its cancel and retry; the workers and queues, and their controls (the same
+services and controls as the pages; CSRF as everywhere, so a script sends the csrftoken cookie back in an
+X-CSRFToken header)."""
 
 from typing import Any
 
@@ -7,10 +8,12 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST, require_safe
 
-from tasks import services
+from tasks import control, queues, services
+from tasks import workers as presence
 from tasks.models import AuditEntry, Computation
+from tasks.services import Actor
 
-from . import throttling
+from . import throttling, workers
 from .access import json_api, owner_scope
 
 
@@ -77,3 +80,82 @@ def as_json(computation: Computation) -> dict[str, Any]:
         "updated_at": computation.updated_at,
         "url": computation.get_absolute_url(),
     }
+
+
+@json_api
+@require_safe
+@workers.operators_only
+def workers_json(request: HttpRequest) -> JsonResponse:
+    data = workers.snapshot(request)
+    return JsonResponse(
+        {
+            "workers": [
+                {
+                    "name": worker.name,
+                    "host": worker.host,
+                    "state": state,
+                    "queues": worker.queues,
+                    "consuming": worker.consuming,
+                    "concurrency": worker.concurrency,
+                    "busy": worker.busy,
+                    "processed": worker.processed,
+                    "running": [item.pk for item in running],
+                    "started": worker.started,
+                    "heartbeat": worker.heartbeat,
+                    "versions": worker.versions,
+                }
+                for worker, state, running in data["workers"]
+            ],
+            "queues": [
+                {
+                    "name": figures.name,
+                    "paused": figures.paused,
+                    "depth": figures.depth,
+                    "oldest_sent_at": figures.oldest_sent_at,
+                    "oldest_age_seconds": round(figures.oldest_age(data["now"]), 3),
+                    "in_per_minute": figures.rate_in,
+                    "out_per_minute": figures.rate_out,
+                }
+                for figures in data["queues"]
+            ],
+        },
+        status=200 if data["reachable"] else 503,
+    )
+
+
+@json_api
+@require_POST
+@workers.operators_only
+def queue_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
+    if name not in queues.NAMES:
+        return JsonResponse({"error": gettext("No queue has this name.")}, status=404)
+    actor = Actor.from_request(request, AuditEntry.Source.API)
+    match action:
+        case "pause":
+            return JsonResponse({"queue": name, "paused": True, "changed": control.pause(name, actor)})
+        case "resume":
+            return JsonResponse({"queue": name, "paused": False, "changed": control.resume(name, actor)})
+        case "purge":
+            purged = services.purge(queue=name, actor=actor)
+            return JsonResponse({"queue": name, "cancelled": purged.outcome.changed, "messages": purged.messages})
+    return _no_such_action()
+
+
+@json_api
+@require_POST
+@workers.operators_only
+def worker_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
+    if action not in workers.WORKER_ACTIONS:
+        return _no_such_action()
+    worker = presence.find(name)
+    if worker is None:
+        return JsonResponse({"error": gettext("No worker has this name.")}, status=404)
+    try:
+        workers.WORKER_ACTIONS[action](worker, Actor.from_request(request, AuditEntry.Source.API))
+    except control.Refused as refused:
+        return JsonResponse({"error": str(refused)}, status=409)
+    return JsonResponse({"worker": name, "sent": action}, status=202)
+
+
+def _no_such_action() -> JsonResponse:
+    return JsonResponse({"error": gettext("No such action.")}, status=404)

@@ -10,6 +10,7 @@ on, each written to the audit trail (tasks.control, services.purge). A purge is 
 request says what it would cancel.
 """
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -37,7 +38,6 @@ from tasks.operations import REGISTRY
 from tasks.services import Actor
 
 from . import live
-from .access import json_api
 from .redirects import see_other
 
 PAGE = "dashboard/workers.html"
@@ -51,15 +51,15 @@ FRESH_HEARTBEATS = 2
 def operators_only(view: Callable) -> Callable:
     """For staff only when accounts are on (DASHBOARD_LOGIN_REQUIRED): 403 to anyone else signed in."""
 
+    @functools.wraps(view)
     def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         if not may_operate(request):
-            if getattr(view, "json_api", False):
+            match = request.resolver_match
+            if match and getattr(match.func, "json_api", False):
                 return JsonResponse({"error": gettext("For staff only.")}, status=403)
             raise PermissionDenied
         return view(request, *args, **kwargs)
 
-    guarded.__name__, guarded.__doc__ = view.__name__, view.__doc__
-    guarded.json_api = getattr(view, "json_api", False)
     return guarded
 
 
@@ -291,81 +291,3 @@ def _acted(request: HttpRequest, text: str, *, status: int = 200) -> HttpRespons
         return trigger_client_event(render(request, SECTION, context, status=status), live.CHANGED_EVENT)
     (messages.success if status == 200 else messages.error)(request, text)
     return see_other(reverse("workers"))
-
-
-# The JSON API: the same figures and controls.
-
-
-@json_api
-@require_safe
-@operators_only
-def workers_json(request: HttpRequest) -> JsonResponse:
-    data = snapshot(request)
-    return JsonResponse(
-        {
-            "workers": [
-                {
-                    "name": worker.name,
-                    "host": worker.host,
-                    "state": state,
-                    "queues": worker.queues,
-                    "consuming": worker.consuming,
-                    "concurrency": worker.concurrency,
-                    "busy": worker.busy,
-                    "processed": worker.processed,
-                    "running": [item.pk for item in running],
-                    "started": worker.started,
-                    "heartbeat": worker.heartbeat,
-                    "versions": worker.versions,
-                }
-                for worker, state, running in data["workers"]
-            ],
-            "queues": [
-                {
-                    "name": figures.name,
-                    "paused": figures.paused,
-                    "depth": figures.depth,
-                    "oldest_sent_at": figures.oldest_sent_at,
-                    "oldest_age_seconds": round(figures.oldest_age(data["now"]), 3),
-                    "in_per_minute": figures.rate_in,
-                    "out_per_minute": figures.rate_out,
-                }
-                for figures in data["queues"]
-            ],
-        },
-        status=200 if data["reachable"] else 503,
-    )
-
-
-@json_api
-@require_POST
-@operators_only
-def queue_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
-    if name not in queues.NAMES:
-        return JsonResponse({"error": gettext("No queue has this name.")}, status=404)
-    actor = Actor.from_request(request, AuditEntry.Source.API)
-    match action:
-        case "pause":
-            return JsonResponse({"queue": name, "paused": True, "changed": control.pause(name, actor)})
-        case "resume":
-            return JsonResponse({"queue": name, "paused": False, "changed": control.resume(name, actor)})
-        case "purge":
-            purged = services.purge(queue=name, actor=actor)
-            return JsonResponse({"queue": name, "cancelled": purged.outcome.changed, "messages": purged.messages})
-    raise Http404
-
-
-@json_api
-@require_POST
-@operators_only
-def worker_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
-    if action not in WORKER_ACTIONS:
-        raise Http404
-    worker = workers.find(name)
-    if worker is None:
-        return JsonResponse({"error": gettext("No worker has this name.")}, status=404)
-    try:
-        WORKER_ACTIONS[action](worker, Actor.from_request(request, AuditEntry.Source.API))
-    except control.Refused as refused:
-        return JsonResponse({"error": str(refused)}, status=409)
-    return JsonResponse({"worker": name, "sent": action}, status=202)

@@ -169,6 +169,7 @@ def test_the_json_api_lists_and_steers_queues_and_workers(client):
         client.post(reverse("api-queue", args=["heavy", "resume"]))
     assert queues.paused() == set()
     assert client.post(reverse("api-queue", args=["nowhere", "pause"])).status_code == 404
+    assert client.post(reverse("api-queue", args=["heavy", "explode"])).json() == {"error": "No such action."}
 
 
 def test_with_accounts_on_only_staff_see_and_steer_the_workers(settings, django_user_model):
@@ -180,7 +181,8 @@ def test_with_accounts_on_only_staff_see_and_steer_the_workers(settings, django_
     pause = reverse("queue-action", args=["heavy", "pause"])
     assert person.get(reverse("workers")).status_code == 403
     assert person.post(pause).status_code == 403
-    assert person.post(reverse("api-queue", args=["heavy", "pause"])).status_code == 403
+    refused = person.post(reverse("api-queue", args=["heavy", "pause"]))
+    assert refused.status_code == 403 and refused.json() == {"error": "For staff only."}
     assert person.get(reverse("queue-purge", args=["heavy"])).status_code == 403
     assert 'href="/workers/"' not in person.get(reverse("dashboard")).content.decode()
     assert Client().get(reverse("api-workers")).status_code == 401
