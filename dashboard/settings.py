@@ -263,5 +263,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": COMPUTATION_SWEEP_SECONDS,
         # With no worker to take them, sweeps expire instead of piling up.
         "options": {"expires": COMPUTATION_SWEEP_SECONDS},
-    }
+    },
+    # The rollups of ended computations, which outlive them (tasks/rollups.py).
+    "roll-up": {"task": "tasks.roll_up", "schedule": 60, "options": {"expires": 60}},
 }

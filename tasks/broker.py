@@ -10,6 +10,7 @@ from kombu import Producer
 RUN_COMPUTATION = "tasks.run_computation"
 SEND_TASKS = "tasks.send_tasks"
 SWEEP = "tasks.sweep"
+ROLL_UP = "tasks.roll_up"
 
 
 def producer() -> AbstractContextManager[Producer]:

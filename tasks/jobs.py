@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import broker, metrics, operations, queues, sending, store
+from . import broker, metrics, operations, queues, rollups, sending, store
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, ProgressCallback, TimeLimitExceeded, gettext_noop
 
@@ -31,6 +31,7 @@ PROGRESS_WRITE_INTERVAL = 0.25
 SWEEP_LOCK = "dashboard:sweep:lock"
 UNEXPECTED = gettext_noop("The computation stopped on an unexpected error.")
 SWEEP_LAST = "dashboard:sweep:last"
+ROLL_UP_LOCK = "dashboard:roll-up:lock"
 
 
 def persist[T](write: Callable[[], T]) -> T:
@@ -224,6 +225,19 @@ def sweep() -> None:
             store.durable().delete(SWEEP_LOCK)
     with contextlib.suppress(RedisError):
         store.durable().set(SWEEP_LAST, time.time())
+
+
+@shared_task(name=broker.ROLL_UP, ignore_result=True, time_limit=300)
+def roll_up() -> None:
+    """Celery beat runs this every minute: the rollups reach the last whole minute (tasks.rollups)."""
+    with contextlib.suppress(RedisError):
+        if not store.durable().set(ROLL_UP_LOCK, 1, nx=True, ex=300):
+            return  # the last one is still at it
+    try:
+        rollups.roll_up()
+    finally:
+        with contextlib.suppress(RedisError):
+            store.durable().delete(ROLL_UP_LOCK)
 
 
 def seconds_since_last_sweep() -> float | None:

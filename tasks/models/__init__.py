@@ -2,12 +2,14 @@
 
 Status moves queued → running → succeeded | failed, and queued | running → cancelled; a failed or cancelled one can
 be queued again (retry). The transitions live on the queryset (queryset.py), the rows in computation.py, the
-statuses and their counts in status.py, the audit trail in audit.py.
+statuses and their counts in status.py, the audit trail in audit.py, the rollups that outlive the rows in
+rollup.py.
 """
 
 from .audit import AuditEntry
 from .computation import Batch, Computation, OfAnOperation, default_max_attempts, translate_error
 from .queryset import ComputationQuerySet, Page, merged_page
+from .rollup import Rollup, RollupMark
 from .search import InputValue, search_sources, search_value
 from .status import COUNT_CAP, ENDED, IN_FLIGHT, RETRYABLE, Status, StatusCounts
 
@@ -23,6 +25,8 @@ __all__ = [
     "InputValue",
     "OfAnOperation",
     "Page",
+    "Rollup",
+    "RollupMark",
     "Status",
     "StatusCounts",
     "default_max_attempts",

@@ -1,0 +1,160 @@
+"""Rolling ended computations up into rows per minute and per hour (tasks.models.Rollup), which outlive them.
+
+Beat sends `roll_up` every minute. Each run counts again, from the index (finished_at, status), the minutes from
+RECOUNT_MINUTES before where the last run stopped to the last whole minute, and replaces them: a worker
+that waited out a database outage writes a finished_at up to COMPUTATION_DATABASE_RETRY_SECONDS in the past, and
+the recount takes it in. The hours those minutes fall in are then made again from their minutes (the current hour
+too, so hours always reach the last whole minute).
+
+On the first run over an existing table, the history older than MINUTES_KEPT goes straight into hours,
+BACKFILL_DAYS at a time per run, oldest first; how far it went is kept in one row (RollupMark), never recounted,
+since the computations it counted may be pruned by then. Minutes are kept MINUTES_KEPT, hours HOURS_KEPT.
+"""
+
+import datetime
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
+from django.db.models.functions import TruncHour, TruncMinute
+from django.utils import timezone
+
+from .metrics import BUCKETS
+from .models import ENDED, Computation, Rollup, RollupMark
+
+logger = logging.getLogger(__name__)
+
+UTC = datetime.UTC
+MINUTE, HOUR = datetime.timedelta(minutes=1), datetime.timedelta(hours=1)
+RECOUNT_MINUTES = 5
+MINUTES_KEPT = datetime.timedelta(days=7)
+HOURS_KEPT = datetime.timedelta(days=2 * 366)
+BACKFILL_DAYS = 31
+Resolution = Rollup.Resolution
+
+
+def roll_up(now: datetime.datetime | None = None) -> int:
+    """Brings the rollups up to the last whole minute; how many computations the minutes it counted hold."""
+    end = (now or timezone.now()).astimezone(UTC).replace(second=0, microsecond=0)
+    # Minutes are kept from a whole hour on, so that every hour is made of all its minutes or none.
+    kept_from = _next_hour(end - MINUTES_KEPT)
+    mark = RollupMark.objects.first() or _first_mark(kept_from)
+    if mark.backfilled_to < mark.minutes_from:
+        stop = min(mark.backfilled_to + datetime.timedelta(days=BACKFILL_DAYS), mark.minutes_from)
+        _replace(Resolution.HOUR, mark.backfilled_to, stop, TruncHour)
+        RollupMark.objects.filter(pk=mark.pk).update(backfilled_to=stop)
+    start = max(mark.rolled_to - RECOUNT_MINUTES * MINUTE, kept_from, mark.minutes_from)
+    counted = _replace(Resolution.MINUTE, start, end, TruncMinute)
+    _hours_from_minutes(max(start.replace(minute=0), kept_from, mark.minutes_from), end)
+    RollupMark.objects.filter(pk=mark.pk).update(rolled_to=end)
+    Rollup.objects.filter(resolution=Resolution.MINUTE, period__lt=end - MINUTES_KEPT).delete()
+    Rollup.objects.filter(resolution=Resolution.HOUR, period__lt=end - HOURS_KEPT).delete()
+    return counted
+
+
+def _first_mark(kept_from: datetime.datetime) -> RollupMark:
+    """The first roll-up: minutes from `kept_from`, hours before it from the oldest computation that ended."""
+    older = Computation.objects.filter(finished_at__lt=kept_from, status__in=ENDED)
+    first = older.aggregate(first=Min("finished_at"))["first"]
+    backfill_from = first.astimezone(UTC).replace(minute=0, second=0, microsecond=0) if first else kept_from
+    return RollupMark.objects.create(minutes_from=kept_from, backfilled_to=backfill_from, rolled_to=kept_from)
+
+
+def _next_hour(moment: datetime.datetime) -> datetime.datetime:
+    """The start of the hour `moment` falls in, or of the next one unless it is a whole hour."""
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    return hour if hour == moment else hour + HOUR
+
+
+def _replace(resolution: str, start: datetime.datetime, end: datetime.datetime, trunc) -> int:
+    """Counts the computations that ended in [start, end) per period, operation, status and owner, and replaces
+    the rollups of those periods with them, in one transaction."""
+    run = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    ran = Q(started_at__isnull=False)
+    buckets = {
+        f"b{index}": Count("pk", filter=ran & Q(run__lte=datetime.timedelta(seconds=bound)))
+        for index, bound in enumerate(BUCKETS)
+    }
+    rows = (
+        Computation.objects.filter(finished_at__gte=start, finished_at__lt=end, status__in=ENDED)
+        .order_by()
+        .alias(run=run)
+        .annotate(period=trunc("finished_at", tzinfo=UTC))
+        .values("period", "operation", "status", "owner_id")
+        .annotate(count=Count("pk"), runs=Count("pk", filter=ran), run_total=Sum("run", filter=ran), **buckets)
+    )
+    made = [_rollup(resolution, row) for row in rows]
+    with transaction.atomic():
+        Rollup.objects.filter(resolution=resolution, period__gte=start, period__lt=end).delete()
+        Rollup.objects.bulk_create(made, batch_size=1000)
+    return sum(rollup.count for rollup in made)
+
+
+def _rollup(resolution: str, row: dict) -> Rollup:
+    # Cumulative counts per bound, made per bucket (and the runs past the last bound).
+    cumulative = [row[f"b{index}"] for index in range(len(BUCKETS))] + [row["runs"]]
+    per_bucket = [cumulative[0]] + [cumulative[i] - cumulative[i - 1] for i in range(1, len(cumulative))]
+    total = row["run_total"]
+    return Rollup(
+        resolution=resolution,
+        period=row["period"].astimezone(UTC) if row["period"].tzinfo else row["period"].replace(tzinfo=UTC),
+        operation=row["operation"],
+        status=row["status"],
+        owner_key=row["owner_id"] or 0,
+        count=row["count"],
+        runs=row["runs"],
+        run_seconds=total.total_seconds() if isinstance(total, datetime.timedelta) else (total or 0) / 1e6,
+        run_buckets=per_bucket,
+    )
+
+
+def _hours_from_minutes(start: datetime.datetime, end: datetime.datetime) -> None:
+    """The hours from `start` to the one `end` falls in, as the sums of their minutes."""
+    minutes = Rollup.objects.filter(resolution=Resolution.MINUTE, period__gte=start, period__lt=end)
+    sums: dict[tuple, Rollup] = {}
+    for minute in minutes:
+        hour = minute.period.replace(minute=0)
+        key = (hour, minute.operation, minute.status, minute.owner_key)
+        if key not in sums:
+            sums[key] = Rollup(
+                resolution=Resolution.HOUR, period=hour, operation=minute.operation, status=minute.status,
+                owner_key=minute.owner_key, count=0, runs=0, run_seconds=0.0,
+                run_buckets=[0] * (len(BUCKETS) + 1),
+            )  # fmt: skip
+        total = sums[key]
+        total.count += minute.count
+        total.runs += minute.runs
+        total.run_seconds += minute.run_seconds
+        total.run_buckets = [a + b for a, b in zip(total.run_buckets, minute.run_buckets, strict=True)]
+    with transaction.atomic():
+        Rollup.objects.filter(resolution=Resolution.HOUR, period__gte=start, period__lt=end).delete()
+        Rollup.objects.bulk_create(sums.values(), batch_size=1000)
+
+
+def percentile(buckets: Iterable[int], percent: float) -> float | None:
+    """The run time below which `percent` of the runs fall, from their counts per bucket, interpolated linearly
+    within its bucket (the last, open one answers its lower bound)."""
+    counts = list(buckets)
+    total = sum(counts)
+    if not total:
+        return None
+    wanted = total * percent / 100
+    cumulative = 0
+    for index, count in enumerate(counts):
+        if count and cumulative + count >= wanted:
+            low = BUCKETS[index - 1] if index else 0.0
+            if index >= len(BUCKETS):
+                return low
+            return low + (BUCKETS[index] - low) * (wanted - cumulative) / count
+        cumulative += count
+    return BUCKETS[-1]
+
+
+def totals(rollups: Iterable[Rollup]) -> dict[tuple[str, str], int]:
+    """Computations per (operation, status) in these rollups."""
+    counted: dict[tuple[str, str], int] = defaultdict(int)
+    for rollup in rollups:
+        counted[rollup.operation, rollup.status] += rollup.count
+    return dict(counted)
