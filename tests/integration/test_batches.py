@@ -1,14 +1,13 @@
 """Batches: one operation over a range of one input's values, written in one transaction, shown as one row of
 the list and on a live page of their own."""
 
-import time
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
 from tasks import services
-from tasks.models import AuditEntry, Batch, Computation, Status
+from tasks.models import AuditEntry, Batch, Computation, InputValue, Status
 from tasks.operations import REGISTRY
 from tests.helpers import HTMX, wait_for
 
@@ -62,15 +61,18 @@ def test_a_batch_posted_twice_is_made_once(client, django_capture_on_commit_call
 
 
 @pytest.mark.django_db
-def test_a_thousand_values_are_written_well_under_a_second(django_capture_on_commit_callbacks):
-    started = time.monotonic()
-    with django_capture_on_commit_callbacks():
+def test_a_thousand_values_are_written_in_a_few_statements(
+    django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    """Bulk inserts, never a statement per value (`make bench` times the batch's POST: a timed test here would only
+    measure how busy the machine is)."""
+    with django_capture_on_commit_callbacks(), django_assert_max_num_queries(12):
         batch = services.submit_batch(
             operation=REGISTRY["add"], varied="x", start=Decimal(1), stop=Decimal(1000), step=Decimal(1),
             fixed={"y": Decimal(1)},
         )  # fmt: skip
-    assert time.monotonic() - started < 1.0
     assert batch.computations.count() == 1000
+    assert InputValue.objects.filter(computation__batch=batch).count() == 1999  # x = 1, y = 1: one value
 
 
 @pytest.mark.django_db
