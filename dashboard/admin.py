@@ -86,8 +86,22 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = ["action", "source", "created_at"]
     search_fields = ["=address", "user__username"]
     date_hierarchy = "created_at"
-    readonly_fields = ["created_at", "action", "source", "user", "address", "selection", "requested", "changed"]
+    readonly_fields = [
+        "created_at", "action", "source", "user", "address", "selection", "requested", "changed", "pruned",
+    ]  # fmt: skip
     exclude = ["computations"]
+
+    @admin.display(description=_("pruned"))
+    def pruned(self, entry: AuditEntry) -> str:
+        """On the entry's page only: counting them costs a lookup per computation it names."""
+        pruned = entry.pruned
+        if not pruned:
+            return gettext("None: all of its computations are kept.")
+        return ngettext(
+            "%(count)s of its computations was pruned (retention): the entry keeps its id.",
+            "%(count)s of its computations were pruned (retention): the entry keeps their ids.",
+            pruned,
+        ) % {"count": pruned}
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -22,6 +22,8 @@ from tasks.operations import (
 )
 from tasks.services import BULK_CAP, Selection
 
+from .activity import RANGES
+
 DEFAULT_OPERATION = "add"
 MAX_WORK_SECONDS = 60
 
@@ -188,6 +190,10 @@ class ListFilterForm(forms.Form):
     )
     before = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
     after = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+    # Not a filter: the range of the Activity panel above the list (dashboard.activity.RANGES).
+    activity = forms.ChoiceField(
+        choices=[(key, span.label) for key, span in RANGES.items()], required=False, widget=forms.HiddenInput
+    )
 
     def __init__(self, data: Mapping[str, str] | None = None):
         # Ids of its own: the page also holds the computation form, which has an `operation` field too.

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from tasks import metrics as recorded
-from tasks import queues, workers
+from tasks import queues, storage, workers
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
 from tasks.store import durable
@@ -45,6 +45,43 @@ class ComputationCollector(Collector):
         # The broker down, no figure rather than a wrong one.
         with contextlib.suppress(RedisError):
             yield from self._queues_and_workers()
+        yield from self._storage()
+
+    def _storage(self) -> Iterator[object]:
+        figures, now = storage.storage(), time.time()
+        rows = GaugeMetricFamily("dashboard_computation_rows", "Computations in MySQL.", labels=["status"])
+        for status, count in figures.by_status.items():
+            rows.add_metric([status], count)
+        yield rows
+        sizes = GaugeMetricFamily("dashboard_table_bytes", "Size of a table in MySQL.", labels=["table", "part"])
+        for table in figures.tables:
+            sizes.add_metric([table.name, "data"], table.data_bytes)
+            sizes.add_metric([table.name, "index"], table.index_bytes)
+        yield sizes
+        if figures.oldest:
+            yield GaugeMetricFamily(
+                "dashboard_oldest_computation_age_seconds", "Age of the oldest computation kept.",
+                now - figures.oldest.timestamp(),
+            )  # fmt: skip
+        yield GaugeMetricFamily(
+            "dashboard_retention_days", "Ended computations are deleted this long after they end; 0 keeps them.",
+            figures.retention_days,
+        )  # fmt: skip
+        if prune := figures.last_prune:
+            yield GaugeMetricFamily("dashboard_prune_last_timestamp_seconds", "When the last prune started.", prune.at)
+            yield GaugeMetricFamily(
+                "dashboard_prune_last_rows", "Computations the last prune deleted.", prune.computations
+            )
+            yield GaugeMetricFamily(
+                "dashboard_prune_last_duration_seconds", "How long the last prune took.", prune.seconds
+            )
+        first = GaugeMetricFamily(
+            "dashboard_rollups_first_timestamp_seconds", "The oldest period the rollups keep.", labels=["resolution"]
+        )
+        for span in figures.rollups:
+            if span.first:
+                first.add_metric([span.resolution], span.first.timestamp())
+        yield first
 
     def _queues_and_workers(self) -> Iterator[object]:
         now = time.time()

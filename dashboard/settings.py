@@ -211,6 +211,9 @@ COMPUTATION_STALE_AFTER_SECONDS = env.int("COMPUTATION_STALE_AFTER_SECONDS", def
 COMPUTATION_SWEEP_SECONDS = env.int("COMPUTATION_SWEEP_SECONDS", default=10)
 # How long a worker keeps trying to write a row while the database is unreachable.
 COMPUTATION_DATABASE_RETRY_SECONDS = env.int("COMPUTATION_DATABASE_RETRY_SECONDS", default=60)
+# Ended computations older than this are deleted (tasks/retention.py); their counts and run times stay in the
+# rollups for two years. 0 keeps every computation.
+COMPUTATION_RETENTION_DAYS = env.int("COMPUTATION_RETENTION_DAYS", default=30)
 # Submissions are refused (503) while this many wait; those accepted are never dropped.
 COMPUTATION_MAX_QUEUED = env.int("COMPUTATION_MAX_QUEUED", default=10_000)
 # Per client address, as "count/period" (s, m, h); beyond it a submission gets 429 with Retry-After.
@@ -266,4 +269,6 @@ CELERY_BEAT_SCHEDULE = {
     },
     # The rollups of ended computations, which outlive them (tasks/rollups.py).
     "roll-up": {"task": "tasks.roll_up", "schedule": 60, "options": {"expires": 60}},
+    # Retention (tasks/retention.py): minutes of deletes, so on the heavy queue, never ahead of instant work.
+    "prune": {"task": "tasks.prune", "schedule": 600, "options": {"expires": 600, "queue": COMPUTATION_HEAVY_QUEUE}},
 }

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import access, api, batches, exports, metrics, notifications, theme, views, workers
+from . import access, api, batches, exports, metrics, notifications, storage, theme, views, workers
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/computations/<int:pk>/cancel", api.cancel_json, name="api-computation-cancel"),
     path("api/computations/<int:pk>/retry", api.retry_json, name="api-computation-retry"),
     path("workers/", workers.workers_page, name="workers"),
+    path("storage/", storage.storage_page, name="storage"),
     path("workers/queues/<str:name>/purge/", workers.purge_queue, name="queue-purge"),
     path("workers/queues/<str:name>/<str:action>/", workers.queue_action, name="queue-action"),
     path("workers/<str:name>/<str:action>/", workers.worker_action, name="worker-action"),

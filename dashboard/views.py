@@ -72,6 +72,7 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
     params = _list_params(filters)
     matching = {key: params[key] for key in ("status", "operation") if key in params}
     search = params.get("q", "")
+    span = params.get("activity") or activity.DEFAULT_RANGE
     if filters.is_valid():
         # Unfiltered, a batch is one row (its first computation's); filtered or searched, its computations show one
         # by one.
@@ -97,7 +98,10 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "broker_reachable": health.broker_reachable(),
         "paused_queues": paused_queue_labels(),
         "may_operate": lambda: may_operate(request),
-        "activity_panel": activity.panel(owner, settled=counts.in_flight == 0),
+        "activity_panel": activity.panel(owner, span, settled=counts.in_flight == 0),
+        "activity_range": span,
+        "activity_ranges": [(key, each.label) for key, each in activity.RANGES.items()],
+        "activity_link": None if span == activity.DEFAULT_RANGE else span,  # what the status links keep
     }
 
 

@@ -11,6 +11,7 @@ RUN_COMPUTATION = "tasks.run_computation"
 SEND_TASKS = "tasks.send_tasks"
 SWEEP = "tasks.sweep"
 ROLL_UP = "tasks.roll_up"
+PRUNE = "tasks.prune"
 
 
 def producer() -> AbstractContextManager[Producer]:

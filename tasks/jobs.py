@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import broker, metrics, operations, queues, rollups, sending, store
+from . import broker, metrics, operations, queues, retention, rollups, sending, store
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, ProgressCallback, TimeLimitExceeded, gettext_noop
 
@@ -32,6 +32,7 @@ SWEEP_LOCK = "dashboard:sweep:lock"
 UNEXPECTED = gettext_noop("The computation stopped on an unexpected error.")
 SWEEP_LAST = "dashboard:sweep:last"
 ROLL_UP_LOCK = "dashboard:roll-up:lock"
+PRUNE_LOCK = "dashboard:prune:lock"
 
 
 def persist[T](write: Callable[[], T]) -> T:
@@ -238,6 +239,19 @@ def roll_up() -> None:
     finally:
         with contextlib.suppress(RedisError):
             store.durable().delete(ROLL_UP_LOCK)
+
+
+@shared_task(name=broker.PRUNE, ignore_result=True, soft_time_limit=retention.PRUNE_SECONDS + 30)
+def prune() -> None:
+    """Celery beat runs this every ten minutes: ended computations past retention go."""
+    with contextlib.suppress(RedisError):
+        if not store.durable().set(PRUNE_LOCK, 1, nx=True, ex=retention.PRUNE_SECONDS + 60):
+            return  # the last one is still at it
+    try:
+        retention.prune()
+    finally:
+        with contextlib.suppress(RedisError):
+            store.durable().delete(PRUNE_LOCK)
 
 
 def seconds_since_last_sweep() -> float | None:

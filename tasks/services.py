@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from . import broker, changes, metrics, queues, sending
 from .models import (
+    AuditedComputation,
     AuditEntry,
     Batch,
     Computation,
@@ -311,8 +312,8 @@ def audit(action: str, actor: Actor, selection: dict, *, ids: Sequence[int] = ()
             changed=changed,
         )
         for chunk in _chunks(ids):
-            AuditEntry.computations.through.objects.bulk_create(
-                [AuditEntry.computations.through(auditentry_id=entry.pk, computation_id=pk) for pk in chunk]
+            AuditedComputation.objects.bulk_create(
+                [AuditedComputation(entry_id=entry.pk, computation_id=pk) for pk in chunk]
             )
     return entry
 

@@ -6,7 +6,7 @@ statuses and their counts in status.py, the audit trail in audit.py, the rollups
 rollup.py.
 """
 
-from .audit import AuditEntry
+from .audit import AuditedComputation, AuditEntry
 from .computation import Batch, Computation, OfAnOperation, default_max_attempts, translate_error
 from .queryset import ComputationQuerySet, Page, merged_page
 from .rollup import Rollup, RollupMark
@@ -19,6 +19,7 @@ __all__ = [
     "IN_FLIGHT",
     "RETRYABLE",
     "AuditEntry",
+    "AuditedComputation",
     "Batch",
     "Computation",
     "ComputationQuerySet",

@@ -50,7 +50,9 @@ class AuditEntry(models.Model):
     selection = models.JSONField(_("selection"))
     requested = models.PositiveIntegerField(_("computations selected"))
     changed = models.PositiveIntegerField(_("computations changed"))
-    computations = models.ManyToManyField(Computation, verbose_name=_("computations"), related_name="audit_entries")
+    computations = models.ManyToManyField(
+        Computation, verbose_name=_("computations"), related_name="audit_entries", through="AuditedComputation"
+    )
 
     objects = AuditEntryQuerySet.as_manager()
 
@@ -69,3 +71,28 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise PermissionError("The audit trail is append-only.")
+
+    @property
+    def pruned(self) -> int:
+        """How many of the computations this entry changed are gone, pruned by retention (tasks.retention)."""
+        return self.links.count() - self.computations.count()
+
+
+class AuditedComputation(models.Model):
+    """A computation an audit entry acted on. The link outlives the computation: retention deletes computations,
+    never the trail, so the link keeps the id of one that was pruned (no foreign key constraint, nothing cascades)
+    and the entry can say how many of its computations are gone."""
+
+    entry = models.ForeignKey(AuditEntry, on_delete=models.CASCADE, db_column="auditentry_id", related_name="links")
+    computation = models.ForeignKey(
+        Computation, on_delete=models.DO_NOTHING, db_constraint=False, db_column="computation_id", related_name="+"
+    )
+
+    class Meta:
+        db_table = "tasks_auditentry_computations"
+        unique_together = [("entry", "computation")]
+        verbose_name = _("audit trail link")
+        verbose_name_plural = _("audit trail links")
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} → #{self.computation_id}"

@@ -1,0 +1,24 @@
+"""The Storage page, for operators: what MySQL holds and for how long (tasks.storage), read-only."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from tasks import storage as stored
+from tasks.models import Status
+
+from .workers import operators_only
+
+
+@require_safe
+@operators_only
+def storage_page(request: HttpRequest) -> HttpResponse:
+    figures = stored.storage()
+    return render(
+        request,
+        "dashboard/storage.html",
+        {
+            "storage": figures,
+            "statuses": [(status.label, status.value, figures.by_status[status]) for status in Status],
+        },
+    )
