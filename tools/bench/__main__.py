@@ -19,9 +19,10 @@ from ..stack import ROOT, START, VENV_BIN, Ports, Stack
 from .figures import DATABASE, OUTPUT, REDIS_BROKER, REDIS_RESULTS, Row, print_table, wrk
 from .pages import PageMeasurements
 from .queueing import QueueMeasurements
+from .retention import RetentionMeasurements
 
 
-class Bench(PageMeasurements, QueueMeasurements):
+class Bench(PageMeasurements, QueueMeasurements, RetentionMeasurements):
     """All the measurements, on one stack, into one list of rows."""
 
 
@@ -125,6 +126,8 @@ def measure(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     bench.idle_dashboard()
     print("  8. blocking time on load", flush=True)
     bench.blocking_time()
+    print("  9. a month of history: rollups, the Activity panel's ranges, a prune of it all", flush=True)
+    bench.history_and_prune()
     return hello, bench.rows
 
 
