@@ -1,8 +1,10 @@
-"""The admin site's pages for computations, the audit trail, and the queues and workers: read-only, acting only
-through the services and the controls."""
+"""The admin site's pages for computations, the audit trail, the queues and workers, and schedules: read-only but
+for new schedules, acting only through the services and the controls."""
 
 import time
+from collections.abc import Callable
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -13,10 +15,12 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from redis.exceptions import RedisError
 
-from tasks import control, queues, services, workers
-from tasks.models import AuditEntry, Computation
+from tasks import control, queues, schedules, services, workers
+from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
+from tasks.operations import REGISTRY, OperationError
 
 from . import throttling
+from .forms import check_when, error_text, operation_choices
 from .redirects import see_other
 
 
@@ -150,3 +154,95 @@ def queues_view(request: HttpRequest) -> HttpResponse:
     now = time.time()
     context |= {"queues": figures, "workers": [(worker, worker.state(now)) for worker in listed]}
     return render(request, "admin/dashboard/queues.html", context)
+
+
+class ScheduleAdminForm(forms.ModelForm):
+    """A new schedule in the admin: the operation's inputs as JSON ({"x": "2", "y": "3"}), checked by the operation
+    as the Schedules form checks them, and its time by the same rules."""
+
+    operation = forms.ChoiceField(label=_("Operation"), choices=operation_choices)
+
+    class Meta:
+        model = Schedule
+        fields = ["name", "operation", "inputs", "work_seconds", "kind", "run_at", "every", "unit", "cron", "catch_up"]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        spec = REGISTRY.get(cleaned.get("operation") or "")
+        if spec is not None and "inputs" not in self.errors:
+            try:
+                parsed = spec.parse_inputs(cleaned.get("inputs") or {})
+                spec.validate(parsed)
+                cleaned["parsed_inputs"] = parsed
+            except OperationError as error:
+                self.add_error("inputs", error_text(error, spec.inputs))
+            except (KeyError, TypeError, ValueError, ArithmeticError):
+                names = ", ".join(each.name for each in spec.inputs)
+                self.add_error("inputs", gettext("Give each input as text: %(names)s.") % {"names": names})
+        check_when(self, cleaned)
+        return cleaned
+
+
+class ScheduleRunInline(admin.TabularInline):
+    model = ScheduleRun
+    fields = readonly_fields = ["due_at", "fired_at", "manual", "outcome", "reason", "computation_id"]
+    extra = max_num = 0
+    can_delete = False
+    show_change_link = False
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    """Schedules: created here or on the Schedules page, then paused, resumed, run now or deleted, never edited (a
+    change of time would need its own rules for the due time); every action through tasks.schedules, audited."""
+
+    form = ScheduleAdminForm
+    list_display = ["name", "operation", "description", "next_run_at", "paused", "owner"]
+    list_filter = ["kind", "paused"]
+    search_fields = ["name"]
+    actions = ["pause", "resume", "run_now"]
+
+    def get_inlines(self, request: HttpRequest, obj: Schedule | None) -> list:
+        return [] if obj is None else [ScheduleRunInline]  # its runs, once there can be some
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> list[str]:
+        return [] if obj is None else [*ScheduleAdminForm.Meta.fields, "paused", "next_run_at", "owner", "created_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Schedule | None = None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: ScheduleAdminForm, change: bool) -> None:
+        data = form.cleaned_data
+        created = schedules.create(
+            name=data["name"], operation=REGISTRY[data["operation"]], inputs=data["parsed_inputs"],
+            work_seconds=data["work_seconds"], kind=data["kind"], run_at=data.get("run_at"), every=data.get("every"),
+            unit=data.get("unit") or "", cron=" ".join((data.get("cron") or "").split()), catch_up=data["catch_up"],
+            owner=request.user, actor=services.Actor.from_request(request, AuditEntry.Source.ADMIN),
+        )  # fmt: skip
+        obj.pk = created.pk
+
+    def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
+        schedules.delete(obj, services.Actor.from_request(request, AuditEntry.Source.ADMIN))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for schedule in queryset:
+            self.delete_model(request, schedule)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Schedule], act: Callable) -> int:
+        actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
+        return sum(bool(act(schedule, actor)) for schedule in queryset)
+
+    @admin.action(description=_("Pause the selected schedules"), permissions=["view"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        done = self._each(request, queryset, schedules.pause)
+        self.message_user(request, ngettext("%d schedule paused.", "%d schedules paused.", done) % done)
+
+    @admin.action(description=_("Resume the selected schedules"), permissions=["view"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        done = self._each(request, queryset, schedules.resume)
+        self.message_user(request, ngettext("%d schedule resumed.", "%d schedules resumed.", done) % done)
+
+    @admin.action(description=_("Run the selected schedules now"), permissions=["view"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        done = self._each(request, queryset, schedules.run_now)
+        self.message_user(request, ngettext("%d schedule run.", "%d schedules run.", done) % done)

@@ -1,20 +1,23 @@
-"""The JSON API: one computation, and its cancel and retry; the workers and queues, and their controls (the same
-services and controls as the pages; CSRF as everywhere, so a script sends the csrftoken cookie back in an
-X-CSRFToken header)."""
+"""The JSON API: one computation, and its cancel and retry; the workers and queues, and their controls; the
+schedules, their creation and actions (the same services and controls as the pages; CSRF as everywhere, so a
+script sends the csrftoken cookie back in an X-CSRFToken header)."""
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from tasks import control, queues, services
+from tasks import control, queues, schedules, services
 from tasks import workers as presence
-from tasks.models import AuditEntry, Computation
+from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 from tasks.services import Actor
 
+from . import schedules as schedule_pages
 from . import throttling, workers
-from .access import json_api, owner_scope
+from .access import json_api, owner_of_new, owner_scope
+from .forms import ScheduleForm
 
 
 @json_api
@@ -159,3 +162,89 @@ def worker_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
 
 def _no_such_action() -> JsonResponse:
     return JsonResponse({"error": gettext("No such action.")}, status=404)
+
+
+@json_api
+@require_http_methods(["GET", "HEAD", "POST"])
+def schedules_json(request: HttpRequest) -> JsonResponse:
+    """The schedules this request sees; a POST (the Schedules form's fields) creates one: 201, or 422 with the
+    messages by field."""
+    if request.method == "POST":
+        form = ScheduleForm(request.POST, actor=Actor.from_request(request, AuditEntry.Source.API))
+        try:
+            schedule = throttling.submission(request, form, owner=owner_of_new(request))
+        except throttling.Refused as refused:
+            errors = {field or "__all__": [str(error) for error in errors] for field, errors in form.errors.items()}
+            body = {"error": refused.message or gettext("The schedule is not valid."), "errors": errors}
+            return refused.advise(JsonResponse(body, status=refused.status))
+        return JsonResponse(schedule_as_json(schedule), status=201)
+    listed = Schedule.objects.visible_to(owner_scope(request))[:200]
+    return JsonResponse({"schedules": [schedule_as_json(schedule) for schedule in listed]})
+
+
+@json_api
+@require_safe
+def schedule_json(request: HttpRequest, pk: int) -> JsonResponse:
+    schedule = Schedule.objects.visible_to(owner_scope(request)).filter(pk=pk).first()
+    if schedule is None:
+        return _no_schedule()
+    runs = [run_as_json(run) for run in schedule.runs.all()[:50]]
+    return JsonResponse({**schedule_as_json(schedule), "runs": runs})
+
+
+@json_api
+@require_POST
+def schedule_action_json(request: HttpRequest, pk: int, action: str) -> JsonResponse:
+    if action not in schedule_pages.ACTIONS:
+        return _no_such_action()
+    schedule = Schedule.objects.visible_to(owner_scope(request)).filter(pk=pk).first()
+    if schedule is None:
+        return _no_schedule()
+    done = schedule_pages.ACTIONS[action](schedule, Actor.from_request(request, AuditEntry.Source.API))
+    if action == "delete":
+        return JsonResponse({"deleted": pk})
+    schedule.refresh_from_db()
+    body = schedule_as_json(schedule)
+    if isinstance(done, ScheduleRun):
+        body["run"] = run_as_json(done)
+    else:
+        body["changed"] = done
+    return JsonResponse(body)
+
+
+def schedule_as_json(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "id": schedule.pk,
+        "name": schedule.name,
+        "operation": schedule.operation,
+        "inputs": schedule.inputs,
+        "work_seconds": schedule.work_seconds,
+        "kind": schedule.kind,
+        "run_at": schedule.run_at.isoformat() if schedule.run_at else None,
+        "every": schedule.every,
+        "unit": schedule.unit or None,
+        "cron": schedule.cron or None,
+        "time_zone": settings.TIME_ZONE,
+        "catch_up": schedule.catch_up,
+        "paused": schedule.paused,
+        "state": schedule.state,
+        "description": schedule.description,
+        "next_run_at": schedule.next_run_at.isoformat() if schedule.next_run_at else None,
+        "created_at": schedule.created_at.isoformat(),
+        "url": schedule.get_absolute_url(),
+    }
+
+
+def run_as_json(run: ScheduleRun) -> dict[str, Any]:
+    return {
+        "due_at": run.due_at.isoformat(),
+        "fired_at": run.fired_at.isoformat(),
+        "manual": run.manual,
+        "outcome": run.outcome,
+        "reason": schedules.reason_text(run) or None,
+        "computation": run.computation_id,
+    }
+
+
+def _no_schedule() -> JsonResponse:
+    return JsonResponse({"error": gettext("No schedule has this id.")}, status=404)

@@ -4,12 +4,14 @@ import uuid
 from collections.abc import Mapping
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from tasks import services
-from tasks.models import Batch, Computation, ComputationQuerySet, Status, translate_error
+from tasks import schedules, services
+from tasks.models import Batch, Computation, ComputationQuerySet, Schedule, Status, parse_cron, translate_error
 from tasks.operations import (
     DECIMAL_PLACES,
     MAX_RANGE_VALUES,
@@ -23,6 +25,7 @@ from tasks.operations import (
 from tasks.services import BULK_CAP, Selection
 
 from .activity import RANGES
+from .throttling import Refused
 
 DEFAULT_OPERATION = "add"
 MAX_WORK_SECONDS = 60
@@ -273,3 +276,75 @@ class ExportFilterForm(ListFilterForm):
         if self.cleaned_data.get("created_to"):
             rows = rows.filter(created_at__lte=self.cleaned_data["created_to"])
         return rows
+
+
+def check_when(form: forms.Form, cleaned: dict) -> None:
+    """A schedule's time, by its kind (the Schedules form's and the admin's): errors added to `form`'s fields."""
+    kind = cleaned.get("kind")
+    if kind == Schedule.Kind.ONCE:
+        run_at = cleaned.get("run_at")
+        if run_at is None and "run_at" not in form.errors:
+            form.add_error("run_at", gettext("Give the time to run it at."))
+        elif run_at is not None and run_at <= timezone.now():
+            form.add_error("run_at", gettext("This time has passed."))
+    elif kind == Schedule.Kind.EVERY and cleaned.get("every") is None and "every" not in form.errors:
+        form.add_error("every", gettext("Give how often to run it."))
+    elif kind == Schedule.Kind.EVERY and not cleaned.get("unit"):
+        form.add_error("unit", forms.Field.default_error_messages["required"])
+    elif kind == Schedule.Kind.CRON:
+        try:
+            parse_cron(cleaned.get("cron") or "")
+        except ValueError as error:
+            form.add_error("cron", str(error))
+
+
+class ScheduleForm(ComputationForm):
+    """An operation with its inputs, and when to run it: once at a time, every N minutes or hours, or by a cron
+    expression in TIME_ZONE."""
+
+    name = forms.CharField(label=_("Name"), max_length=100)
+    kind = forms.ChoiceField(label=_("When"), choices=Schedule.Kind.choices, initial=Schedule.Kind.EVERY)
+    run_at = forms.DateTimeField(
+        label=_("Once at"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text=_("In your time zone."),
+    )  # fmt: skip
+    every = forms.IntegerField(label=_("Every"), min_value=1, max_value=10_000, required=False, initial=5)
+    unit = forms.ChoiceField(label=_("Unit"), choices=Schedule.Unit.choices, initial=Schedule.Unit.MINUTES)
+    cron = forms.CharField(
+        label=_("Cron expression"), max_length=100, required=False,
+        help_text=_("Minute, hour, day of month, month, day of week, e.g. 0 2 * * * for 02:00 every day."),
+    )  # fmt: skip
+    catch_up = forms.BooleanField(
+        label=_("Run a missed run once when the scheduler is back (else skip it)"), required=False, initial=True
+    )
+
+    def __init__(self, data: Mapping[str, str] | None = None, *, operation: str | None = None, actor=None):
+        super().__init__(data, operation=operation)
+        self.actor = actor
+        names = [spec.name for spec in self.spec.inputs] if self.spec else []
+        self.order_fields(["name", "operation", *names, "work_seconds", "kind", "run_at", "every", "unit", "cron"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        check_when(self, cleaned)
+        return cleaned
+
+    def submit(self, owner: AbstractBaseUser | None) -> Schedule:
+        """The valid form's schedule (tasks.schedules.create); Refused (422) past SCHEDULE_MAX."""
+        data, kind = self.cleaned_data, self.cleaned_data["kind"]
+        try:
+            return schedules.create(
+                name=data["name"], operation=self.spec, inputs=self.inputs, work_seconds=self.work, kind=kind,
+                run_at=data["run_at"] if kind == Schedule.Kind.ONCE else None,
+                every=data["every"] if kind == Schedule.Kind.EVERY else None,
+                unit=data["unit"] if kind == Schedule.Kind.EVERY else "",
+                cron=" ".join(data["cron"].split()) if kind == Schedule.Kind.CRON else "",
+                catch_up=data["catch_up"], owner=owner, actor=self.actor,
+            )  # fmt: skip
+        except schedules.TooManySchedules as error:
+            message = ngettext(
+                "There is already %(count)d schedule, the most allowed: delete one first.",
+                "There are already %(count)d schedules, the most allowed: delete one first.",
+                settings.SCHEDULE_MAX,
+            ) % {"count": settings.SCHEDULE_MAX}
+            raise Refused(message, status=422) from error

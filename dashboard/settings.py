@@ -214,6 +214,10 @@ COMPUTATION_DATABASE_RETRY_SECONDS = env.int("COMPUTATION_DATABASE_RETRY_SECONDS
 # Ended computations older than this are deleted (tasks/retention.py); their counts and run times stay in the
 # rollups for two years. 0 keeps every computation.
 COMPUTATION_RETENTION_DAYS = env.int("COMPUTATION_RETENTION_DAYS", default=30)
+# Schedules (tasks/schedules.py): at most this many per person (in all, with accounts off); a run due longer ago than
+# this was missed, and runs once or is skipped as its schedule says.
+SCHEDULE_MAX = env.int("SCHEDULE_MAX", default=100)
+SCHEDULE_MISSED_AFTER_SECONDS = env.int("SCHEDULE_MISSED_AFTER_SECONDS", default=120)
 # Submissions are refused (503) while this many wait; those accepted are never dropped.
 COMPUTATION_MAX_QUEUED = env.int("COMPUTATION_MAX_QUEUED", default=10_000)
 # Per client address, as "count/period" (s, m, h); beyond it a submission gets 429 with Retry-After.
@@ -271,4 +275,6 @@ CELERY_BEAT_SCHEDULE = {
     "roll-up": {"task": "tasks.roll_up", "schedule": 60, "options": {"expires": 60}},
     # Retention (tasks/retention.py): minutes of deletes, so on the heavy queue, never ahead of instant work.
     "prune": {"task": "tasks.prune", "schedule": 600, "options": {"expires": 600, "queue": COMPUTATION_HEAVY_QUEUE}},
+    # People's schedules (tasks/schedules.py), fired from MySQL: a due time is at most this late.
+    "fire-schedules": {"task": "tasks.fire_schedules", "schedule": 5, "options": {"expires": 5}},
 }

@@ -12,15 +12,15 @@ from .notifications import watch
 
 def submit[T](
     request: HttpRequest, form: throttling.SubmissionForm[T], *, accepted: Callable[[T], HttpResponse],
-    refused: Callable[[int], HttpResponse],
+    refused: Callable[[int], HttpResponse], watched: bool = True,
 ) -> HttpResponse:  # fmt: skip
     """Counts, validates and submits the form (throttling.submission). `accepted` answers with what it created,
-    which this browser then watches for its toast; `refused` with the form again in the refusal's status, its
-    reason above the fields. A refusal recorded nothing."""
+    which this browser then watches for its toast (a computation, a batch: `watched`); `refused` with the form
+    again in the refusal's status, its reason above the fields. A refusal recorded nothing."""
     try:
         created = throttling.submission(request, form, owner=owner_of_new(request))
     except throttling.Refused as refusal:
         if refusal.message:
             form.add_error(None, refusal.message)
         return refusal.advise(refused(refusal.status))
-    return watch(request, accepted(created), created)
+    return watch(request, accepted(created), created) if watched else accepted(created)

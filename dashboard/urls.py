@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import access, api, batches, exports, metrics, notifications, storage, theme, views, workers
+from . import access, api, batches, exports, metrics, notifications, schedules, storage, theme, views, workers
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -28,6 +28,12 @@ urlpatterns = [
     path("api/computations/<int:pk>/retry", api.retry_json, name="api-computation-retry"),
     path("workers/", workers.workers_page, name="workers"),
     path("storage/", storage.storage_page, name="storage"),
+    path("schedules/", schedules.schedules_page, name="schedules"),
+    path("schedules/<int:pk>/", schedules.schedule_detail, name="schedule-detail"),
+    path("schedules/<int:pk>/<str:action>/", schedules.schedule_action, name="schedule-action"),
+    path("api/schedules", api.schedules_json, name="api-schedules"),
+    path("api/schedules/<int:pk>", api.schedule_json, name="api-schedule"),
+    path("api/schedules/<int:pk>/<str:action>", api.schedule_action_json, name="api-schedule-action"),
     path("workers/queues/<str:name>/purge/", workers.purge_queue, name="queue-purge"),
     path("workers/queues/<str:name>/<str:action>/", workers.queue_action, name="queue-action"),
     path("workers/<str:name>/<str:action>/", workers.worker_action, name="worker-action"),

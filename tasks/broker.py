@@ -12,6 +12,7 @@ SEND_TASKS = "tasks.send_tasks"
 SWEEP = "tasks.sweep"
 ROLL_UP = "tasks.roll_up"
 PRUNE = "tasks.prune"
+FIRE_SCHEDULES = "tasks.fire_schedules"
 
 
 def producer() -> AbstractContextManager[Producer]:

@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import broker, metrics, operations, queues, retention, rollups, sending, store
+from . import broker, metrics, operations, queues, retention, rollups, schedules, sending, store
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, ProgressCallback, TimeLimitExceeded, gettext_noop
 
@@ -252,6 +252,13 @@ def prune() -> None:
     finally:
         with contextlib.suppress(RedisError):
             store.durable().delete(PRUNE_LOCK)
+
+
+@shared_task(name=broker.FIRE_SCHEDULES, ignore_result=True, time_limit=60)
+def fire_schedules() -> None:
+    """Celery beat runs this every few seconds: the schedules whose time has come submit their computations, each due
+    time once however many of these run at once (tasks.schedules)."""
+    schedules.fire_due()
 
 
 def seconds_since_last_sweep() -> float | None:

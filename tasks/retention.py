@@ -5,7 +5,8 @@ Beat sends `prune` every ten minutes (CELERY_BEAT_SCHEDULE). A run deletes BATCH
 by the index on (finished_at, status), and pauses between statements as long as the last one took, so it never
 holds a long lock and leaves the database at least half of its time for the submissions and the workers. It
 stops after PRUNE_SECONDS and the next run goes on. Queued and running rows are never deleted; a batch is deleted
-once all of its computations are. Nothing is deleted that the rollups have not counted yet.
+once all of its computations are. Nothing is deleted that the rollups have not counted yet. Schedules' runs go
+by the same retention.
 """
 
 import contextlib
@@ -21,7 +22,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from . import store
-from .models import ENDED, Batch, Computation, InputValue, RollupMark
+from .models import ENDED, Batch, Computation, InputValue, RollupMark, ScheduleRun
 from .rollups import MINUTE, RECOUNT_MINUTES
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def prune(now: datetime.datetime | None = None, *, seconds: float = PRUNE_SECOND
                 break
             time.sleep(max(MIN_PAUSE_SECONDS, time.monotonic() - statement))
         batches = _delete_emptied_batches(before)
+        _delete_schedule_runs(before)
     pruned = Pruned(
         at=at, before=before.isoformat() if before else None, computations=deleted, batches=batches,
         seconds=round(time.monotonic() - started, 3), done=done,
@@ -110,6 +112,12 @@ def _delete(pks: list[int], before: datetime.datetime) -> int:
         # One statement (Django's delete() would read the rows first, for the relations it knows to cascade:
         # InputValue, done above, and the audit links, which stay).
         return Computation.objects.filter(pk__in=locked)._raw_delete(Computation.objects.db)
+
+
+def _delete_schedule_runs(before: datetime.datetime) -> None:
+    """A schedule's runs go with the same retention as computations (they keep the id of one that was pruned)."""
+    while pks := list(ScheduleRun.objects.filter(fired_at__lt=before).values_list("pk", flat=True)[:BATCH]):
+        ScheduleRun.objects.filter(pk__in=pks).delete()
 
 
 def _delete_emptied_batches(before: datetime.datetime) -> int:

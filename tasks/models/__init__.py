@@ -3,13 +3,14 @@
 Status moves queued → running → succeeded | failed, and queued | running → cancelled; a failed or cancelled one can
 be queued again (retry). The transitions live on the queryset (queryset.py), the rows in computation.py, the
 statuses and their counts in status.py, the audit trail in audit.py, the rollups that outlive the rows in
-rollup.py.
+rollup.py, schedules and their runs in schedule.py.
 """
 
 from .audit import AuditedComputation, AuditEntry
 from .computation import Batch, Computation, OfAnOperation, default_max_attempts, translate_error
 from .queryset import ComputationQuerySet, Page, merged_page
 from .rollup import Rollup, RollupMark
+from .schedule import Schedule, ScheduleRun, parse_cron
 from .search import InputValue, search_sources, search_value
 from .status import COUNT_CAP, ENDED, IN_FLIGHT, RETRYABLE, Status, StatusCounts
 
@@ -28,10 +29,13 @@ __all__ = [
     "Page",
     "Rollup",
     "RollupMark",
+    "Schedule",
+    "ScheduleRun",
     "Status",
     "StatusCounts",
     "default_max_attempts",
     "merged_page",
+    "parse_cron",
     "search_sources",
     "search_value",
     "translate_error",

@@ -32,6 +32,12 @@ class AuditEntry(models.Model):
         GROW = "grow", _("Grow pool")
         SHRINK = "shrink", _("Shrink pool")
         SHUT_DOWN = "shutdown", _("Shut down worker")
+        # On a schedule (tasks.schedules): their selection names it.
+        CREATE_SCHEDULE = "create-schedule", _("Create schedule")
+        PAUSE_SCHEDULE = "pause-schedule", _("Pause schedule")
+        RESUME_SCHEDULE = "resume-schedule", _("Resume schedule")
+        RUN_SCHEDULE = "run-schedule", _("Run schedule now")
+        DELETE_SCHEDULE = "delete-schedule", _("Delete schedule")
 
     class Source(models.TextChoices):
         DASHBOARD = "dashboard", _("Dashboard")
@@ -46,7 +52,8 @@ class AuditEntry(models.Model):
         related_name="+",
     )  # fmt: skip
     address = models.GenericIPAddressField(_("client address"), null=True, blank=True)
-    # {"ids": [...]} for a selection, {"filter": {...}} for "all matching", {"queue": name} or {"worker": name}.
+    # {"ids": [...]} for a selection, {"filter": {...}} for "all matching", {"queue": name}, {"worker": name} or
+    # {"schedule": id, "name": name}.
     selection = models.JSONField(_("selection"))
     requested = models.PositiveIntegerField(_("computations selected"))
     changed = models.PositiveIntegerField(_("computations changed"))

@@ -1,0 +1,103 @@
+"""The Schedules page: a person's schedules (everyone's for staff, or with accounts off), the form for a new one, and
+each schedule's page with its runs, linked to the computations they created. The actions go through
+tasks.schedules, as the admin's and the API's do."""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.translation import gettext
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django_htmx.http import HttpResponseClientRedirect
+
+from tasks import schedules
+from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
+from tasks.services import Actor
+
+from . import live, submitting
+from .access import owner_scope
+from .forms import ScheduleForm
+from .jinja import rendered
+from .redirects import see_other
+
+PAGE, DETAIL, FORM = "dashboard/schedules.html", "dashboard/schedule.html", "dashboard/schedule_form_fields.html"
+RUNS_PER_PAGE = 50
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def schedules_page(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _create(request)
+    form = ScheduleForm(operation=request.GET.get("operation"))
+    if live.wants_partial(request):  # the operation picker asks for the form of another operation
+        return render(request, FORM, {"form": form})
+    return _page(request, form)
+
+
+def _create(request: HttpRequest) -> HttpResponse:
+    form = ScheduleForm(request.POST, actor=Actor.from_request(request))
+
+    def accepted(schedule: Schedule) -> HttpResponse:
+        messages.success(request, gettext("Schedule “%(name)s” created.") % {"name": schedule.name})
+        url = schedule.get_absolute_url()
+        return HttpResponseClientRedirect(url) if request.htmx else see_other(url)
+
+    def refused(status: int) -> HttpResponse:
+        if request.htmx:
+            return render(request, FORM, {"form": form}, status=status)
+        return _page(request, form, status=status)
+
+    return submitting.submit(request, form, accepted=accepted, refused=refused, watched=False)
+
+
+def _page(request: HttpRequest, form: ScheduleForm, *, status: int = 200) -> HttpResponse:
+    listed = Schedule.objects.visible_to(owner_scope(request)).select_related("owner")
+    context = {
+        "form_html": rendered(FORM, {"form": form}, request),
+        "schedules": listed[:200],
+        "time_zone": settings.TIME_ZONE,
+    }
+    return render(request, PAGE, context, status=status)
+
+
+@require_safe
+def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    schedule = get_object_or_404(Schedule.objects.visible_to(owner_scope(request)), pk=pk)
+    runs = Paginator(schedule.runs.all(), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    kept = set(
+        Computation.objects.filter(pk__in=[run.computation_id for run in runs if run.computation_id]).values_list(
+            "pk", flat=True
+        )
+    )
+    rows = [(run, run.computation_id in kept, schedules.reason_text(run)) for run in runs]
+    return render(request, DETAIL, {"schedule": schedule, "runs": runs, "rows": rows})
+
+
+ACTIONS: dict[str, Callable[[Schedule, Actor], Any]] = {
+    "pause": schedules.pause,
+    "resume": schedules.resume,
+    "run": schedules.run_now,
+    "delete": schedules.delete,
+}
+
+
+@require_POST
+def schedule_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    if action not in ACTIONS:
+        raise Http404
+    schedule = get_object_or_404(Schedule.objects.visible_to(owner_scope(request)), pk=pk)
+    done = ACTIONS[action](schedule, Actor.from_request(request, AuditEntry.Source.DASHBOARD))
+    if action == "delete":
+        messages.success(request, gettext("Schedule “%(name)s” deleted.") % {"name": schedule.name})
+        return see_other(reverse("schedules"))
+    if isinstance(done, ScheduleRun):
+        if done.outcome == ScheduleRun.Outcome.SUBMITTED:
+            messages.success(request, gettext("Computation #%(id)s submitted.") % {"id": done.computation_id})
+        else:
+            messages.error(request, gettext("Not run: %(reason)s") % {"reason": schedules.reason_text(done)})
+    return see_other(schedule.get_absolute_url())
