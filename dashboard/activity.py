@@ -1,10 +1,11 @@
 """The Activity panel: computations finished over the last hour, day, week or month (RANGES), stacked by final
 status, and the run time percentiles of each operation, drawn as SVG on the server (no chart library, no script).
 
-Both come from the rollups (tasks.rollups), per minute for the hour and per hour beyond, so their cost depends on
-the range, never on the size of the table; only what ended since the last roll-up (a minute or two) is read from
-the table, by an index range scan (computation_finished_status). Percentiles are estimated from the run time
-buckets (tasks.metrics.BUCKETS), interpolated within the bucket they fall in.
+Both come from the rollups (tasks.rollups), per minute for the hour, per hour for the day and the week, per day
+for the month, so their cost depends on the range, never on the size of the table; only what ended since the last
+roll-up (a minute or two) is read from the table, by an index range scan (computation_finished_status).
+Percentiles are estimated from the run time buckets (tasks.metrics.BUCKETS), interpolated within the bucket they
+fall in.
 
 The figures are shared by every render for ACTIVITY_SECONDS through the cache. When they are due, one process
 works them out again while the others keep showing the last ones.
@@ -58,7 +59,7 @@ RANGES = {
         Range("24h", _("24 h"), _("24 hours"), pgettext_lazy("per", "hour"), 24, HOUR, Rollup.Resolution.HOUR, "H:i"),
         Range("7d", _("7 d"), _("7 days"), pgettext_lazy("per", "6 hours"), 28, 6 * HOUR, Rollup.Resolution.HOUR,
               "M j, H:i"),
-        Range("30d", _("30 d"), _("30 days"), pgettext_lazy("per", "day"), 30, DAY, Rollup.Resolution.HOUR, "M j"),
+        Range("30d", _("30 d"), _("30 days"), pgettext_lazy("per", "day"), 30, DAY, Rollup.Resolution.DAY, "M j"),
     )
 }  # fmt: skip
 DEFAULT_RANGE = "1h"

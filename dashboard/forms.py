@@ -303,7 +303,9 @@ class ScheduleForm(ComputationForm):
     expression in TIME_ZONE."""
 
     name = forms.CharField(label=_("Name"), max_length=100)
-    kind = forms.ChoiceField(label=_("When"), choices=Schedule.Kind.choices, initial=Schedule.Kind.EVERY)
+    kind = forms.ChoiceField(
+        label=pgettext_lazy("a schedule", "Runs"), choices=Schedule.Kind.choices, initial=Schedule.Kind.EVERY
+    )
     run_at = forms.DateTimeField(
         label=_("Once at"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text=_("In your time zone."),

@@ -264,6 +264,16 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
+# Beat runs celery-redbeat's scheduler (tasks/scheduler.py): its schedule and a lock live in the broker's Redis, so
+# any number of beats may run and one sends while the others wait on the lock. The active one extends the lock at
+# every tick (at most every BEAT_MAX_LOOP_INTERVAL seconds); killed, its lock expires after REDBEAT_LOCK_TIMEOUT and
+# a waiting beat, which tries every BEAT_MAX_LOOP_INTERVAL seconds, takes over: within 35 s.
+CELERY_REDBEAT_REDIS_URL = REDIS_URL
+CELERY_REDBEAT_KEY_PREFIX = "dashboard:beat:"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
+CELERY_REDBEAT_LOCK_TIMEOUT = 30
+# A short outage of Redis is waited out (as the workers do) rather than ending beat.
+CELERY_REDBEAT_REDIS_OPTIONS = {"retry_period": 20, "socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_BEAT_SCHEDULE = {
     "sweep": {
         "task": "tasks.sweep",

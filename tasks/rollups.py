@@ -4,11 +4,12 @@ Beat sends `roll_up` every minute. Each run counts again, from the index (finish
 RECOUNT_MINUTES before where the last run stopped to the last whole minute, and replaces them: a worker
 that waited out a database outage writes a finished_at up to COMPUTATION_DATABASE_RETRY_SECONDS in the past, and
 the recount takes it in. The hours those minutes fall in are then made again from their minutes (the current hour
-too, so hours always reach the last whole minute).
+too, so hours always reach the last whole minute), and the days (UTC) those hours fall in from their hours: a
+month of the Activity panel reads 30 rows per operation and status, not 720.
 
 On the first run over an existing table, the history older than MINUTES_KEPT goes straight into hours,
 BACKFILL_DAYS at a time per run, oldest first; how far it went is kept in one row (RollupMark), never recounted,
-since the computations it counted may be pruned by then. Minutes are kept MINUTES_KEPT, hours HOURS_KEPT.
+since the computations it counted may be pruned by then. Minutes are kept MINUTES_KEPT, hours and days HOURS_KEPT.
 """
 
 import datetime
@@ -41,16 +42,20 @@ def roll_up(now: datetime.datetime | None = None) -> int:
     # Minutes are kept from a whole hour on, so that every hour is made of all its minutes or none.
     kept_from = _next_hour(end - MINUTES_KEPT)
     mark = RollupMark.objects.first() or _first_mark(kept_from)
+    days_from = None
     if mark.backfilled_to < mark.minutes_from:
         stop = min(mark.backfilled_to + datetime.timedelta(days=BACKFILL_DAYS), mark.minutes_from)
         _replace(Resolution.HOUR, mark.backfilled_to, stop, TruncHour)
         RollupMark.objects.filter(pk=mark.pk).update(backfilled_to=stop)
+        days_from = mark.backfilled_to
     start = max(mark.rolled_to - RECOUNT_MINUTES * MINUTE, kept_from, mark.minutes_from)
     counted = _replace(Resolution.MINUTE, start, end, TruncMinute)
-    _hours_from_minutes(max(start.replace(minute=0), kept_from, mark.minutes_from), end)
+    hours_from = max(_hour(start), kept_from, mark.minutes_from)
+    _sum_up(Resolution.MINUTE, Resolution.HOUR, hours_from, end)
+    _sum_up(Resolution.HOUR, Resolution.DAY, min(days_from or hours_from, hours_from), end)
     RollupMark.objects.filter(pk=mark.pk).update(rolled_to=end)
     Rollup.objects.filter(resolution=Resolution.MINUTE, period__lt=end - MINUTES_KEPT).delete()
-    Rollup.objects.filter(resolution=Resolution.HOUR, period__lt=end - HOURS_KEPT).delete()
+    Rollup.objects.filter(resolution__in=[Resolution.HOUR, Resolution.DAY], period__lt=end - HOURS_KEPT).delete()
     return counted
 
 
@@ -110,27 +115,36 @@ def _rollup(resolution: str, row: dict) -> Rollup:
     )
 
 
-def _hours_from_minutes(start: datetime.datetime, end: datetime.datetime) -> None:
-    """The hours from `start` to the one `end` falls in, as the sums of their minutes."""
-    minutes = Rollup.objects.filter(resolution=Resolution.MINUTE, period__gte=start, period__lt=end)
+def _sum_up(source: str, target: str, start: datetime.datetime, end: datetime.datetime) -> None:
+    """The periods of `target` (hours, days) from the one `start` falls in to the one `end` falls in, made again as
+    the sums of their `source` rollups (minutes, hours)."""
+    floor = _hour if target == Resolution.HOUR else _day
+    start = floor(start)
+    parts = Rollup.objects.filter(resolution=source, period__gte=start, period__lt=end)
     sums: dict[tuple, Rollup] = {}
-    for minute in minutes:
-        hour = minute.period.replace(minute=0)
-        key = (hour, minute.operation, minute.status, minute.owner_key)
+    for part in parts:
+        key = (floor(part.period), part.operation, part.status, part.owner_key)
         if key not in sums:
             sums[key] = Rollup(
-                resolution=Resolution.HOUR, period=hour, operation=minute.operation, status=minute.status,
-                owner_key=minute.owner_key, count=0, runs=0, run_seconds=0.0,
-                run_buckets=[0] * (len(BUCKETS) + 1),
+                resolution=target, period=key[0], operation=part.operation, status=part.status,
+                owner_key=part.owner_key, count=0, runs=0, run_seconds=0.0, run_buckets=[0] * (len(BUCKETS) + 1),
             )  # fmt: skip
         total = sums[key]
-        total.count += minute.count
-        total.runs += minute.runs
-        total.run_seconds += minute.run_seconds
-        total.run_buckets = [a + b for a, b in zip(total.run_buckets, minute.run_buckets, strict=True)]
+        total.count += part.count
+        total.runs += part.runs
+        total.run_seconds += part.run_seconds
+        total.run_buckets = [a + b for a, b in zip(total.run_buckets, part.run_buckets, strict=True)]
     with transaction.atomic():
-        Rollup.objects.filter(resolution=Resolution.HOUR, period__gte=start, period__lt=end).delete()
+        Rollup.objects.filter(resolution=target, period__gte=start, period__lt=end).delete()
         Rollup.objects.bulk_create(sums.values(), batch_size=1000)
+
+
+def _hour(moment: datetime.datetime) -> datetime.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _day(moment: datetime.datetime) -> datetime.datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def percentile(buckets: Iterable[int], percent: float) -> float | None:

@@ -1,6 +1,6 @@
-"""Rollups: how many computations ended, by operation, final status and owner, and how long they ran, per minute
-and per hour. They are kept after the computations themselves are pruned (tasks.rollups says for how long), so
-the history outlives the rows, and the Activity panel reads them instead of scanning the table."""
+"""Rollups: how many computations ended, by operation, final status and owner, and how long they ran, per minute,
+per hour and per day (UTC). They are kept after the computations themselves are pruned (tasks.rollups says for how
+long), so the history outlives the rows, and the Activity panel reads them instead of scanning the table."""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +10,7 @@ class Rollup(models.Model):
     class Resolution(models.TextChoices):
         MINUTE = "minute", _("minute")
         HOUR = "hour", _("hour")
+        DAY = "day", _("day")
 
     resolution = models.CharField(_("resolution"), max_length=8, choices=Resolution)
     period = models.DateTimeField(_("period"))  # its start, in UTC

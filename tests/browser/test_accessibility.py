@@ -41,6 +41,8 @@ def pages(browser, base_url: str) -> dict[str, str]:
         "detail": f"/computations/{computation}/",
         "batch": batch,
         "batch form": "/batches/new/",
+        "schedules": "/schedules/",
+        "storage": "/storage/",
         "login": "/accounts/login/",
         "error (404)": "/computations/999999999/",
     }

@@ -45,7 +45,7 @@ def test_every_service_is_healthy_and_haproxy_found_the_three_replicas(deploymen
     migrations = [c for c in containers if c["Service"] == "migrate"]
     assert len(migrations) == 1 and migrations[0]["State"] == "exited" and migrations[0]["ExitCode"] == 0
     running = Counter(c["Service"] for c in containers if c["State"] == "running")
-    assert running == Counter(mysql=1, redis=1, cache=1, web=3, worker=2, beat=1, flower=1, haproxy=1) + Counter(
+    assert running == Counter(mysql=1, redis=1, cache=1, web=3, worker=2, beat=2, flower=1, haproxy=1) + Counter(
         {"worker-instant": 1}
     )
     unhealthy = [c["Name"] for c in containers if c["State"] == "running" and c["Health"] != "healthy"]

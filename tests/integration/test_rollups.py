@@ -59,6 +59,10 @@ def test_the_rollups_equal_the_counts_they_replace(django_user_model):
     for (minute, operation, status), count in expected.items():
         hours[minute.replace(minute=0), operation, status] += count
     assert minute_counts(Rollup.Resolution.HOUR) == hours
+    days = Counter()
+    for (minute, operation, status), count in expected.items():
+        days[minute.replace(hour=0, minute=0), operation, status] += count
+    assert minute_counts(Rollup.Resolution.DAY) == days
     # Per owner, and run times by bucket: as many runs as computations that started.
     assert Rollup.objects.filter(resolution="minute", owner_key=person.pk).aggregate(n=Sum("count"))["n"] == sum(
         1 for c in made if c.owner_id == person.pk
@@ -97,6 +101,10 @@ def test_history_older_than_the_minutes_kept_goes_into_hours_a_month_per_run_old
     assert hours[older.finished_at.replace(minute=0, second=0, microsecond=0), "add", "succeeded"] == 1
     assert hours[recent.finished_at.replace(minute=0, second=0, microsecond=0), "add", "succeeded"] == 1
     assert sum(hours.values()) == 3
+    days = minute_counts(Rollup.Resolution.DAY)
+    for each in (oldest, older, recent):
+        assert days[each.finished_at.replace(hour=0, minute=0, second=0, microsecond=0), "add", "succeeded"] == 1
+    assert sum(days.values()) == 3
     assert not Rollup.objects.filter(resolution="minute", period__lt=NOW - rollups.MINUTES_KEPT).exists()
 
 

@@ -119,7 +119,6 @@ def measure(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     bench.whole_pages(hello)
     print("  export", flush=True)
     bench.export()
-    bench.activity_plan()
     print("  6. memory", flush=True)
     bench.memory(flower_tasks=int(os.environ.get("BENCH_FLOWER_TASKS", "100000")))
     print("  7. an idle dashboard", flush=True)

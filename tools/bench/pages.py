@@ -1,4 +1,4 @@
-"""The pages the web serves: the idle poll, the list at scale, the export, the Activity query, an idle dashboard."""
+"""The pages the web serves: the idle poll, the list at scale, the export, an idle dashboard."""
 
 from __future__ import annotations
 
@@ -214,23 +214,6 @@ request = function() return wrk.format(nil, paths[math.random(1, #paths)]) end
                 measured[(name, "served", size)] = {**served, "queries": queries}
                 measured[(name, "rendered", size)] = {**rendered, "queries": queries}
         return measured
-
-    def activity_plan(self) -> None:
-        """EXPLAIN of the Activity panel's query at a million rows: a range over the last hour, not a scan."""
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "EXPLAIN SELECT status, COUNT(*) FROM tasks_computation WHERE finished_at >= UTC_TIMESTAMP()"
-                " - INTERVAL 1 HOUR AND status IN ('succeeded', 'failed', 'cancelled') GROUP BY status"
-            )
-            columns = [column[0] for column in cursor.description]
-            plan = dict(zip(columns, cursor.fetchone(), strict=True))
-        self.rows.append(Row(
-            "Activity query at 1M rows: index range, rows examined (estimate)", float(plan["rows"] or 0), None,
-            "rows", "no full scan", plan["type"] == "range" and plan["key"] == "computation_finished_status",
-            f"type={plan['type']} key={plan['key']}",
-        ))  # fmt: skip
 
     def export(self) -> None:
         """The whole table as CSV through HAProxy: rows per second, and the web workers' memory before and after."""

@@ -28,15 +28,13 @@ class RetentionMeasurements(Measurements):
         from tasks.models import Rollup, RollupMark
 
         with connection.cursor() as cursor:
-            # The table's rows spread evenly over the last 30 days, as a month of work leaves them.
-            cursor.execute("SELECT MAX(id) FROM tasks_computation")
-            (highest,) = cursor.fetchone()
-            # (MySQL assigns from left to right: started_at is computed from the new finished_at.)
+            # The table's rows spread evenly over the last 30 days, as a month of work leaves them (at random: the
+            # ids have gaps where the table grew). MySQL assigns from left to right: started_at is computed from
+            # the new finished_at.
             cursor.execute(
-                "UPDATE tasks_computation SET finished_at = UTC_TIMESTAMP(6) - INTERVAL ((%s - id) * 2592000 DIV %s)"
+                "UPDATE tasks_computation SET finished_at = UTC_TIMESTAMP(6) - INTERVAL FLOOR(RAND() * 2592000)"
                 " SECOND, started_at = finished_at - INTERVAL (20000 * (1 + id MOD 50)) MICROSECOND,"
-                " created_at = started_at WHERE finished_at IS NOT NULL",
-                [highest, highest],
+                " created_at = started_at WHERE finished_at IS NOT NULL"
             )
             cursor.execute("ANALYZE TABLE tasks_computation")
         with holding(jobs.ROLL_UP_LOCK):
@@ -48,8 +46,8 @@ class RetentionMeasurements(Measurements):
             rollups.roll_up()
             rolled = time.monotonic() - started
         self.rows.append(Row(
-            "first roll-up of a month at 1M rows (a week of minutes, the rest in hours)", rolled, None, "s", "—",
-            None,
+            "first roll-up of a month at 1M rows (a week of minutes, the rest in hours, all in days)", rolled, None,
+            "s", "—", None,
         ))  # fmt: skip
         with holding(jobs.ROLL_UP_LOCK):
             started = time.monotonic()
@@ -86,7 +84,8 @@ class RetentionMeasurements(Measurements):
         p99_before, p99_during = percentile_of(before.latencies, 99), percentile_of(during.latencies, 99)
         self.rows.append(Row(
             f"prune of {pruned.computations:,} ended rows: rows per second", pruned.rows_per_second or 0, None,
-            "rows/s", "—", None, f"{pruned.seconds:.0f} s, {pruned.batches} batches",
+            "rows/s", "—", None,
+            f"{pruned.seconds:.0f} s, {retention.BATCH:,} rows a statement; {pruned.batches} emptied batches deleted",
         ))  # fmt: skip
         self.rows.append(Row(
             f"submission p99 during the prune ({SUBMISSIONS_PER_SECOND}/s; vs before it)", p99_during, p99_before,
