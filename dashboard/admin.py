@@ -215,9 +215,9 @@ class ScheduleAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         created = schedules.create(
             name=data["name"], operation=REGISTRY[data["operation"]], inputs=data["parsed_inputs"],
-            work_seconds=data["work_seconds"], kind=data["kind"], run_at=data.get("run_at"), every=data.get("every"),
-            unit=data.get("unit") or "", cron=" ".join((data.get("cron") or "").split()), catch_up=data["catch_up"],
-            owner=request.user, actor=services.Actor.from_request(request, AuditEntry.Source.ADMIN),
+            work_seconds=data["work_seconds"], kind=data["kind"], run_at=data["run_at"], every=data["every"],
+            unit=data["unit"], cron=data["cron"], catch_up=data["catch_up"], owner=request.user,
+            actor=services.Actor.from_request(request, AuditEntry.Source.ADMIN),
         )  # fmt: skip
         obj.pk = created.pk
 

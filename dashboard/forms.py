@@ -320,7 +320,10 @@ class ScheduleForm(ComputationForm):
         label=_("Run a missed run once when the scheduler is back (else skip it)"), required=False, initial=True
     )
 
-    def __init__(self, data: Mapping[str, str] | None = None, *, operation: str | None = None, actor=None):
+    def __init__(
+        self, data: Mapping[str, str] | None = None, *, operation: str | None = None,
+        actor: services.Actor | None = None,
+    ):  # fmt: skip
         super().__init__(data, operation=operation)
         self.actor = actor
         names = [spec.name for spec in self.spec.inputs] if self.spec else []
@@ -333,14 +336,11 @@ class ScheduleForm(ComputationForm):
 
     def submit(self, owner: AbstractBaseUser | None) -> Schedule:
         """The valid form's schedule (tasks.schedules.create); Refused (422) past SCHEDULE_MAX."""
-        data, kind = self.cleaned_data, self.cleaned_data["kind"]
+        data = self.cleaned_data
         try:
             return schedules.create(
-                name=data["name"], operation=self.spec, inputs=self.inputs, work_seconds=self.work, kind=kind,
-                run_at=data["run_at"] if kind == Schedule.Kind.ONCE else None,
-                every=data["every"] if kind == Schedule.Kind.EVERY else None,
-                unit=data["unit"] if kind == Schedule.Kind.EVERY else "",
-                cron=" ".join(data["cron"].split()) if kind == Schedule.Kind.CRON else "",
+                name=data["name"], operation=self.spec, inputs=self.inputs, work_seconds=self.work, kind=data["kind"],
+                run_at=data["run_at"], every=data["every"], unit=data["unit"], cron=data["cron"],
                 catch_up=data["catch_up"], owner=owner, actor=self.actor,
             )  # fmt: skip
         except schedules.TooManySchedules as error:

@@ -36,14 +36,16 @@ def create(
     *, name: str, operation: Operation, inputs: Inputs, work_seconds: int, kind: str, run_at: datetime.datetime | None,
     every: int | None, unit: str, cron: str, catch_up: bool, owner: AbstractBaseUser | None, actor: services.Actor,
 ) -> Schedule:  # fmt: skip
-    """A validated schedule (the forms check it), with its first due time."""
+    """A validated schedule (the forms check it), with its first due time. Only the fields of its kind are kept."""
     # Two creations at once may both pass: the cap bounds the table, one more does not matter to it.
     if Schedule.objects.filter(owner=owner).count() >= settings.SCHEDULE_MAX:
         raise TooManySchedules
     with transaction.atomic():
         schedule = Schedule(
             name=name, operation=operation.name, inputs=operation.serialize_inputs(inputs), work_seconds=work_seconds,
-            kind=kind, run_at=run_at, every=every, unit=unit, cron=cron, catch_up=catch_up, owner=owner,
+            kind=kind, run_at=run_at if kind == Schedule.Kind.ONCE else None,
+            every=every if kind == Schedule.Kind.EVERY else None, unit=unit if kind == Schedule.Kind.EVERY else "",
+            cron=" ".join(cron.split()) if kind == Schedule.Kind.CRON else "", catch_up=catch_up, owner=owner,
         )  # fmt: skip
         schedule.next_run_at = schedule.next_after(timezone.now())
         schedule.save()

@@ -210,6 +210,7 @@ def test_the_api_lists_creates_and_acts_on_schedules(client):
     body = answer.json()
     assert (body["kind"], body["every"], body["unit"], body["state"]) == ("every", 2, "hours", "active")
     assert body["description"] == "every 2 hours" and body["next_run_at"]
+    assert body["cron"] is None and body["run_at"] is None, "only the fields of its kind are kept"
     refused = client.post(reverse("api-schedules"), {**FORM, "cron": "nope"})
     assert refused.status_code == 422 and "cron" in refused.json()["errors"]
     assert [each["id"] for each in client.get(reverse("api-schedules")).json()["schedules"]] == [body["id"]]
