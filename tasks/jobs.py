@@ -6,7 +6,7 @@ tasks.models make a second delivery harmless, so no computation is lost and none
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -212,18 +212,30 @@ def send_tasks(pks: list[int]) -> None:
     sending.enqueue_many(list(Computation.objects.filter(pk__in=pks, status=Status.QUEUED).order_by("pk")))
 
 
+@contextlib.contextmanager
+def alone(lock: str, seconds: int) -> Iterator[bool]:
+    """Whether this run of a housekeeping job may go on: it holds `lock` in Redis (for at most `seconds`, released
+    when it ends), or Redis cannot say, and the jobs take an overlap in their stride (the sweep sends a task twice,
+    which runs once; a prune or a roll-up waits on the other's rows or fails and is done again by the next)."""
+    try:
+        held = bool(store.durable().set(lock, 1, nx=True, ex=seconds))
+    except RedisError:
+        held = True
+    try:
+        yield held
+    finally:
+        if held:
+            with contextlib.suppress(RedisError):
+                store.durable().delete(lock)
+
+
 @shared_task(name=broker.SWEEP, ignore_result=True, time_limit=120)
 def sweep() -> None:
     """Celery beat runs this every COMPUTATION_SWEEP_SECONDS: no row stays queued or running for good."""
-    # Without Redis two sweeps may overlap, which is harmless: a task sent twice runs once.
-    with contextlib.suppress(RedisError):
-        if not store.durable().set(SWEEP_LOCK, 1, nx=True, ex=120):
+    with alone(SWEEP_LOCK, 120) as first:
+        if not first:
             return  # another sweep is still at it
-    try:
         sending.sweep(empty_queues=[name for name, depth in queues.depths().items() if depth == 0])
-    finally:
-        with contextlib.suppress(RedisError):
-            store.durable().delete(SWEEP_LOCK)
     with contextlib.suppress(RedisError):
         store.durable().set(SWEEP_LAST, time.time())
 
@@ -231,27 +243,17 @@ def sweep() -> None:
 @shared_task(name=broker.ROLL_UP, ignore_result=True, time_limit=300)
 def roll_up() -> None:
     """Celery beat runs this every minute: the rollups reach the last whole minute (tasks.rollups)."""
-    with contextlib.suppress(RedisError):
-        if not store.durable().set(ROLL_UP_LOCK, 1, nx=True, ex=300):
-            return  # the last one is still at it
-    try:
-        rollups.roll_up()
-    finally:
-        with contextlib.suppress(RedisError):
-            store.durable().delete(ROLL_UP_LOCK)
+    with alone(ROLL_UP_LOCK, 300) as first:
+        if first:
+            rollups.roll_up()
 
 
 @shared_task(name=broker.PRUNE, ignore_result=True, soft_time_limit=retention.PRUNE_SECONDS + 30)
 def prune() -> None:
     """Celery beat runs this every ten minutes: ended computations past retention go."""
-    with contextlib.suppress(RedisError):
-        if not store.durable().set(PRUNE_LOCK, 1, nx=True, ex=retention.PRUNE_SECONDS + 60):
-            return  # the last one is still at it
-    try:
-        retention.prune()
-    finally:
-        with contextlib.suppress(RedisError):
-            store.durable().delete(PRUNE_LOCK)
+    with alone(PRUNE_LOCK, retention.PRUNE_SECONDS + 60) as first:
+        if first:
+            retention.prune()
 
 
 @shared_task(name=broker.FIRE_SCHEDULES, ignore_result=True, time_limit=60)
