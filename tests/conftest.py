@@ -10,29 +10,33 @@ import redis
 from django.conf import settings
 from django.core.management import call_command
 
+from tests.environment import redis_database
 from tests.helpers import database_url
-from tools.stack import START, Ports, Stack
-
-START_MYSQL = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
-START_REDIS = (
-    'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no '
-    "--dir /var/lib/redis --logfile /var/log/redis/ci.log"
-)
+from tools.ports import Ports
+from tools.stack import START, Stack
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The tests need the real MySQL and Redis: a missing one stops the run with how to start it. Pages are
-    rendered with the production static files storage, whose manifest collectstatic writes."""
+    """The tests need the real MySQL and Redis (tests/environment.py found or started them): one that refuses
+    stops the run with what to do. Pages are rendered with the production static files storage, whose manifest
+    collectstatic writes."""
+    database = settings.DATABASES["default"]
     try:
-        with _mysql(settings.DATABASES["default"]) as cursor:
+        with _mysql(database) as cursor:
             cursor.execute("SELECT 1")
     except MySQLdb.OperationalError as error:
-        pytest.exit(f"MySQL is not reachable ({error}). Start it, e.g.: {START_MYSQL}", returncode=3)
+        pytest.exit(
+            f"MySQL at {database['HOST']}:{database['PORT'] or 3306} refused the tests ({error}).\n"
+            "Set DATABASE_URL to a user that may create databases (test_*), or leave 127.0.0.1:3306 free: the "
+            "run then starts a MariaDB of its own.",
+            returncode=3,
+        )
     try:
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
     except redis.RedisError as error:
         pytest.exit(
-            f"Redis is not reachable at {settings.REDIS_URL} ({error}). Start it, e.g.: {START_REDIS}",
+            f"Redis on 127.0.0.1:6379 refused the tests ({error}).\n"
+            "Let it take connections without a password, or leave 6379 free: the run then starts a Redis of its own.",
             returncode=3,
         )
     call_command("collectstatic", interactive=False, verbosity=0)
@@ -50,8 +54,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "HTTPS": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "DATABASE_URL": database_url(database, name),
-        "REDIS_URL": "redis://127.0.0.1:6379/12",
-        "CACHE_URL": "redis://127.0.0.1:6379/13",
+        "REDIS_URL": redis_database(settings.REDIS_URL, 12),
+        "CACHE_URL": redis_database(settings.REDIS_URL, 13),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "INFO",
         "ADMIN_USERNAME": "admin",

@@ -2,8 +2,9 @@
 
 HAProxy in front of two uWSGI web replicas, a Celery worker and Flower, and the cache's own Redis, each started by
 its compose/start/ script with the variables Compose gives it, so a test of this stack tests what Compose runs.
-`make run` runs it in the foreground until Ctrl-C (`python -m tools.stack`); tests/stack start it on free
-ports with a database of their own; `make dev` runs Django's development server and a worker instead.
+The database and the broker are the configured ones, the machine's, or a MariaDB and a Redis of the stack's own
+(tools.backends decides). `make run` runs it in the foreground until Ctrl-C (`python -m tools.stack`); tests/stack
+start it on free ports with a database of their own; `make dev` runs Django's development server and a worker.
 """
 
 from __future__ import annotations
@@ -11,28 +12,31 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import ctypes
-import ctypes.util
+import errno
 import os
 import secrets
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from dotenv import dotenv_values
 
+from . import backends
+from .ports import Ports
+from .servers import Server, StackError, die_with_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 START = ROOT / "compose" / "start"
 VENV_BIN = ROOT / ".venv" / "bin"
-GENERATED_ENV = ROOT / "var" / "local.env"
+# The stack's own MariaDB takes about 115 MB when it is created; below this much free space it is not started.
+FREE_SPACE_NEEDED = 300 * 2**20
 
 # Name → start script. Two replicas of the same web script; two workers of the same script, one per queue
 # (WORKER_VARIABLES), as Compose runs them.
@@ -53,36 +57,6 @@ WORKER_VARIABLES = {
 }
 
 type Output = Callable[[str, str], None]
-PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-
-
-@dataclass(frozen=True)
-class Ports:
-    front: int = 8000
-    web: tuple[int, int] = (8001, 8002)
-    flower: int = 5555
-    monitor: int = 8404
-    cache: int = 6380
-
-    @classmethod
-    def free(cls) -> Ports:
-        front, web1, web2, flower, monitor, cache = free_ports(6)
-        return cls(front=front, web=(web1, web2), flower=flower, monitor=monitor, cache=cache)
-
-
-def free_ports(count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: TERM when the launcher dies, even by kill -9, so nothing is left behind.
-    (Only a C call here: the child of a process with threads must not take Python's locks.)"""
-    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def print_line(name: str, line: str) -> None:
@@ -97,6 +71,7 @@ class Stack:
         self.ports = ports or Ports()
         self.output = output
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.servers: dict[str, Server] = {}
         self.environment = {
             **environment,
             "PATH": f"{VENV_BIN}{os.pathsep}{environment.get('PATH', os.defpath)}",
@@ -119,6 +94,13 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports.front}"
 
+    def start_server(self, name: str, server: Server) -> None:
+        """A database or broker of the stack's own: started first (waiting until it answers), stopped last."""
+        self.servers[name] = server
+        server.start()
+        assert server.process is not None
+        self.processes[name] = server.process
+
     def run_once(self, *command: str) -> None:
         """A one-shot step (the migrate script, a management command); raises if it fails."""
         process = subprocess.Popen(
@@ -126,7 +108,9 @@ class Stack:
         )
         self._relay(Path(command[0]).name, process)
         if process.wait() != 0:
-            raise RuntimeError(f"{' '.join(command)} failed with exit status {process.returncode}")
+            raise StackError(
+                f"{Path(command[0]).name} failed with exit status {process.returncode}: its output is above."
+            )
 
     def start(self, *names: str) -> None:
         for name in names or PROCESSES:
@@ -137,7 +121,7 @@ class Stack:
             command = [str(START / PROCESSES[name])]
             self.processes[name] = process = subprocess.Popen(
                 command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
             self._relay(name, process)
 
@@ -146,7 +130,7 @@ class Stack:
         self.processes["web"] = subprocess.Popen(
             [str(VENV_BIN / "python"), "manage.py", "runserver", f"127.0.0.1:{self.ports.front}"],
             cwd=ROOT, env=self.environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            start_new_session=True, preexec_fn=die_with_parent,
         )  # fmt: skip
         self._relay("web", self.processes["web"])
         self.start("cache", "worker", "instant", "beat")
@@ -162,8 +146,16 @@ class Stack:
 
     def stop(self, *names: str, timeout: float = 20) -> None:
         """TERM to each process, as Docker sends it to a container's first one (which stops the rest in its own
-        order), then KILL what is still there after `timeout` seconds; waits for every process to be gone."""
-        names = names or tuple(reversed(self.processes))
+        order), then KILL what is still there after `timeout` seconds; waits for every process to be gone. Without
+        names: every process, and the stack's own servers once the rest are gone (a worker finishing its run
+        still writes to the database)."""
+        if names:
+            self._stop(names, timeout)
+        else:
+            self._stop([name for name in reversed(self.processes) if name not in self.servers], timeout)
+            self._stop(list(reversed(self.servers)), timeout)
+
+    def _stop(self, names: Sequence[str], timeout: float) -> None:
         for name in names:
             with contextlib.suppress(ProcessLookupError):
                 self.processes[name].send_signal(signal.SIGTERM)
@@ -176,6 +168,8 @@ class Stack:
                 self.output(name, f"still running {timeout:.0f} s after TERM: killed")
             self.signal(name, signal.SIGKILL)  # whatever is left of its group
             process.wait()
+            if name in self.servers:
+                self.servers[name].stop()  # its runtime directory
 
     def kill(self, name: str) -> None:
         """Kills a process and all it started at once, as a crash would."""
@@ -191,11 +185,16 @@ class Stack:
         deadline = started + timeout
         while time.monotonic() < deadline:
             if failed := self.exited():
-                raise RuntimeError(f"exited during start-up: {failed}")
+                statuses = ", ".join(f"{name} with status {code}" for name, code in failed.items())
+                raise StackError(f"Exited during start-up: {statuses}. The output above says why.")
             if self.servers_up() >= {"web/web1", "web/web2", "flower/flower"}:
                 return time.monotonic() - started
             time.sleep(0.25)
-        raise TimeoutError(f"the stack was not ready within {timeout} s; servers up: {self.servers_up()}")
+        raise StackError(
+            f"The stack was not ready within {timeout:.0f} s (up: {
+                ', '.join(sorted(self.servers_up())) or 'nothing'
+            }). The output above says why."
+        )
 
     def servers_up(self) -> set[str]:
         """Backend servers that HAProxy's health checks find UP, read from its stats page (CSV)."""
@@ -231,24 +230,31 @@ class Stack:
         self.stop()
 
 
-def local_environment() -> dict[str, str]:
+def local_environment(var: Path) -> dict[str, str]:
     """The variables of `make run`: the real environment, over .env, over secrets generated once per checkout
     (var/local.env), so production mode runs here without a single default password."""
-    if not GENERATED_ENV.exists():
-        GENERATED_ENV.parent.mkdir(exist_ok=True)
-        generated = {
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "ADMIN_USERNAME": "admin",
-            "ADMIN_PASSWORD": secrets.token_urlsafe(12),
-            "FLOWER_USER": "flower",
-            "FLOWER_PASSWORD": secrets.token_urlsafe(12),
-            "STATS_USER": "stats",
-            "STATS_PASSWORD": secrets.token_urlsafe(12),
-        }
-        GENERATED_ENV.write_text("".join(f"{key}={value}\n" for key, value in generated.items()))
-        GENERATED_ENV.chmod(0o600)
+    generated = var / "local.env"
+    values = dotenv_values(generated) if generated.exists() else {}
+    wanted = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(50),
+        "ADMIN_USERNAME": lambda: "admin",
+        "ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+        "FLOWER_USER": lambda: "flower",
+        "FLOWER_PASSWORD": lambda: secrets.token_urlsafe(12),
+        "STATS_USER": lambda: "stats",
+        "STATS_PASSWORD": lambda: secrets.token_urlsafe(12),
+        # The stack's own MariaDB and Redis, when it runs them: loopback is every local user's, so a password.
+        "EMBEDDED_MARIADB_PASSWORD": lambda: secrets.token_urlsafe(18),
+        "EMBEDDED_REDIS_PASSWORD": lambda: secrets.token_urlsafe(18),
+    }
+    if missing := {key: make() for key, make in wanted.items() if key not in values}:
+        # A checkout of before some key existed gets it added; what is there is never changed.
+        var.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(generated, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
+            out.write("".join(f"{key}={value}\n" for key, value in missing.items()))
+        values.update(missing)
     # Plain HTTP on loopback: cookies without the Secure flag, no redirect to https.
-    values = {"HTTPS": "false", **dotenv_values(GENERATED_ENV), **dotenv_values(ROOT / ".env"), **os.environ}
+    values = {"HTTPS": "false", **values, **dotenv_values(ROOT / ".env"), **os.environ}
     return {key: value for key, value in values.items() if value is not None}
 
 
@@ -281,14 +287,49 @@ def serve(stack: Stack, banner: list[str]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dev", action="store_true", help="Django's development server and a worker, DEBUG on")
-    dev = parser.parse_args().dev
-    environment = local_environment()
+    parser.add_argument("--var", type=Path, default=ROOT / "var", help="where the generated secrets and the data "
+                        "of the stack's own MariaDB and Redis are kept (default: var/ of the checkout)")  # fmt: skip
+    arguments = parser.parse_args()
+    # Ctrl-C, or SIGINT from anyone, stops the stack, even when this process was started with SIGINT ignored (as a
+    # shell's background job is).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    started, var = time.monotonic(), arguments.var.absolute()
+    try:
+        stack, used = start(var, dev=arguments.dev)
+    except StackError as error:
+        failure = str(error)
+    except KeyboardInterrupt:
+        failure = "Interrupted during start-up."
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        failure = f"The disk is full ({error}).\nFree some space (`df -h {var}` shows it) and run again."
+    else:
+        return serve(stack, banner(stack, used, time.monotonic() - started, var, dev=arguments.dev))
+    print(failure, file=sys.stderr)
+    return 1
+
+
+def start(var: Path, *, dev: bool) -> tuple[Stack, list[backends.Backend]]:
+    """The stack, ready, with the database and the broker it uses; on a failure, everything it started is stopped
+    again."""
+    environment = local_environment(var)
     if dev:
         environment["DEBUG"] = "true"
-    stack = Stack(environment)
-    stack.run_once(str(VENV_BIN / "python"), "manage.py", "ensure_database")
-    started = time.monotonic()
+    ports = Ports()
+    database, broker = backends.database(environment, var, ports), backends.broker(environment, var, ports)
+    own = {name: backend.server for name, backend in (("database", database), ("broker", broker)) if backend.server}
+    if own and (free := shutil.disk_usage(var).free) < FREE_SPACE_NEEDED:
+        raise StackError(
+            f"Only {free // 2**20} MB are free on the disk of {var}; the stack's own database needs "
+            f"{FREE_SPACE_NEEDED // 2**20} MB.\nFree some space (`df -h {var}` shows it) and run again."
+        )
+    ports.check_free(own)
+    stack = Stack({**environment, "DATABASE_URL": database.url, "REDIS_URL": broker.url}, ports)
     try:
+        for name, server in own.items():
+            stack.start_server(name, server)
+        backends.create_database(database.url)
         stack.run_once(str(START / "migrate"))
         if dev:
             stack.start_dev()
@@ -298,21 +339,31 @@ def main() -> int:
     except BaseException:
         stack.stop()
         raise
+    return stack, [database, broker]
+
+
+def banner(stack: Stack, used: list[backends.Backend], seconds: float, var: Path, *, dev: bool) -> list[str]:
     url, env = stack.url, stack.environment
-    banner = [
+    database, broker = used
+    lines = [
         "",
-        f"Ready in {time.monotonic() - started:.1f} s. Ctrl-C stops everything.",
+        f"Ready in {seconds:.1f} s. Ctrl-C stops everything.",
         f"  Dashboard      {url}/",
     ]
     if not dev:
-        banner += [
+        lines += [
             f"  Admin          {url}/admin/          {env['ADMIN_USERNAME']} / {env['ADMIN_PASSWORD']}",
             f"  Flower         {url}/flower/         {env['FLOWER_USER']} / {env['FLOWER_PASSWORD']}",
             f"  HAProxy stats  {url}/haproxy/stats   {env['STATS_USER']} / {env['STATS_PASSWORD']}",
-            f"  Credentials and the secret key are in {GENERATED_ENV.relative_to(ROOT)} (or your .env).",
-            "",
         ]
-    return serve(stack, banner)
+    lines += [
+        f"  Database       {database.origin}",
+        f"  Broker         {broker.origin}",
+        f"  Credentials and the secret key are in {backends.shown(var / 'local.env')} (or your .env); DATABASE_URL and",
+        "  REDIS_URL in .env point the stack at a MySQL and a Redis of yours.",
+        "",
+    ]
+    return lines
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ import requests
 
 from tests import helpers
 from tests.helpers import WORKER_LINE
-from tools.stack import ROOT, free_ports
+from tools.ports import free_ports
+from tools.stack import ROOT
 
 from . import standins
 from .engine import Engine, NetworkState, leftovers

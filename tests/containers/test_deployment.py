@@ -18,7 +18,7 @@ import requests
 
 from tests.helpers import DashboardClient, readers, wait_for
 from tests.probe import ended, probe
-from tools.stack import free_ports
+from tools.ports import free_ports
 
 from .conftest import COMPOSE, COMPOSE_FILE, ROOT, SCALE, Deployment, deployment_values, env_file, report
 from .engine import BRIDGE

@@ -9,8 +9,10 @@ import pytest
 
 from tests import helpers
 from tests.helpers import WORKER_LINE
-from tests.servers import PrivateMariaDB, PrivateRedis
-from tools.stack import ROOT, START, VENV_BIN, WORKER_VARIABLES, Ports, Stack, free_ports
+from tools.backends import create_database
+from tools.ports import Ports, free_ports
+from tools.servers import MariaDB, Redis
+from tools.stack import ROOT, START, WORKER_VARIABLES, Stack
 
 # `make faults` (FAULTS=full) runs the figures the reliability issue asks for; `make test` a short form.
 FULL = os.environ.get("FAULTS") == "full"
@@ -23,8 +25,8 @@ class Faults:
     """The local stack on private Redis and MariaDB servers, which the tests stop, kill and restart."""
 
     stack: Stack
-    redis: PrivateRedis
-    mariadb: PrivateMariaDB
+    redis: Redis
+    mariadb: MariaDB
     database: str
     worker_lines: list[str] = field(default_factory=list)
 
@@ -69,8 +71,8 @@ class Faults:
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     directory = tmp_path_factory.mktemp("faults")
     redis_port, mariadb_port = free_ports(2)
-    redis_server = PrivateRedis(directory / "redis", redis_port)
-    mariadb = PrivateMariaDB(directory / "mariadb", mariadb_port)
+    redis_server = Redis(directory / "redis", redis_port)
+    mariadb = MariaDB(directory / "mariadb", mariadb_port)
     redis_server.start()
     mariadb.start()
     environment = {
@@ -108,7 +110,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     stack = Stack(environment, Ports.free(), output=output)
     faults = Faults(stack, redis_server, mariadb, "dashboard")
     try:
-        stack.run_once(str(VENV_BIN / "python"), "manage.py", "ensure_database")
+        create_database(mariadb.url("dashboard"))
         stack.run_once(str(START / "migrate"))
         stack.start()
         print(f"\nfault stack ready in {stack.wait_until_ready():.1f} s (log: {directory / 'stack.log'})")

@@ -17,7 +17,8 @@ import redis
 import requests
 
 from tests.helpers import admin_session, wait_for
-from tools.stack import START, Ports, Stack, free_ports
+from tools.ports import Ports, free_ports
+from tools.stack import START, Stack
 
 pytestmark = [
     pytest.mark.stack,

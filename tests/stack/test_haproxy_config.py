@@ -7,7 +7,8 @@ import pytest
 import requests
 
 from tests.helpers import wait_for
-from tools.stack import START, Ports, Stack, free_ports
+from tools.ports import Ports, free_ports
+from tools.stack import START, Stack
 
 
 def check(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:

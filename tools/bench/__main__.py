@@ -16,7 +16,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import IO
 
-from ..stack import ROOT, START, VENV_BIN, Ports, Stack
+from ..backends import create_database
+from ..ports import Ports
+from ..stack import ROOT, START, VENV_BIN, Stack
 from .figures import DATABASE, OUTPUT, REDIS_BROKER, REDIS_RESULTS, Row, print_table, wrk
 from .pages import PageMeasurements
 from .queueing import QueueMeasurements
@@ -81,7 +83,7 @@ def running_stack(env: dict[str, str], ports: Ports, out: IO[str]) -> Iterator[S
     """The stack, migrated and ready, with the baseline worker beside it; stopped, and its database dropped, after."""
     stack = Stack(env, ports, output=lambda name, line: out.write(f"{name:>8} | {line}\n"))
     try:
-        stack.run_once(str(VENV_BIN / "python"), "manage.py", "ensure_database")
+        create_database(env["DATABASE_URL"])
         stack.run_once(str(START / "migrate"))
         stack.start()
         stack.wait_until_ready()
