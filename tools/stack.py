@@ -190,11 +190,8 @@ class Stack:
             if self.servers_up() >= {"web/web1", "web/web2", "flower/flower"}:
                 return time.monotonic() - started
             time.sleep(0.25)
-        raise StackError(
-            f"The stack was not ready within {timeout:.0f} s (up: {
-                ', '.join(sorted(self.servers_up())) or 'nothing'
-            }). The output above says why."
-        )
+        up = ", ".join(sorted(self.servers_up())) or "nothing"
+        raise StackError(f"The stack was not ready within {timeout:.0f} s (up: {up}). The output above says why.")
 
     def servers_up(self) -> set[str]:
         """Backend servers that HAProxy's health checks find UP, read from its stats page (CSV)."""
@@ -235,20 +232,20 @@ def local_environment(var: Path) -> dict[str, str]:
     (var/local.env), so production mode runs here without a single default password."""
     generated = var / "local.env"
     values = dotenv_values(generated) if generated.exists() else {}
-    wanted = {
-        "SECRET_KEY": lambda: secrets.token_urlsafe(50),
-        "ADMIN_USERNAME": lambda: "admin",
-        "ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
-        "FLOWER_USER": lambda: "flower",
-        "FLOWER_PASSWORD": lambda: secrets.token_urlsafe(12),
-        "STATS_USER": lambda: "stats",
-        "STATS_PASSWORD": lambda: secrets.token_urlsafe(12),
+    fresh = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ADMIN_USERNAME": "admin",
+        "ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        "FLOWER_USER": "flower",
+        "FLOWER_PASSWORD": secrets.token_urlsafe(12),
+        "STATS_USER": "stats",
+        "STATS_PASSWORD": secrets.token_urlsafe(12),
         # The stack's own MariaDB and Redis, when it runs them: loopback is every local user's, so a password.
-        "EMBEDDED_MARIADB_PASSWORD": lambda: secrets.token_urlsafe(18),
-        "EMBEDDED_REDIS_PASSWORD": lambda: secrets.token_urlsafe(18),
+        "EMBEDDED_MARIADB_PASSWORD": secrets.token_urlsafe(18),
+        "EMBEDDED_REDIS_PASSWORD": secrets.token_urlsafe(18),
     }
-    if missing := {key: make() for key, make in wanted.items() if key not in values}:
-        # A checkout of before some key existed gets it added; what is there is never changed.
+    if missing := {key: value for key, value in fresh.items() if key not in values}:
+        # A var/ of before some key existed gets it added; what is there is never changed.
         var.mkdir(parents=True, exist_ok=True)
         with os.fdopen(os.open(generated, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
             out.write("".join(f"{key}={value}\n" for key, value in missing.items()))
