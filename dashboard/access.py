@@ -1,11 +1,21 @@
-"""Optional accounts (DASHBOARD_LOGIN_REQUIRED): who may open the dashboard, and whose computations they see.
+"""Who may do what: people, with optional accounts (DASHBOARD_LOGIN_REQUIRED), and operators, always signed in.
 
-Off, the dashboard is open and everyone sees everything (a first look, a trusted network). On, every page, the
-API and the exports need a signed-in person, who sees and acts on their own computations and batches only;
-staff see all. Another person's computation answers 404, exactly as one that does not exist. The admin site
-keeps its own login, and health checks and metrics stay open to the load balancer and Prometheus (HAProxy
-keeps /metrics off the public front).
+People. Off, the dashboard is open: anyone may submit, watch, cancel and retry computations, and sees everything
+(a first look, a trusted network). On, every page, the API and the exports need a signed-in person, who sees and
+acts on their own computations, batches and schedules only. Another person's answers 404, exactly as one that
+does not exist. Health checks and metrics stay open to the load balancer and Prometheus (HAProxy keeps /metrics
+off the public front).
+
+Operators, whatever DASHBOARD_LOGIN_REQUIRED says: staff with a permission that the admin gives (Django's groups
+"Operators" and "Read-only operators" carry them). `tasks.oversee` opens the operator pages (Workers, Storage),
+the queues' and workers' figures in the API, the admin's audit trail, and everyone's computations when accounts
+are on; `tasks.operate` adds the controls (pause, resume and purge a queue; grow, shrink and shut down a worker;
+the admin's actions on anyone's computations and schedules). A visitor who is not signed in is sent to sign in (the
+API answers 401); one signed in without the permission gets 403.
 """
+
+import functools
+from collections.abc import Callable
 
 from django import forms
 from django.conf import settings
@@ -14,7 +24,9 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import LoginView, redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
 from django.urls import path, reverse
@@ -25,11 +37,72 @@ from django_htmx.http import HttpResponseClientRedirect
 from . import throttling
 
 
-def owner_scope(request: HttpRequest) -> AbstractBaseUser | None:
-    """Whose computations this request sees and acts on: None for everyone's (accounts off, or staff)."""
-    if not settings.DASHBOARD_LOGIN_REQUIRED or request.user.is_staff:
+def may_oversee(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """A read-only operator, at least: sees the operator pages and everyone's work, and changes nothing."""
+    return _staff(user) and (user.has_perm("tasks.oversee") or user.has_perm("tasks.operate"))
+
+
+def may_operate(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """An operator: steers the queues and workers, and acts on anyone's computations and schedules."""
+    return _staff(user) and user.has_perm("tasks.operate")
+
+
+def _staff(user: AbstractBaseUser | AnonymousUser) -> bool:
+    return user.is_active and user.is_staff
+
+
+def owner_scope(request: HttpRequest, *, acting: bool = False) -> AbstractBaseUser | None:
+    """Whose computations, batches and schedules this request sees, or acts on: None for everyone's (accounts off;
+    an operator; for seeing, a read-only operator too), else the signed-in person's."""
+    if not settings.DASHBOARD_LOGIN_REQUIRED or (may_operate if acting else may_oversee)(request.user):
         return None
     return request.user
+
+
+def may_act_on(request: HttpRequest, owner_id: int | None) -> bool:
+    """Whether this request may change something it sees, owned by the user `owner_id` (a read-only operator sees
+    everyone's with accounts on, and changes only their own)."""
+    scope = owner_scope(request, acting=True)
+    return scope is None or scope.pk == owner_id
+
+
+def context(request: HttpRequest) -> dict:
+    """For every page: the operator links and controls (asked only by a template that shows them)."""
+    return {"may_oversee": lambda: may_oversee(request.user), "may_operate": lambda: may_operate(request.user)}
+
+
+def for_operators(allowed: Callable[[AbstractBaseUser | AnonymousUser], bool]) -> Callable[[Callable], Callable]:
+    """A view for operators (`allowed`: may_oversee or may_operate), in either accounts mode: a visitor who is not
+    signed in is sent to sign in (the API answers 401), one signed in without the permission gets 403."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            if allowed(request.user):
+                return view(request, *args, **kwargs)
+            if not request.user.is_authenticated:
+                return sign_in_first(request, view)
+            if _json_api(request, view):
+                return JsonResponse({"error": gettext("For operators only.")}, status=403)
+            raise PermissionDenied
+
+        return guarded
+
+    return decorator
+
+
+overseers_only = for_operators(may_oversee)
+operators_only = for_operators(may_operate)
+
+
+def sign_in_first(request: HttpRequest, view: Callable) -> HttpResponse:
+    """A page goes to the login page and back; an HTMX request sends the whole page there (not the login form into
+    a partial); the API answers 401."""
+    if _json_api(request, view):
+        return JsonResponse({"error": gettext("Sign in first.")}, status=401)
+    page = (request.htmx.current_url_abs_path or "/") if request.htmx else request.get_full_path()
+    login = redirect_to_login(page, resolve_url(settings.LOGIN_URL))
+    return HttpResponseClientRedirect(login.url) if request.htmx else login
 
 
 def owner_of_new(request: HttpRequest) -> AbstractBaseUser | None:
@@ -43,9 +116,14 @@ def json_api(view):
     return view
 
 
+def _json_api(request: HttpRequest, view: Callable) -> bool:
+    """Whether the request's view is marked (the mark is on the outermost decorator, which `view` may be inside)."""
+    match = request.resolver_match
+    return getattr(match.func if match else view, "json_api", False)
+
+
 class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
-    """Django's, when DASHBOARD_LOGIN_REQUIRED is on: a page goes to the login page and back; an HTMX request
-    sends the whole page there (not the login form into a partial); the API answers 401."""
+    """Django's, when DASHBOARD_LOGIN_REQUIRED is on, answering as sign_in_first does."""
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
         if not settings.DASHBOARD_LOGIN_REQUIRED or request.path.startswith(reverse("admin:index")):
@@ -53,12 +131,7 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
         return super().process_view(request, view_func, view_args, view_kwargs)
 
     def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
-        if getattr(view_func, "json_api", False):
-            return JsonResponse({"error": gettext("Sign in first.")}, status=401)
-        if request.htmx:
-            page = request.htmx.current_url_abs_path or "/"
-            return HttpResponseClientRedirect(redirect_to_login(page, resolve_url(settings.LOGIN_URL)).url)
-        return super().handle_no_permission(request, view_func)
+        return sign_in_first(request, view_func)
 
 
 class SignInLimit:
@@ -122,8 +195,7 @@ class AdminSite(admin.AdminSite):
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Django's CSRF failure page; for the JSON API, the same refusal in JSON."""
-    match = request.resolver_match
-    if match and getattr(match.func, "json_api", False):
+    if request.resolver_match and _json_api(request, csrf_failure):
         message = gettext("CSRF check failed: send the csrftoken cookie's value in an X-CSRFToken header.")
         return JsonResponse({"error": message}, status=403)
     return csrf.csrf_failure(request, reason)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
@@ -20,6 +21,7 @@ from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 from tasks.operations import REGISTRY, OperationError
 
 from . import throttling
+from .access import may_operate, may_oversee
 from .forms import check_when, error_text, operation_choices
 from .redirects import see_other
 
@@ -52,6 +54,9 @@ class ComputationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Computation | None = None) -> bool:
         return False
 
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return may_operate(request.user)
+
     @admin.display(description=_("run time"))
     def run_time(self, computation: Computation) -> str:
         if computation.run_time is None:
@@ -62,13 +67,13 @@ class ComputationAdmin(admin.ModelAdmin):
     def flower(self, computation: Computation) -> str:
         return format_html('<a href="/flower/task/{}">{}</a>', computation.task_id, _("task in Flower"))
 
-    @admin.action(description=_("Cancel the selected computations"), permissions=["view"])
+    @admin.action(description=_("Cancel the selected computations"), permissions=["operate"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
         actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
         done = throttling.act(request, AuditEntry.Action.CANCEL, selection=_selection(queryset), actor=actor).changed
         self.message_user(request, ngettext("%d computation cancelled.", "%d computations cancelled.", done) % done)
 
-    @admin.action(description=_("Retry the selected computations"), permissions=["view"])
+    @admin.action(description=_("Retry the selected computations"), permissions=["operate"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
         try:
             actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
@@ -119,7 +124,10 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
 def queues_view(request: HttpRequest) -> HttpResponse:
     """The queues and workers in the admin: pause, resume and purge (asked twice), as on the Workers page, written
-    to the audit trail as the admin's. The admin site serves it to its staff only (AdminSite.get_urls)."""
+    to the audit trail as the admin's. The admin site serves it to its staff only (AdminSite.get_urls); of them,
+    operators see it, and only those who may operate change anything."""
+    if not (may_operate if request.method == "POST" else may_oversee)(request.user):
+        raise PermissionDenied
     context = {**admin.site.each_context(request), "title": gettext("Queues and workers")}
     if request.method == "POST":
         queue, action = request.POST.get("queue", ""), request.POST.get("action", "")
@@ -152,7 +160,11 @@ def queues_view(request: HttpRequest) -> HttpResponse:
         figures, listed = [], []
         messages.error(request, gettext("The task queue cannot be reached."))
     now = time.time()
-    context |= {"queues": figures, "workers": [(worker, worker.state(now)) for worker in listed]}
+    context |= {
+        "queues": figures,
+        "workers": [(worker, worker.state(now)) for worker in listed],
+        "may_operate": may_operate(request.user),
+    }
     return render(request, "admin/dashboard/queues.html", context)
 
 
@@ -211,6 +223,9 @@ class ScheduleAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Schedule | None = None) -> bool:
         return obj is None and super().has_change_permission(request)
 
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return may_operate(request.user)
+
     def save_model(self, request: HttpRequest, obj: Schedule, form: ScheduleAdminForm, change: bool) -> None:
         data = form.cleaned_data
         created = schedules.create(
@@ -232,17 +247,17 @@ class ScheduleAdmin(admin.ModelAdmin):
         actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
         return sum(bool(act(schedule, actor)) for schedule in queryset)
 
-    @admin.action(description=_("Pause the selected schedules"), permissions=["view"])
+    @admin.action(description=_("Pause the selected schedules"), permissions=["operate"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         done = self._each(request, queryset, schedules.pause)
         self.message_user(request, ngettext("%d schedule paused.", "%d schedules paused.", done) % done)
 
-    @admin.action(description=_("Resume the selected schedules"), permissions=["view"])
+    @admin.action(description=_("Resume the selected schedules"), permissions=["operate"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         done = self._each(request, queryset, schedules.resume)
         self.message_user(request, ngettext("%d schedule resumed.", "%d schedules resumed.", done) % done)
 
-    @admin.action(description=_("Run the selected schedules now"), permissions=["view"])
+    @admin.action(description=_("Run the selected schedules now"), permissions=["operate"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         done = self._each(request, queryset, schedules.run_now)
         self.message_user(request, ngettext("%d schedule run.", "%d schedules run.", done) % done)

@@ -16,7 +16,7 @@ from tasks.services import Actor
 
 from . import schedules as schedule_pages
 from . import throttling, workers
-from .access import json_api, owner_of_new, owner_scope
+from .access import json_api, may_act_on, operators_only, overseers_only, owner_of_new, owner_scope
 from .forms import ScheduleForm
 
 
@@ -44,10 +44,12 @@ def retry_json(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 def _act(request: HttpRequest, pk: int, action: str, refusal: str) -> JsonResponse:
-    owner = owner_scope(request)
-    if not Computation.objects.visible_to(owner).filter(pk=pk).exists():
+    computation = Computation.objects.visible_to(owner_scope(request)).only("owner").filter(pk=pk).first()
+    if computation is None:
         return _not_found()
-    selection = services.Selection(ids=[pk], owner=owner)
+    if not may_act_on(request, computation.owner_id):
+        return _read_only()
+    selection = services.Selection(ids=[pk], owner=owner_scope(request, acting=True))
     try:
         actor = services.Actor.from_request(request, AuditEntry.Source.API)
         outcome = throttling.act(request, action, selection=selection, actor=actor)
@@ -57,6 +59,10 @@ def _act(request: HttpRequest, pk: int, action: str, refusal: str) -> JsonRespon
     if not outcome.changed:
         return JsonResponse({"error": refusal, "computation": as_json(computation)}, status=409)
     return JsonResponse(as_json(computation))
+
+
+def _read_only() -> JsonResponse:
+    return JsonResponse({"error": gettext("You may see this, not change it: it is someone else's.")}, status=403)
 
 
 def _not_found() -> JsonResponse:
@@ -87,7 +93,7 @@ def as_json(computation: Computation) -> dict[str, Any]:
 
 @json_api
 @require_safe
-@workers.operators_only
+@overseers_only
 def workers_json(request: HttpRequest) -> JsonResponse:
     data = workers.snapshot(request)
     return JsonResponse(
@@ -128,7 +134,7 @@ def workers_json(request: HttpRequest) -> JsonResponse:
 
 @json_api
 @require_POST
-@workers.operators_only
+@operators_only
 def queue_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
     if name not in queues.NAMES:
         return JsonResponse({"error": gettext("No queue has this name.")}, status=404)
@@ -146,7 +152,7 @@ def queue_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
 
 @json_api
 @require_POST
-@workers.operators_only
+@operators_only
 def worker_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
     if action not in workers.WORKER_ACTIONS:
         return _no_such_action()
@@ -200,6 +206,8 @@ def schedule_action_json(request: HttpRequest, pk: int, action: str) -> JsonResp
     schedule = Schedule.objects.visible_to(owner_scope(request)).filter(pk=pk).first()
     if schedule is None:
         return _no_schedule()
+    if not may_act_on(request, schedule.owner_id):
+        return _read_only()
     done = schedule_pages.ACTIONS[action](schedule, Actor.from_request(request, AuditEntry.Source.API))
     if action == "delete":
         return JsonResponse({"deleted": pk})

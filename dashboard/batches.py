@@ -2,6 +2,7 @@
 that is live while any of them runs (the same 304 and 286 polling as the list)."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -15,7 +16,7 @@ from tasks.operations import MAX_RANGE_VALUES
 from tasks.services import Actor
 
 from . import live, submitting, throttling
-from .access import owner_scope
+from .access import may_act_on, owner_scope
 from .forms import BatchForm
 from .jinja import rendered
 from .notifications import announce_endings
@@ -123,9 +124,10 @@ def retry_batch(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    owner = owner_scope(request)
-    batch = get_object_or_404(Batch.objects.visible_to(owner), pk=pk)
-    selection = services.Selection(filters={"batch": batch.pk}, owner=owner)
+    batch = get_object_or_404(Batch.objects.visible_to(owner_scope(request)), pk=pk)
+    if not may_act_on(request, batch.owner_id):
+        raise PermissionDenied
+    selection = services.Selection(filters={"batch": batch.pk}, owner=owner_scope(request, acting=True))
     try:
         changed = throttling.act(request, action, selection=selection, actor=Actor.from_request(request)).changed
     except throttling.Refused as refused:

@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from tasks import changes
 
 from . import health, theme
-from .access import owner_scope
+from .access import may_oversee, owner_scope
 
 # A rendered partial is replaced at the next change; this only bounds how long an unpolled one stays.
 PARTIAL_CACHE_SECONDS = 120
@@ -88,9 +88,10 @@ def per_change[T](request: HttpRequest, name: str, compute: Callable[[], T]) -> 
 
 
 def _depends_on(request: HttpRequest, path: str) -> tuple[object, ...]:
-    """What a partial's HTML depends on besides the counter, never anything else a client sends."""
+    """What a partial's HTML depends on besides the counter, never anything else a client sends (an operator's
+    partials link the operator pages)."""
     owner = owner_scope(request)
-    return path, get_language(), health.broker_reachable(), owner.pk if owner else "*"
+    return path, get_language(), health.broker_reachable(), owner.pk if owner else "*", may_oversee(request.user)
 
 
 def _request_etag(request: HttpRequest, *args: object, **kwargs: object) -> str | None:

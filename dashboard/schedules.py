@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -20,7 +21,7 @@ from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 from tasks.services import Actor
 
 from . import live, submitting
-from .access import owner_scope
+from .access import may_act_on, owner_scope
 from .forms import ScheduleForm
 from .jinja import rendered
 from .redirects import see_other
@@ -91,6 +92,8 @@ def schedule_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if action not in ACTIONS:
         raise Http404
     schedule = get_object_or_404(Schedule.objects.visible_to(owner_scope(request)), pk=pk)
+    if not may_act_on(request, schedule.owner_id):
+        raise PermissionDenied
     done = ACTIONS[action](schedule, Actor.from_request(request, AuditEntry.Source.DASHBOARD))
     if action == "delete":
         messages.success(request, gettext("Schedule “%(name)s” deleted.") % {"name": schedule.name})

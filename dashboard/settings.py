@@ -101,7 +101,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.theme.context",
-                "dashboard.workers.context",
+                "dashboard.access.context",
             ],
         },
     },

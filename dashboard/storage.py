@@ -1,4 +1,4 @@
-"""The Storage page, for operators: what MySQL holds and for how long (tasks.storage), read-only."""
+"""The Storage page, for operators (read-only ones included): what MySQL holds and for how long (tasks.storage)."""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -7,11 +7,11 @@ from django.views.decorators.http import require_safe
 from tasks import storage as stored
 from tasks.models import Status
 
-from .workers import operators_only
+from .access import overseers_only
 
 
 @require_safe
-@operators_only
+@overseers_only
 def storage_page(request: HttpRequest) -> HttpResponse:
     figures = stored.storage()
     return render(

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -36,14 +37,14 @@ from tasks.models import (
 from tasks.services import Actor
 
 from . import activity, health, live, submitting, throttling
-from .access import owner_scope
+from .access import may_act_on, may_oversee, owner_scope
 from .forms import BulkActionForm, ComputationForm, ListFilterForm
 from .jinja import rendered
 from .middleware import outage_notice
 from .notifications import announce_endings
 from .redirects import back_to, see_other
 from .rows import computation_row, history_lines, inputs_text, list_rows, list_title, timeline
-from .workers import may_operate, paused_queue_labels
+from .workers import paused_queue_labels
 
 PAGE = "dashboard/index.html"
 # Jinja2 templates (dashboard/jinja.py), which the page shows rendered.
@@ -97,7 +98,7 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "list_title": list_title(counts[Status.RUNNING]),
         "broker_reachable": health.broker_reachable(),
         "paused_queues": paused_queue_labels(),
-        "may_operate": lambda: may_operate(request),
+        "may_oversee": lambda: may_oversee(request.user),
         "activity_panel": activity.panel(owner, span, settled=counts.in_flight == 0),
         "activity_range": span,
         "activity_ranges": [(key, each.label) for key, each in activity.RANGES.items()],
@@ -239,10 +240,12 @@ def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _one(request: HttpRequest, pk: int) -> services.Selection:
-    """The computation `pk` as a selection, or 404 when it does not exist or is not the requester's to see."""
-    owner = owner_scope(request)
-    get_object_or_404(Computation.objects.visible_to(owner).only("pk"), pk=pk)
-    return services.Selection(ids=[pk], owner=owner)
+    """The computation `pk` as a selection: 404 when it does not exist or is not the requester's to see, 403 when
+    they see it and may not change it (a read-only operator's look at another's)."""
+    computation = get_object_or_404(Computation.objects.visible_to(owner_scope(request)).only("owner"), pk=pk)
+    if not may_act_on(request, computation.owner_id):
+        raise PermissionDenied
+    return services.Selection(ids=[pk], owner=owner_scope(request, acting=True))
 
 
 @require_POST
@@ -252,7 +255,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     form = BulkActionForm(request.POST)
     if not form.is_valid():
         return _bulk_response(request, {"bulk_form": form}, status=400)
-    selection = dataclasses.replace(form.selection, owner=owner_scope(request))
+    selection = dataclasses.replace(form.selection, owner=owner_scope(request, acting=True))
     if not form.cleaned_data["confirm"]:
         rows = services.actionable(selection, form.action)
         count = rows.order_by()[: services.BULK_CAP + 1].count()

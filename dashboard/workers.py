@@ -5,23 +5,20 @@ running rows: a few Redis commands and one bounded query, never a broadcast. Its
 shows, so a poll answers 304 while nothing changes (times that move by themselves, such as an online worker's
 heartbeat, are shown as "just now" and an oldest message by when it was sent, not how old it is).
 
-Pause, resume, purge and the worker controls are POSTs (CSRF as everywhere), for staff only when accounts are
-on, each written to the audit trail (tasks.control, services.purge). A purge is asked for twice: the first
-request says what it would cancel.
+The page is for operators, read-only ones included (dashboard.access); pause, resume, purge and the worker
+controls are for operators alone, POSTs (CSRF as everywhere), each written to the audit trail (tasks.control,
+services.purge). A purge is asked for twice: the first request says what it would cancel.
 """
 
-import functools
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -38,6 +35,7 @@ from tasks.operations import REGISTRY
 from tasks.services import Actor
 
 from . import live
+from .access import may_operate, operators_only, overseers_only
 from .redirects import see_other
 
 PAGE = "dashboard/workers.html"
@@ -46,30 +44,6 @@ SECTION = f"{PAGE}#section"
 RUNNING_SHOWN = 200
 # An online worker's heartbeat within this many intervals is shown as "just now".
 FRESH_HEARTBEATS = 2
-
-
-def operators_only(view: Callable) -> Callable:
-    """For staff only when accounts are on (DASHBOARD_LOGIN_REQUIRED): 403 to anyone else signed in."""
-
-    @functools.wraps(view)
-    def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if not may_operate(request):
-            match = request.resolver_match
-            if match and getattr(match.func, "json_api", False):
-                return JsonResponse({"error": gettext("For staff only.")}, status=403)
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return guarded
-
-
-def may_operate(request: HttpRequest) -> bool:
-    return not settings.DASHBOARD_LOGIN_REQUIRED or request.user.is_staff
-
-
-def context(request: HttpRequest) -> dict:
-    """For every page: whether to link the Workers page (asked only by a template that shows the link)."""
-    return {"may_operate": lambda: may_operate(request)}
 
 
 @dataclass(frozen=True)
@@ -114,7 +88,8 @@ def poll_etag(request: HttpRequest) -> str:
          [(r.pk, r.progress) for r in running])
         for worker, state, running in data["workers"]
     ]  # fmt: skip
-    parts = (shown, data["queues"], data["reachable"], get_language())
+    # The controls are drawn for operators only: who is asking is part of what is shown.
+    parts = (shown, data["queues"], data["reachable"], get_language(), may_operate(request.user))
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
 
 
@@ -129,7 +104,7 @@ def _heartbeat_text(worker: workers.Worker, state: str, now: float) -> str:
 
 
 @require_safe
-@operators_only
+@overseers_only
 @vary_on_headers("HX-Request")
 @cache_control(no_cache=True)
 @condition(etag_func=_request_etag)

@@ -158,6 +158,11 @@ class Computation(OfAnOperation, models.Model):
     class Meta:
         verbose_name = _("computation")
         verbose_name_plural = _("computations")
+        # The operators' (dashboard.access): the groups "Read-only operators" and "Operators" carry them.
+        permissions = [
+            ("oversee", "Can see everyone's computations, the workers, the queues and the storage"),
+            ("operate", "Can steer queues and workers, and act on anyone's computations and schedules"),
+        ]
         # InnoDB appends the primary key to every index, so each serves "filter, newest first" without a sort.
         indexes = [
             models.Index(fields=["status"], name="computation_status"),

@@ -39,6 +39,16 @@ def submit(page: Page, operation: str, **inputs: str) -> str:
     return f"computation-{link.inner_text().lstrip('#')}"
 
 
+def sign_in(page: Page, stack: Stack) -> None:
+    """Signs the stack's admin in through the dashboard's own login page: the Workers and Storage pages are for
+    operators."""
+    page.goto("/accounts/login/?next=/")
+    page.fill("input[name=username]", stack.environment["ADMIN_USERNAME"])
+    page.fill("input[name=password]", stack.environment["ADMIN_PASSWORD"])
+    page.locator("form.account-form button[type=submit]").click()
+    expect(page.locator("form.account")).to_be_visible()
+
+
 def pick(page: Page, operation: str, form: str = "#computation-form") -> None:
     """Picks an operation and waits until its form has been swapped in (what is typed into the old one is lost).
     The form of the operation already picked (as after a submission) is kept as it is: picking it again may fire

@@ -4,10 +4,13 @@
 import pytest
 from playwright.sync_api import Page, expect
 
-from .pages import assert_not_reloaded, screenshot_path, submit
+from tools.stack import Stack
+
+from .pages import assert_not_reloaded, screenshot_path, sign_in, submit
 
 
-def test_pausing_and_resuming_a_queue_updates_the_page_in_place(dashboard: Page):
+def test_pausing_and_resuming_a_queue_updates_the_page_in_place(dashboard: Page, stack: Stack):
+    sign_in(dashboard, stack)
     dashboard.goto("/workers/")
     dashboard.evaluate("window.notReloaded = true")
     row = dashboard.locator('tr[data-queue="heavy"]')
@@ -21,8 +24,8 @@ def test_pausing_and_resuming_a_queue_updates_the_page_in_place(dashboard: Page)
 
 
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
-def test_screenshots_of_the_workers_page(page: Page, base_url: str, language: str):
-    page.goto("/")
+def test_screenshots_of_the_workers_page(page: Page, base_url: str, stack: Stack, language: str):
+    sign_in(page, stack)
     submit(page, "factorize", n="360", work_seconds="8")  # a computation under the heavy worker
     page.context.add_cookies([{"name": "django_language", "value": language, "url": base_url}])
     page.set_viewport_size({"width": 1280, "height": 800})

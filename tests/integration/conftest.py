@@ -4,6 +4,7 @@ import pytest
 from django.core.cache import cache
 
 from tasks import store
+from tests import factories
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +38,10 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[object]:
         ) as worker,
     ):
         yield worker
+
+
+@pytest.fixture
+def operator_client(client):
+    """The test client, signed in as an operator (staff in the "Operators" group)."""
+    client.force_login(factories.operator())
+    return client

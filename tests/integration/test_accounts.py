@@ -1,5 +1,5 @@
 """Optional accounts: with DASHBOARD_LOGIN_REQUIRED every page, the API and the exports need a signed-in person,
-who sees and acts on their own computations and batches only (staff see all); another's answers 404. Off, the
+who sees and acts on their own computations and batches only (operators see all); another's answers 404. Off, the
 dashboard is open, as the other tests use it."""
 
 import json
@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tasks.models import AuditEntry, Batch, Computation, Status
+from tests import factories
 from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
@@ -21,11 +22,8 @@ def accounts(settings):
 
 
 @pytest.fixture
-def people(django_user_model) -> dict:
-    return {
-        name: django_user_model.objects.create_user(name, password="a long enough password", is_staff=name == "sam")
-        for name in ("ann", "bob", "sam")
-    }
+def people() -> dict:
+    return {"ann": factories.person("ann"), "bob": factories.person("bob"), "sam": factories.operator("sam")}
 
 
 def signed_in(user) -> Client:
@@ -97,7 +95,7 @@ def test_signing_in_and_out_through_the_styled_pages(people):
 
 
 @pytest.mark.usefixtures("accounts")
-def test_each_person_sees_their_own_and_staff_see_all(people):
+def test_each_person_sees_their_own_and_operators_see_all(people):
     ann, bob, sam = (signed_in(people[name]) for name in ("ann", "bob", "sam"))
     submitted = ann.post(
         reverse("computations"), {"operation": "add", "x": "1", "y": "2", "idempotency_key": str(uuid.uuid4())}, **HTMX

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from tasks import retention, rollups, services
 from tasks.models import AuditEntry, Batch, Computation, InputValue, Rollup, Status
+from tests import factories
 from tests.factories import computation
 
 pytestmark = pytest.mark.django_db
@@ -121,7 +122,7 @@ def test_audit_entries_keep_and_count_their_pruned_computations(settings, admin_
     assert "2 of its computations were pruned" in page.text
 
 
-def test_the_storage_page_and_metrics_tell_operators_what_is_kept(settings, client, django_user_model):
+def test_the_storage_page_and_metrics_tell_operators_what_is_kept(settings, client):
     settings.COMPUTATION_RETENTION_DAYS = 1
     for _ in range(3):
         ended(3)
@@ -131,6 +132,7 @@ def test_the_storage_page_and_metrics_tell_operators_what_is_kept(settings, clie
     retention.prune(NOW)
     cache.clear()
 
+    client.force_login(factories.operator(read_only=True))
     page = client.get(reverse("storage"))
     assert page.status_code == 200
     text = " ".join(page.text.split())
@@ -148,7 +150,6 @@ def test_the_storage_page_and_metrics_tell_operators_what_is_kept(settings, clie
     assert re.search(r'dashboard_table_bytes\{part="index",table="tasks_computation"\} [1-9]', metrics)
     assert 'dashboard_rollups_first_timestamp_seconds{resolution="hour"}' in metrics
 
-    settings.DASHBOARD_LOGIN_REQUIRED = True
     person = Client()
-    person.force_login(django_user_model.objects.create_user("ann", password="a long enough password"))
+    person.force_login(factories.person())
     assert person.get(reverse("storage")).status_code == 403, "operators only"

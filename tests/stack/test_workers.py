@@ -10,7 +10,7 @@ import pytest
 import redis
 import requests
 
-from tests.helpers import wait_for
+from tests.helpers import admin_session, wait_for
 from tools.stack import Stack
 
 from .test_stack import computation, ended, session_with_csrf, submit
@@ -40,6 +40,17 @@ def post(stack: Stack, path: str, **data: str) -> requests.Response:
     return session.post(f"{stack.url}{path}", data={"csrfmiddlewaretoken": token, **data}, timeout=10)
 
 
+@pytest.fixture
+def operator(stack: Stack) -> requests.Session:
+    """The admin, signed in: the Workers page and its controls are for operators."""
+    return admin_session(stack.url, stack.environment)[0]
+
+
+def operate(stack: Stack, operator: requests.Session, path: str) -> requests.Response:
+    token = operator.cookies["csrftoken"]
+    return operator.post(f"{stack.url}{path}", data={"csrfmiddlewaretoken": token}, timeout=10)
+
+
 def finished_count(stack: Stack) -> int:
     client = redis.Redis.from_url(stack.environment["REDIS_URL"])
     return int(client.hget("metrics:finished", "add|succeeded") or 0)
@@ -59,8 +70,8 @@ def test_an_addition_ends_at_once_while_both_heavy_processes_are_busy(stack: Sta
         post(stack, f"/computations/{each}/cancel/")
 
 
-def test_a_paused_queue_keeps_its_work_from_every_worker_until_resumed_then_runs_it_once(stack: Stack):
-    assert post(stack, "/workers/queues/instant/pause/").status_code == 200  # followed to the Workers page
+def test_a_paused_queue_keeps_its_work_from_every_worker_until_resumed_then_runs_it_once(stack: Stack, operator):
+    assert operate(stack, operator, "/workers/queues/instant/pause/").status_code == 200  # followed to the Workers page
     try:
         before = finished_count(stack)
         ids = [submit(stack, operation="add", x=str(n), y="1") for n in range(5)]
@@ -76,7 +87,7 @@ def test_a_paused_queue_keeps_its_work_from_every_worker_until_resumed_then_runs
         time.sleep(3)
         assert {computation(stack, pk)["status"] for pk in ids} == {"queued"}
     finally:
-        resumed = post(stack, "/workers/queues/instant/resume/")
+        resumed = operate(stack, operator, "/workers/queues/instant/resume/")
     assert resumed.status_code == 200
     results = [ended(stack, pk, timeout=20)["result"] for pk in ids]
     assert results == [str(n + 1) for n in range(5)]
@@ -85,14 +96,14 @@ def test_a_paused_queue_keeps_its_work_from_every_worker_until_resumed_then_runs
     assert wait_for(lambda: online(stack, "instant@")["consuming"] == ["instant"], timeout=10, interval=0.5)
 
 
-def test_the_workers_page_shows_both_workers_their_work_and_a_killed_one_as_lost(stack: Stack):
+def test_the_workers_page_shows_both_workers_their_work_and_a_killed_one_as_lost(stack: Stack, operator):
     online(stack, "heavy@"), online(stack, "instant@")
     pk = submit(stack, operation="factorize", n="360", work_seconds="6")
     assert wait_for(lambda: computation(stack, pk)["status"] == "running", timeout=20)
     heavy = online(stack, "heavy@")["name"]
 
     def shows_the_run() -> str | None:
-        page = requests.get(f"{stack.url}/workers/", timeout=10).text
+        page = operator.get(f"{stack.url}/workers/", timeout=10).text
         row = re.search(rf'<tr data-worker="{re.escape(heavy)}" data-state="online">(.*?)</tr>', page, re.S)
         return page if row and f'href="/computations/{pk}/"' in row[1] else None
 
@@ -102,12 +113,12 @@ def test_the_workers_page_shows_both_workers_their_work_and_a_killed_one_as_lost
 
     # Nothing changes: a poll answers 304.
     poll = {"HX-Request": "true"}
-    first = requests.get(f"{stack.url}/workers/", headers=poll, timeout=10)
+    first = operator.get(f"{stack.url}/workers/", headers=poll, timeout=10)
     assert first.status_code == 200 and first.headers["ETag"]
 
     def not_modified() -> bool:
-        etag = requests.get(f"{stack.url}/workers/", headers=poll, timeout=10).headers["ETag"]
-        again = requests.get(f"{stack.url}/workers/", headers={**poll, "If-None-Match": etag}, timeout=10)
+        etag = operator.get(f"{stack.url}/workers/", headers=poll, timeout=10).headers["ETag"]
+        again = operator.get(f"{stack.url}/workers/", headers={**poll, "If-None-Match": etag}, timeout=10)
         return again.status_code == 304
 
     assert wait_for(not_modified, timeout=15, interval=0.5)
@@ -117,7 +128,7 @@ def test_the_workers_page_shows_both_workers_their_work_and_a_killed_one_as_lost
         killed_at = time.monotonic()
 
         def lost() -> bool:
-            page = requests.get(f"{stack.url}/workers/", timeout=10).text
+            page = operator.get(f"{stack.url}/workers/", timeout=10).text
             return f'data-worker="{heavy}" data-state="lost"' in page
 
         assert wait_for(lost, timeout=60, interval=1)
@@ -127,17 +138,17 @@ def test_the_workers_page_shows_both_workers_their_work_and_a_killed_one_as_lost
     assert online(stack, "heavy@")
 
 
-def test_an_operator_grows_and_shrinks_a_pool_and_shuts_a_worker_down_warm(stack: Stack):
+def test_an_operator_grows_and_shrinks_a_pool_and_shuts_a_worker_down_warm(stack: Stack, operator):
     heavy = online(stack, "heavy@")
     name, processes = heavy["name"], heavy["concurrency"]
-    assert post(stack, f"/workers/{name}/grow/").status_code == 200
+    assert operate(stack, operator, f"/workers/{name}/grow/").status_code == 200
     assert wait_for(lambda: records(stack)[name]["concurrency"] == processes + 1, timeout=15, interval=0.5)
-    assert post(stack, f"/workers/{name}/shrink/").status_code == 200
+    assert operate(stack, operator, f"/workers/{name}/shrink/").status_code == 200
     assert wait_for(lambda: records(stack)[name]["concurrency"] == processes, timeout=15, interval=0.5)
 
     pk = submit(stack, operation="factorize", n="360", work_seconds="3")
     assert wait_for(lambda: computation(stack, pk)["status"] == "running", timeout=20)
-    assert post(stack, f"/workers/{name}/shutdown/").status_code == 200
+    assert operate(stack, operator, f"/workers/{name}/shutdown/").status_code == 200
     try:
         # Warm: the run it had ends, then the worker.
         assert ended(stack, pk)["status"] == "succeeded"
