@@ -67,6 +67,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "STATS_PASSWORD": secrets.token_urlsafe(16),
         # The tests come from one address, faster than people; HAProxy's limit has a test of its own.
         "HAPROXY_RATE_LIMIT": "1000000",
+        "HAPROXY_CONNECTIONS_PER_ADDRESS": "10000",
         # A killed worker shows as lost sooner than the minute of the default.
         "WORKER_LOST_AFTER_SECONDS": "12",
     }

@@ -38,6 +38,8 @@ export HAPROXY_BIND="${HAPROXY_BIND:-0.0.0.0:80}"
 export HAPROXY_MONITOR_BIND="${HAPROXY_MONITOR_BIND:-127.0.0.1:8404}"
 export WEB_REPLICAS_MAX="${WEB_REPLICAS_MAX:-10}"
 export HAPROXY_RATE_LIMIT="${HAPROXY_RATE_LIMIT:-1000}"
+# Connections open at once from one client address (a browser opens about six per site).
+export HAPROXY_CONNECTIONS_PER_ADDRESS="${HAPROXY_CONNECTIONS_PER_ADDRESS:-32}"
 
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 

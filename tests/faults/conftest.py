@@ -96,6 +96,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
         # The load comes from one address, far faster than a person.
         "SUBMISSION_RATE_LIMIT": "1000000/m",
         "HAPROXY_RATE_LIMIT": "1000000",
+        "HAPROXY_CONNECTIONS_PER_ADDRESS": "10000",
         "COMPUTATION_MAX_QUEUED": "1000000",
         "WORKER_CONCURRENCY": "2",
     }

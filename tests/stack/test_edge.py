@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,6 +96,21 @@ def test_a_client_cannot_forge_its_address_or_scheme_through_the_front_or_a_repl
     assert audited_address(admin, stack.url) == "127.0.0.1"
     replica = f"http://127.0.0.1:{stack.ports.web[0]}"
     cancel_through(replica, forged)
+    assert audited_address(admin, stack.url) == "127.0.0.1"
+
+
+def test_forwarded_headers_spelled_with_underscores_are_dropped_at_the_front(stack):
+    """WSGI reads X_Forwarded_Proto as X-Forwarded-Proto: HAProxy drops such names, so neither the scheme (CSRF would
+    then ask for a Referer, as it does over HTTPS) nor the address can be forged by spelling."""
+    session = requests.Session()
+    session.get(f"{stack.url}/", timeout=10)
+    answer = session.post(
+        f"{stack.url}/theme/", data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "theme": "dark", "next": "/"},
+        headers={"X_Forwarded_Proto": "https"}, allow_redirects=False, timeout=10,
+    )  # fmt: skip
+    assert answer.status_code == 303, answer.text[:300]
+    admin, _ = admin_session(stack.url, stack.environment)
+    cancel_through(stack.url, {"X_Forwarded_For": "203.0.113.50"})
     assert audited_address(admin, stack.url) == "127.0.0.1"
 
 
@@ -237,6 +253,99 @@ def test_a_slow_or_truncated_body_holds_no_replica_thread(stack):
     assert answers == [200] * 20 and served_in < 3, served_in
 
 
+@contextlib.contextmanager
+def front_of_its_own(stack: Stack, **variables: str) -> Iterator[Stack]:
+    """HAProxy and two replicas of the stack's configuration (and `variables`) on ports of their own, for a test
+    that attacks them."""
+    separate = Stack({**stack.environment, **variables}, Ports.free(), output=stack.output)
+    try:
+        separate.start("web1", "web2", "haproxy")
+        wait_for(lambda: {"web/web1", "web/web2"} <= separate.servers_up(), timeout=60)
+        yield separate
+    finally:
+        separate.stop()
+
+
+def test_one_address_holds_at_most_its_share_of_connections(stack):
+    with front_of_its_own(stack, HAPROXY_CONNECTIONS_PER_ADDRESS="4") as separate:
+        held = [socket.create_connection(("127.0.0.1", separate.ports.front)) for _ in range(4)]
+        try:
+            one_more = socket.create_connection(("127.0.0.1", separate.ports.front))
+            one_more.settimeout(5)
+            with contextlib.suppress(ConnectionResetError):  # the usual answer to a refused connection
+                assert one_more.recv(100) == b"", "closed at once, unanswered"
+            other = http.client.HTTPConnection("127.0.0.1", separate.ports.front, timeout=10,
+                                               source_address=("127.0.0.3", 0))  # fmt: skip
+            other.request("GET", "/healthz")
+            assert other.getresponse().status == 200, "another address is let in"
+        finally:
+            for connection in held:
+                connection.close()
+
+
+def test_one_clients_slow_large_bodies_hold_no_replica_and_everyone_else_is_served(stack):
+    """The second audit's attack: 16 connections from one address each announce a 100,000-byte body, send 17,000
+    bytes at once and then one byte every 2 s. HAProxy holds each whole body before a replica sees it, and ends
+    the wait after its request timeout (408); a client of another address is served all along."""
+    with front_of_its_own(stack) as separate:
+        answered, statuses, slowest = slow_large_bodies(separate.ports.front)
+    assert set(statuses) == {200} and slowest < 2, (Counter(statuses), slowest)
+    assert len(answered) == 16 and all(answer.startswith(b"HTTP/1.1 408") for answer in answered.values()), answered
+    # A replica reached directly waits seconds at most for a body that stops coming.
+    direct = socket.create_connection(("127.0.0.1", stack.ports.web[0]))
+    direct.sendall(b"POST /theme/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n" + b"x" * 17_000)
+    direct.settimeout(10)
+    started = time.monotonic()
+    with contextlib.suppress(ConnectionResetError):
+        direct.recv(100)
+    assert time.monotonic() - started < 8
+    direct.close()
+
+
+def slow_large_bodies(front: int) -> tuple[dict[int, bytes], list[int | str], float]:
+    """The attack for 20 s, with a GET from 127.0.0.3 every quarter of a second: what each attacking connection was
+    answered, the GETs' statuses and the slowest GET's seconds."""
+    head = (b"POST /theme/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 100000\r\n\r\n")  # fmt: skip
+    attackers = []
+    for _ in range(16):
+        attacker = socket.create_connection(("127.0.0.1", front))
+        attacker.sendall(head + b"x" * 17_000)
+        attacker.setblocking(False)
+        attackers.append(attacker)
+    answered: dict[int, bytes] = {}
+    statuses: list[int | str] = []
+    slowest = 0.0
+    started = dripped = time.monotonic()
+    try:
+        while time.monotonic() - started < 20:
+            for n, attacker in enumerate(attackers):
+                if n not in answered:
+                    with contextlib.suppress(BlockingIOError):
+                        answered[n] = attacker.recv(100) or b"closed"
+            if time.monotonic() - dripped >= 2:
+                dripped = time.monotonic()
+                for n, attacker in enumerate(attackers):
+                    with contextlib.suppress(OSError):
+                        if n not in answered:
+                            attacker.send(b"x")
+            asked = time.monotonic()
+            other = http.client.HTTPConnection("127.0.0.1", front, timeout=10, source_address=("127.0.0.3", 0))
+            try:
+                other.request("GET", "/")
+                statuses.append(other.getresponse().status)
+            except OSError as error:
+                statuses.append(repr(error))
+            finally:
+                other.close()
+            slowest = max(slowest, time.monotonic() - asked)
+            time.sleep(0.25)
+    finally:
+        for attacker in attackers:
+            attacker.close()
+    return answered, statuses, slowest
+
+
 def test_a_chunked_body_is_refused_with_the_reason(stack):
     def chunks() -> Iterator[bytes]:
         yield b"operation=add&x=1&y=2"
@@ -252,7 +361,7 @@ def test_flower_the_stats_page_and_haproxys_own_answers_cannot_be_framed(stack):
         "flower": requests.get(f"{stack.url}/flower/", auth=flower, timeout=10),
         "flower 401": requests.get(f"{stack.url}/flower/", timeout=10),
         "stats": requests.get(f"{stack.url}/haproxy/stats", auth=stats, timeout=10),
-        "413": requests.post(f"{stack.url}/computations/", data=b"x" * (1024 * 1024 + 1), timeout=10),
+        "413": requests.post(f"{stack.url}/computations/", data=b"x" * (256 * 1024 + 1), timeout=10),
         "404": requests.get(f"{stack.url}/metrics", timeout=10),
     }
     for name, answer in answers.items():

@@ -50,6 +50,7 @@ def environment(ports: Ports) -> dict[str, str]:
         "STATS_PASSWORD": secrets.token_urlsafe(16),
         "SUBMISSION_RATE_LIMIT": "100000000/m",
         "HAPROXY_RATE_LIMIT": "100000000",
+        "HAPROXY_CONNECTIONS_PER_ADDRESS": "10000",
         "COMPUTATION_MAX_QUEUED": "100000000",
         "WORKER_CONCURRENCY": "1",
     }
