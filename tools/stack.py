@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -72,10 +73,14 @@ class Stack:
         self.output = output
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.servers: dict[str, Server] = {}
+        # The stack's own temporary directory (0700), its processes' TMPDIR: what they keep there (a replica's drain
+        # mark) is no other local user's to see or make, and goes when the stack stops.
+        self.runtime = Path(tempfile.mkdtemp(prefix="dashboard-stack-"))
         self.environment = {
             **environment,
             "PATH": f"{VENV_BIN}{os.pathsep}{environment.get('PATH', os.defpath)}",
             "PYTHONUNBUFFERED": "1",
+            "TMPDIR": str(self.runtime),
             "HAPROXY_BIND": f"127.0.0.1:{self.ports.front}",
             "HAPROXY_MONITOR_BIND": f"127.0.0.1:{self.ports.monitor}",
             "WEB1_ADDRESS": f"127.0.0.1:{self.ports.web[0]}",
@@ -113,6 +118,7 @@ class Stack:
             )
 
     def start(self, *names: str) -> None:
+        self.runtime.mkdir(mode=0o700, exist_ok=True)  # again, after a stop
         for name in names or PROCESSES:
             environment = dict(self.environment)
             if name.startswith("web"):
@@ -154,6 +160,7 @@ class Stack:
         else:
             self._stop([name for name in reversed(self.processes) if name not in self.servers], timeout)
             self._stop(list(reversed(self.servers)), timeout)
+            shutil.rmtree(self.runtime, ignore_errors=True)
 
     def _stop(self, names: Sequence[str], timeout: float) -> None:
         for name in names:

@@ -1,9 +1,11 @@
 """The local stack, driven over HTTP through HAProxy as people and operators use it."""
 
 import gzip
+import os
 import re
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import requests
@@ -143,8 +145,30 @@ def test_readiness_through_haproxy(stack):
 
 
 def test_request_bodies_over_the_limit_are_refused(stack):
-    response = requests.post(f"{stack.url}/computations/", data=b"x" * (1024 * 1024 + 1), timeout=10)
+    response = requests.post(f"{stack.url}/computations/", data=b"x" * (256 * 1024 + 1), timeout=10)
     assert response.status_code == 413
+
+
+def test_a_replicas_drain_mark_is_its_own_to_make(stack):
+    """A file at the old, guessable path in the shared /tmp takes no replica out; the real mark lives in a directory
+    of each replica's own, inside the stack's (all 0700, ours), where it does."""
+    replicas = [f"http://127.0.0.1:{port}/healthz" for port in stack.ports.web]
+    guessed = Path(f"/tmp/dashboard-web-{stack.ports.web[0]}.draining")
+    guessed.touch()
+    try:
+        assert requests.get(replicas[0], timeout=10).status_code == 200
+    finally:
+        guessed.unlink()
+    own = sorted(stack.runtime.glob("dashboard-web.*"))
+    assert len(own) == 2
+    for directory in (stack.runtime, *own):
+        assert directory.stat().st_mode & 0o777 == 0o700 and directory.stat().st_uid == os.getuid(), directory
+    mark = own[0] / "draining"
+    mark.touch()
+    try:
+        assert sorted(requests.get(url, timeout=10).status_code for url in replicas) == [200, 503]
+    finally:
+        mark.unlink()
 
 
 def test_both_replicas_serve_requests(stack):
