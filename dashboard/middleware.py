@@ -1,5 +1,6 @@
 """Request handling around every view: who the client is behind HAProxy, and a page for a database outage."""
 
+import hmac
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -37,20 +38,23 @@ class NotModifiedMiddleware:
 
 
 class TrustedProxyMiddleware:
-    """Forwarded headers are believed from TRUSTED_PROXIES only (HAProxy, which overwrites what clients send).
+    """Forwarded headers are believed from HAProxy only: a peer in TRUSTED_PROXIES that, when PROXY_SECRET is set,
+    also sends it (X-Dashboard-Proxy, which HAProxy adds). Any local user can connect from HAProxy's address; only
+    HAProxy knows the secret.
 
-    From a trusted proxy, REMOTE_ADDR becomes the client's address it forwarded, when that is an address; from
-    anyone else the forwarded headers are dropped, so a client cannot pick the address its rate limits count
-    against, claim HTTPS, or pass as the monitoring listener.
+    From HAProxy, REMOTE_ADDR becomes the client's address it forwarded, when that is an address; from anyone else
+    the forwarded headers are dropped, so a client cannot pick the address its rate limits count against, claim
+    HTTPS, or pass as the monitoring listener.
     """
 
     def __init__(self, get_response: GetResponse):
         self.get_response = get_response
         self.proxies = [ipaddress.ip_network(network) for network in settings.TRUSTED_PROXIES]
+        self.secret = settings.PROXY_SECRET.encode()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if self._trusted(request.META.get("REMOTE_ADDR", "")):
-            if client := _last_address(request.META.get("HTTP_X_FORWARDED_FOR", "")):
+        if self._from_haproxy(request):
+            if client := client_address(request.META.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1]):
                 request.META["REMOTE_ADDR"] = client
         else:
             if request.META.pop("HTTP_X_FORWARDED_PROTO", None) is not None:
@@ -58,26 +62,35 @@ class TrustedProxyMiddleware:
                 request.META["wsgi.url_scheme"] = "http"
             for header in FORWARDED_HEADERS:
                 request.META.pop(header, None)
+        request.META.pop(PROXY_SECRET_HEADER, None)
         return self.get_response(request)
 
-    def _trusted(self, address: str) -> bool:
+    def _from_haproxy(self, request: HttpRequest) -> bool:
         try:
-            peer = ipaddress.ip_address(address)
+            peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
         except ValueError:
             return False
-        return any(peer in network for network in self.proxies)
+        if not any(peer in network for network in self.proxies):
+            return False
+        sent = request.META.get(PROXY_SECRET_HEADER, "").encode()
+        return not self.secret or hmac.compare_digest(sent, self.secret)
 
 
 # What HAProxy sets on every request: the client's address and scheme, and the listener it came through.
 FORWARDED_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_DASHBOARD_LISTENER")
+PROXY_SECRET_HEADER = "HTTP_X_DASHBOARD_PROXY"  # noqa: S105 (a header name)
 
 
-def _last_address(forwarded: str) -> str | None:
-    """The address the nearest proxy added (the last one); None when that is not an address."""
+def client_address(text: str) -> str | None:
+    """The address in `text` as the audit trail stores it (at most 39 characters), or None when it is not one. An
+    IPv6 scope ("fe80::1%eth0") says nothing about the client beyond the proxy's host, and is dropped."""
     try:
-        return str(ipaddress.ip_address(forwarded.rsplit(",", 1)[-1].strip()))
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        address = ipaddress.IPv6Address(int(address))
+    return str(address)
 
 
 def through_monitoring_listener(request: HttpRequest) -> bool:

@@ -34,6 +34,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # from these networks only (dashboard.middleware drops them from anyone else). None by default: the local stack
 # and Compose name HAProxy's address.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Set, forwarded headers are believed only from a trusted proxy that also sends this (HAProxy adds it): an address
+# alone is any local user's to bind.
+PROXY_SECRET = env.str("PROXY_SECRET", default="")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Served over HTTPS (TLS ends at HAProxy or in front of it): secure cookies, HSTS, redirect to https. On by

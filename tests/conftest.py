@@ -65,6 +65,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "FLOWER_PASSWORD": secrets.token_urlsafe(16),
         "STATS_USER": "stats",
         "STATS_PASSWORD": secrets.token_urlsafe(16),
+        "PROXY_SECRET": secrets.token_urlsafe(32),
         # The tests come from one address, faster than people; HAProxy's limit has a test of its own.
         "HAPROXY_RATE_LIMIT": "1000000",
         "HAPROXY_CONNECTIONS_PER_ADDRESS": "10000",

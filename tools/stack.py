@@ -247,6 +247,8 @@ def local_environment(var: Path) -> dict[str, str]:
         "FLOWER_PASSWORD": secrets.token_urlsafe(12),
         "STATS_USER": "stats",
         "STATS_PASSWORD": secrets.token_urlsafe(12),
+        # HAProxy sends it to the replicas, which believe its forwarded headers only with it.
+        "PROXY_SECRET": secrets.token_urlsafe(32),
         # The stack's own MariaDB and Redis, when it runs them: loopback is every local user's, so a password.
         "EMBEDDED_MARIADB_PASSWORD": secrets.token_urlsafe(18),
         "EMBEDDED_REDIS_PASSWORD": secrets.token_urlsafe(18),

@@ -31,7 +31,10 @@ from .engine import Engine, NetworkState, leftovers
 COMPOSE = ROOT / ".tools" / "compose" / "compose" / "docker-compose"
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
 REPORT = ROOT / "var" / "containers.txt"
-SECRETS = ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "ADMIN_PASSWORD", "FLOWER_PASSWORD", "STATS_PASSWORD")
+SECRETS = (
+    "SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "ADMIN_PASSWORD", "FLOWER_PASSWORD", "STATS_PASSWORD",
+    "PROXY_SECRET",
+)  # fmt: skip
 SCALE = ("--scale", "web=3", "--scale", "worker=2")
 
 

@@ -90,6 +90,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
         "FLOWER_PASSWORD": secrets.token_urlsafe(16),
         "STATS_USER": "stats",
         "STATS_PASSWORD": secrets.token_urlsafe(16),
+        "PROXY_SECRET": secrets.token_urlsafe(32),
         # Faster recovery than the defaults, so the tests take seconds: a dead worker's rows are seen after 6 s.
         "COMPUTATION_STALE_AFTER_SECONDS": "6",
         "COMPUTATION_SWEEP_SECONDS": "2",

@@ -69,3 +69,20 @@ def test_a_csrf_failure_of_the_json_api_answers_json():
     page = browser.post(reverse("computation-retry", args=[computation.pk]))
     assert page.status_code == 403 and page["Content-Type"].startswith("text/html"), "pages keep their HTML"
     assert Computation.objects.get().status == Status.FAILED
+
+
+def test_with_a_proxy_secret_only_the_proxy_that_sends_it_is_believed(settings):
+    """Any local user can connect from HAProxy's address; only HAProxy sends PROXY_SECRET (X-Dashboard-Proxy)."""
+    settings.PROXY_SECRET = "s" * 43
+    posing = Client()  # from 127.0.0.1, the trusted address
+    assert audited_address(posing, HTTP_X_FORWARDED_FOR="203.0.113.9") == "127.0.0.1"
+    assert audited_address(posing, HTTP_X_FORWARDED_FOR="203.0.113.9", HTTP_X_DASHBOARD_PROXY="t" * 43) == "127.0.0.1"
+    assert posing.get(reverse("metrics"), HTTP_X_DASHBOARD_LISTENER="monitoring").status_code == 404
+    haproxy = {"HTTP_X_DASHBOARD_PROXY": "s" * 43}
+    assert audited_address(Client(), HTTP_X_FORWARDED_FOR="203.0.113.9", **haproxy) == "203.0.113.9"
+    assert Client().get(reverse("metrics"), HTTP_X_DASHBOARD_LISTENER="monitoring", **haproxy).status_code == 200
+
+
+def test_an_ipv6_scope_in_a_forwarded_address_is_dropped_never_a_500(client):
+    assert audited_address(client, HTTP_X_FORWARDED_FOR="fe80::1%eth0") == "fe80::1"
+    assert audited_address(client, HTTP_X_FORWARDED_FOR="fe80::1%" + "x" * 60) == "fe80::1"

@@ -64,6 +64,17 @@ def test_internal_paths_are_served_on_the_monitoring_listener_only(stack):
     assert status == 404
 
 
+def test_a_local_process_on_haproxys_address_cannot_pass_as_haproxy(stack):
+    """The replicas trust 127.0.0.2, which any local user can bind: without HAProxy's secret its headers are
+    nothing."""
+    direct = http.client.HTTPConnection("127.0.0.1", stack.ports.web[0], timeout=10, source_address=("127.0.0.2", 0))
+    try:
+        direct.request("GET", "/metrics", headers={"X-Dashboard-Listener": "monitoring"})
+        assert direct.getresponse().status == 404
+    finally:
+        direct.close()
+
+
 def cancel_through(url: str, headers: dict[str, str], **request_options: object) -> None:
     """Submits a long computation and cancels it through the API with `headers`. A connection for each request:
     uWSGI, reached directly, closes after each answer without saying so, and a reused connection would be reset."""
