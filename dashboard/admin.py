@@ -259,5 +259,11 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Run the selected schedules now"), permissions=["operate"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        done = self._each(request, queryset, schedules.run_now)
+        """Each run queues a computation: they spend the operator's submission budget, as anyone's do."""
+        try:
+            with throttling.budget(request, queryset.count()):
+                done = self._each(request, queryset, schedules.run_now)
+        except throttling.Refused as refused:
+            self.message_user(request, refused.message, messages.ERROR)
+            return
         self.message_user(request, ngettext("%d schedule run.", "%d schedules run.", done) % done)

@@ -208,7 +208,10 @@ def schedule_action_json(request: HttpRequest, pk: int, action: str) -> JsonResp
         return _no_schedule()
     if not may_act_on(request, schedule.owner_id):
         return _read_only()
-    done = schedule_pages.ACTIONS[action](schedule, Actor.from_request(request, AuditEntry.Source.API))
+    try:
+        done = schedule_pages.act(request, schedule, action, Actor.from_request(request, AuditEntry.Source.API))
+    except throttling.Refused as refused:
+        return refused.advise(JsonResponse({"error": refused.message}, status=refused.status))
     if action == "delete":
         return JsonResponse({"deleted": pk})
     schedule.refresh_from_db()

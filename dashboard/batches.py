@@ -64,7 +64,9 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rows_from = _int(request.GET.get("from"))
     if live.wants_partial(request):
         path = _batch_url(pk, rows_from)
-        response = live.partial(request, SECTION, path, lambda: _batch_context(request, pk, rows_from))
+        response = live.partial(
+            request, SECTION, path, lambda: _batch_context(request, pk, rows_from), keep=not rows_from
+        )
         return announce_endings(request, response)
     context, _ = _batch_context(request, pk, rows_from)
     return render(request, PAGE, {"title": context["title"], "section": rendered(SECTION, context, request)})

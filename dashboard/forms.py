@@ -107,11 +107,13 @@ class ComputationForm(forms.Form):
     def input_fields(self) -> list[forms.BoundField]:
         return [self[spec.name] for spec in self.spec.inputs] if self.spec else []
 
-    def submit(self, owner: AbstractBaseUser | None) -> Computation:
-        """The valid form's computation, recorded and sent (services.submit)."""
+    size = 1  # computations the valid form queues
+
+    def submit(self, owner: AbstractBaseUser | None, address: str | None) -> Computation:
+        """The valid form's computation, recorded and sent (services.submit), `owner`'s or from `address`."""
         return services.submit(
             operation=self.spec, inputs=self.inputs, work_seconds=self.work,
-            idempotency_key=self.cleaned_data["idempotency_key"], owner=owner,
+            idempotency_key=self.cleaned_data["idempotency_key"], owner=owner, address=address,
         )  # fmt: skip
 
 
@@ -149,6 +151,7 @@ class BatchForm(ComputationForm):
         except OperationError as error:
             self.add_error(error.field, error_text(error, self.spec.inputs))
             return cleaned
+        self.size = len(values)
         for value in values:
             try:
                 self.spec.validate({**self.fixed_inputs, varied.name: value})
@@ -164,12 +167,13 @@ class BatchForm(ComputationForm):
         varied = self.cleaned_data["varied"]
         return {spec.name: self.cleaned_data[spec.name] for spec in self.spec.inputs if spec.name != varied}
 
-    def submit(self, owner: AbstractBaseUser | None) -> Batch:
+    def submit(self, owner: AbstractBaseUser | None, address: str | None) -> Batch:
         """The valid form's batch and its computations, recorded and sent (services.submit_batch)."""
         data = self.cleaned_data
         return services.submit_batch(
             operation=self.spec, varied=data["varied"], start=data["start"], stop=data["stop"], step=data["step"],
             fixed=self.fixed_inputs, work_seconds=self.work, idempotency_key=data["idempotency_key"], owner=owner,
+            address=address,
         )  # fmt: skip
 
 
@@ -296,6 +300,21 @@ def check_when(form: forms.Form, cleaned: dict) -> None:
             parse_cron(cleaned.get("cron") or "")
         except ValueError as error:
             form.add_error("cron", str(error))
+    field = {Schedule.Kind.EVERY: "every", Schedule.Kind.CRON: "cron"}.get(kind)
+    if field is None or form.errors.keys() & {field, "unit", "operation", "work_seconds"}:
+        return
+    when = Schedule(
+        kind=kind, every=cleaned.get("every"), unit=cleaned.get("unit") or "", cron=cleaned.get("cron") or ""
+    )
+    least = schedules.least_gap(cleaned.get("operation") or "", cleaned.get("work_seconds") or 0)
+    if when.shortest_gap() < least:
+        minutes = int(least.total_seconds() // 60)
+        message = ngettext(
+            "This computation may run at most once a minute.",
+            "This computation may run at most once every %(minutes)d minutes.",
+            minutes,
+        ) % {"minutes": minutes}
+        form.add_error(field, message)
 
 
 class ScheduleForm(ComputationForm):
@@ -334,19 +353,23 @@ class ScheduleForm(ComputationForm):
         check_when(self, cleaned)
         return cleaned
 
-    def submit(self, owner: AbstractBaseUser | None) -> Schedule:
-        """The valid form's schedule (tasks.schedules.create); Refused (422) past SCHEDULE_MAX."""
+    def submit(self, owner: AbstractBaseUser | None, address: str | None) -> Schedule:
+        """The valid form's schedule (tasks.schedules.create), `owner`'s or made from `address`; Refused (422) past
+        SCHEDULE_MAX of theirs or SCHEDULE_MAX_TOTAL in all."""
         data = self.cleaned_data
         try:
             return schedules.create(
                 name=data["name"], operation=self.spec, inputs=self.inputs, work_seconds=self.work, kind=data["kind"],
                 run_at=data["run_at"], every=data["every"], unit=data["unit"], cron=data["cron"],
-                catch_up=data["catch_up"], owner=owner, actor=self.actor,
+                catch_up=data["catch_up"], owner=owner, address=address, actor=self.actor,
             )  # fmt: skip
         except schedules.TooManySchedules as error:
-            message = ngettext(
-                "There is already %(count)d schedule, the most allowed: delete one first.",
-                "There are already %(count)d schedules, the most allowed: delete one first.",
-                settings.SCHEDULE_MAX,
-            ) % {"count": settings.SCHEDULE_MAX}
+            if error.in_all:
+                message = gettext("There are as many schedules as the dashboard keeps: none can be added for now.")
+            else:
+                message = ngettext(
+                    "You have %(count)d schedule already, the most one person may have: delete one first.",
+                    "You have %(count)d schedules already, the most one person may have: delete one first.",
+                    settings.SCHEDULE_MAX,
+                ) % {"count": settings.SCHEDULE_MAX}
             raise Refused(message, status=422) from error

@@ -54,10 +54,12 @@ def poll_etag(request: HttpRequest, path: str) -> str | None:
     return None if version is None else f"{version}-{_digest(*_depends_on(request, path))}"
 
 
-def partial(request: HttpRequest, template: str, path: str, build: Build) -> HttpResponse:
+def partial(request: HttpRequest, template: str, path: str, build: Build, *, keep: bool = True) -> HttpResponse:
     """The polled partial at `path`, its normalised address: `build()` gives its context and whether anything it
-    shows is in flight, and runs only when the cache has no rendering of this version."""
-    version = _version(request)
+    shows is in flight, and runs only when the cache has no rendering of this version. Not `keep`: rendered afresh
+    each time and never kept (a search, a page deep in the list: each client's own, and a client could ask for
+    endless different ones to fill the cache)."""
+    version = _version(request) if keep else None
     key = f"dashboard:partial:{_digest(template, *_depends_on(request, path))}"
     cached = _cached(key) if version is not None else None
     if cached is None or cached[0] != version:

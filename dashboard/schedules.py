@@ -20,7 +20,7 @@ from tasks import schedules
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 from tasks.services import Actor
 
-from . import live, submitting
+from . import live, submitting, throttling
 from .access import may_act_on, owner_scope
 from .forms import ScheduleForm
 from .jinja import rendered
@@ -68,7 +68,10 @@ def _page(request: HttpRequest, form: ScheduleForm, *, status: int = 200) -> Htt
 
 @require_safe
 def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    schedule = get_object_or_404(Schedule.objects.visible_to(owner_scope(request)), pk=pk)
+    return _detail(request, get_object_or_404(Schedule.objects.visible_to(owner_scope(request)), pk=pk))
+
+
+def _detail(request: HttpRequest, schedule: Schedule, *, status: int = 200) -> HttpResponse:
     runs = Paginator(schedule.runs.all(), RUNS_PER_PAGE).get_page(request.GET.get("page"))
     kept = set(
         Computation.objects.filter(pk__in=[run.computation_id for run in runs if run.computation_id]).values_list(
@@ -76,7 +79,7 @@ def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
         )
     )
     rows = [(run, run.computation_id in kept, schedules.reason_text(run)) for run in runs]
-    return render(request, DETAIL, {"schedule": schedule, "runs": runs, "rows": rows})
+    return render(request, DETAIL, {"schedule": schedule, "runs": runs, "rows": rows}, status=status)
 
 
 ACTIONS: dict[str, Callable[[Schedule, Actor], Any]] = {
@@ -87,6 +90,15 @@ ACTIONS: dict[str, Callable[[Schedule, Actor], Any]] = {
 }
 
 
+def act(request: HttpRequest, schedule: Schedule, action: str, actor: Actor) -> Any:
+    """One of ACTIONS, from any door. "Run now" queues a computation: it spends the client's submission budget
+    (throttling.Refused past it)."""
+    if action != "run":
+        return ACTIONS[action](schedule, actor)
+    with throttling.budget(request, 1):
+        return ACTIONS[action](schedule, actor)
+
+
 @require_POST
 def schedule_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if action not in ACTIONS:
@@ -94,7 +106,11 @@ def schedule_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     schedule = get_object_or_404(Schedule.objects.visible_to(owner_scope(request)), pk=pk)
     if not may_act_on(request, schedule.owner_id):
         raise PermissionDenied
-    done = ACTIONS[action](schedule, Actor.from_request(request, AuditEntry.Source.DASHBOARD))
+    try:
+        done = act(request, schedule, action, Actor.from_request(request, AuditEntry.Source.DASHBOARD))
+    except throttling.Refused as refused:
+        messages.error(request, refused.message)
+        return refused.advise(_detail(request, schedule, status=refused.status))
     if action == "delete":
         messages.success(request, gettext("Schedule “%(name)s” deleted.") % {"name": schedule.name})
         return see_other(reverse("schedules"))

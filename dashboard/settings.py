@@ -217,14 +217,22 @@ COMPUTATION_DATABASE_RETRY_SECONDS = env.int("COMPUTATION_DATABASE_RETRY_SECONDS
 # Ended computations older than this are deleted (tasks/retention.py); their counts and run times stay in the
 # rollups for two years. 0 keeps every computation.
 COMPUTATION_RETENTION_DAYS = env.int("COMPUTATION_RETENTION_DAYS", default=30)
-# Schedules (tasks/schedules.py): at most this many per person (in all, with accounts off); a run due longer ago than
-# this was missed, and runs once or is skipped as its schedule says.
+# Schedules (tasks/schedules.py): at most SCHEDULE_MAX per person (or client address, for schedules made without
+# signing in) and SCHEDULE_MAX_TOTAL in all; none runs more often than every SCHEDULE_MIN_INTERVAL_SECONDS (its heavy
+# computations: SCHEDULE_MIN_HEAVY_INTERVAL_SECONDS). A run due longer ago than SCHEDULE_MISSED_AFTER_SECONDS was
+# missed, and runs once or is skipped as its schedule says.
 SCHEDULE_MAX = env.int("SCHEDULE_MAX", default=100)
+SCHEDULE_MAX_TOTAL = env.int("SCHEDULE_MAX_TOTAL", default=5_000)
+SCHEDULE_MIN_INTERVAL_SECONDS = env.int("SCHEDULE_MIN_INTERVAL_SECONDS", default=60)
+SCHEDULE_MIN_HEAVY_INTERVAL_SECONDS = env.int("SCHEDULE_MIN_HEAVY_INTERVAL_SECONDS", default=600)
 SCHEDULE_MISSED_AFTER_SECONDS = env.int("SCHEDULE_MISSED_AFTER_SECONDS", default=120)
 # Submissions are refused (503) while this many wait; those accepted are never dropped.
 COMPUTATION_MAX_QUEUED = env.int("COMPUTATION_MAX_QUEUED", default=10_000)
-# Per client address, as "count/period" (s, m, h); beyond it a submission gets 429 with Retry-After.
-SUBMISSION_RATE_LIMIT = env.str("SUBMISSION_RATE_LIMIT", default="30/m")
+# What one person (or one client address, without signing in) may have waiting at once; beyond it 429.
+COMPUTATION_MAX_QUEUED_PER_CLIENT = env.int("COMPUTATION_MAX_QUEUED_PER_CLIENT", default=1_000)
+# Computations one person (or client address) may queue, as "count/period" (s, m, h, d, with a multiple: 10m): a
+# batch counts its size, a retry the computations it queues again. Beyond it 429 with Retry-After.
+SUBMISSION_RATE_LIMIT = env.str("SUBMISSION_RATE_LIMIT", default="1000/10m")
 # Attempts to sign in per client address (the dashboard's login; the admin's has its own page).
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="10/m")
 

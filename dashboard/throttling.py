@@ -1,12 +1,19 @@
-"""Per-client limits on submissions (SUBMISSION_RATE_LIMIT) and sign-in attempts (LOGIN_RATE_LIMIT), counted in
-the shared Redis cache by django-ratelimit, so every web replica counts together. HAProxy keeps a coarser
-per-address limit in front.
+"""Per-client limits: the computations a client queues (SUBMISSION_RATE_LIMIT) and its attempts to sign in
+(LOGIN_RATE_LIMIT), and what it may keep waiting. HAProxy keeps a coarser per-address limit in front.
 
-Whatever queues work from a web request, a submission, a batch or a retry, single or bulk, counts as a submission
-and is refused when the queue has no room for it (Refused, with the status and the text a person reads).
+Whatever queues work from a web request, on any door (a submission, a batch, a retry single or bulk, a schedule's
+"run now"), spends the client's budget by what it queues: a batch of 500 spends 500. The client is the signed-in
+person, or the client address. The counters live in the broker's Redis, which never evicts, so filling the cache
+cannot reset them; every web replica counts together. A request refused for any reason spends nothing but the one
+attempt of an invalid form.
+
+Work is refused when it would go beyond the queue's cap, or beyond what one client may have waiting (Refused, with
+the status and the text a person reads).
 """
 
 import contextlib
+import re
+import time
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -14,18 +21,19 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext, ngettext
-from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
 
-from tasks import services
+from tasks import services, store
 from tasks.models import AuditEntry
 
 QUEUE_FULL_RETRY_SECONDS = 60
+RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Refused(Exception):
-    """The request queued nothing: invalid (422, the form says why), past the client's limit (429) or the
-    queue's cap (503)."""
+    """The request queued nothing: invalid (422, the form says why), past the client's limit or its share of the
+    queue (429) or the queue's cap (503)."""
 
     def __init__(self, message: str, *, status: int, retry_after: int | None = None):
         super().__init__(message)
@@ -38,27 +46,53 @@ class Refused(Exception):
         return response
 
 
-def count_submission(request: HttpRequest) -> None:
-    """Counts a submission (or retry) against the client's limit; raises Refused (429) past it."""
-    if wait := submission_wait(request):
+def charge(request: HttpRequest, computations: int) -> str:
+    """Spends `computations` of the client's SUBMISSION_RATE_LIMIT, or raises Refused (429) when that is more than
+    is left, having spent nothing; the counter's key."""
+    key, wait = _spend(_client(request), "submissions", settings.SUBMISSION_RATE_LIMIT, computations)
+    if wait:
+        _give_back(key, computations)
         raise Refused(too_many_submissions(wait), status=429, retry_after=wait)
+    return key
+
+
+@contextlib.contextmanager
+def budget(request: HttpRequest, computations: int) -> Iterator[None]:
+    """charge() for the block, given back if the block raises: what was refused was not queued."""
+    key = charge(request, computations)
+    try:
+        yield
+    except BaseException:
+        _give_back(key, computations)
+        raise
 
 
 @contextlib.contextmanager
 def queue_room() -> Iterator[None]:
-    """Turns services.QueueFull into Refused (503), saying how much room the queue has."""
+    """Turns services.QueueFull into Refused: 503 for the queue's cap, 429 for the client's own, saying how much room
+    there is."""
     try:
         yield
     except services.QueueFull as full:
-        if full.wanted == 1:
-            message = gettext("The queue is full: nothing was queued. Try again in a minute.")
-        else:
-            message = ngettext(
-                "The queue has room for %(room)d more computation and this would add %(wanted)d: nothing was queued.",
-                "The queue has room for %(room)d more computations and this would add %(wanted)d: nothing was queued.",
-                full.room,
-            ) % {"room": full.room, "wanted": full.wanted}
-        raise Refused(message, status=503, retry_after=QUEUE_FULL_RETRY_SECONDS) from full
+        raise _queue_full(full) from full
+
+
+def _queue_full(full: services.QueueFull) -> Refused:
+    if full.yours:
+        message = gettext(
+            "One person may have %(cap)s computations waiting; yours leave room for %(room)s more: nothing was "
+            "queued. Try again once some have run."
+        ) % {"cap": settings.COMPUTATION_MAX_QUEUED_PER_CLIENT, "room": full.room}
+        return Refused(message, status=429, retry_after=QUEUE_FULL_RETRY_SECONDS)
+    if full.wanted == 1:
+        message = gettext("The queue is full: nothing was queued. Try again in a minute.")
+    else:
+        message = ngettext(
+            "The queue has room for %(room)d more computation and this would add %(wanted)d: nothing was queued.",
+            "The queue has room for %(room)d more computations and this would add %(wanted)d: nothing was queued.",
+            full.room,
+        ) % {"room": full.room, "wanted": full.wanted}
+    return Refused(message, status=503, retry_after=QUEUE_FULL_RETRY_SECONDS)
 
 
 class SubmissionForm[T](Protocol):
@@ -66,58 +100,85 @@ class SubmissionForm[T](Protocol):
 
     def add_error(self, field: str | None, error: str) -> None: ...
 
-    def submit(self, owner: AbstractBaseUser | None) -> T: ...
+    @property
+    def size(self) -> int:
+        """How many computations the valid form queues."""
+        ...
+
+    def submit(self, owner: AbstractBaseUser | None, address: str | None) -> T: ...
 
 
 def submission[T](request: HttpRequest, form: SubmissionForm[T], *, owner: AbstractBaseUser | None) -> T:
-    """A submission from a web request: counted against the client's limit (429), validated (422), and submitted
-    (form.submit, as `owner`'s) if the queue has room (503); raises Refused, which says which, having recorded
+    """A submission from a web request: validated (422, which spends one of the client's budget, as an attempt),
+    counted by what it queues against the client's limit (429), and submitted (form.submit, as `owner`'s) if the
+    queue and the client's share of it have room (503, 429); raises Refused, which says which, having recorded
     nothing."""
-    count_submission(request)
     if not form.is_valid():
+        charge(request, 1)  # an attempt: a flood of invalid posts is limited too
         raise Refused("", status=422)
-    with queue_room():
-        return form.submit(owner)
+    with budget(request, form.size), queue_room():
+        return form.submit(owner, request.META.get("REMOTE_ADDR"))
 
 
 def act(request: HttpRequest, action: str, *, selection: services.Selection, actor: services.Actor) -> services.Outcome:
-    """A cancel or a retry (AuditEntry.Action) from a web request. A retry queues work, so it is counted and capped
-    as a submission is (Refused); a cancel is not."""
+    """A cancel or a retry (AuditEntry.Action) from a web request. A retry queues work, so it spends the client's
+    budget by the computations it would queue again, and is capped as a submission is (Refused); a cancel is
+    not."""
     if action == AuditEntry.Action.CANCEL:
         return services.cancel(selection=selection, actor=actor)
-    count_submission(request)
-    with queue_room():
+    again = services.actionable(selection, action).order_by()[: services.BULK_CAP].count()
+    with budget(request, max(again, 1)), queue_room():
         return services.retry(selection=selection, actor=actor)
-
-
-def submission_wait(request: HttpRequest) -> int:
-    """Counts this submission; the seconds the client must wait when it is over the limit, else 0.
-
-    Fails open: with the cache unreachable nobody is limited (HAProxy's limit still holds).
-    """
-    return _wait(request, "submissions", settings.SUBMISSION_RATE_LIMIT)
 
 
 def too_many_submissions(wait: int) -> str:
     """What a client over the submission limit reads."""
     message = ngettext(
-        "Too many submissions from your address: try again in %(seconds)d second.",
-        "Too many submissions from your address: try again in %(seconds)d seconds.",
+        "Too many submissions from you: try again in %(seconds)d second.",
+        "Too many submissions from you: try again in %(seconds)d seconds.",
         wait,
     )
     return message % {"seconds": wait}
 
 
 def sign_in_wait(request: HttpRequest) -> int:
-    """The same for attempts to sign in (LOGIN_RATE_LIMIT per client address): guessing passwords is slow."""
-    return _wait(request, "sign-ins", settings.LOGIN_RATE_LIMIT)
+    """Counts an attempt to sign in (LOGIN_RATE_LIMIT per client address: guessing passwords is slow); the seconds
+    the client must wait when it is over the limit, else 0."""
+    return _spend(f"address:{request.META.get('REMOTE_ADDR')}", "sign-ins", settings.LOGIN_RATE_LIMIT, 1)[1]
 
 
-def _wait(request: HttpRequest, group: str, rate: str) -> int:
+def _client(request: HttpRequest) -> str:
+    """Whose budget: the signed-in person's, else the client address's."""
+    if request.user.is_authenticated:
+        return f"person:{request.user.pk}"
+    return f"address:{request.META.get('REMOTE_ADDR')}"
+
+
+def _spend(client: str, group: str, rate: str, amount: int) -> tuple[str, int]:
+    """Adds `amount` to the client's count in this window of `rate` ("count/period"); the counter's key, and the
+    seconds until the window ends when that went past the count, else 0. Fails open: with the broker's Redis
+    unreachable nobody is limited (HAProxy's limit still holds)."""
+    count, period = parse_rate(rate)
+    now = time.time()
+    key = f"dashboard:limit:{group}:{client}:{int(now // period)}"
     try:
-        usage = get_usage(request, group=group, key="ip", rate=rate, method="POST", increment=True)
+        durable = store.durable()
+        with durable.pipeline() as pipe:
+            used, _ = pipe.incrby(key, amount).expire(key, period + 1).execute()
     except RedisError:
-        return 0
-    if usage is None or not usage["should_limit"]:
-        return 0
-    return max(usage["time_left"], 1)
+        return key, 0
+    return key, 0 if used <= count else max(int(period - now % period), 1)
+
+
+def _give_back(key: str, amount: int) -> None:
+    with contextlib.suppress(RedisError):
+        store.durable().decrby(key, amount)
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """ "30/m" → (30, 60), "1000/10m" → (1000, 600)."""
+    match = RATE.match(rate.strip())
+    if match is None:
+        raise ValueError(f"a rate is count/period, e.g. 30/m or 1000/10m: {rate!r}")
+    count, multiple, unit = match.groups()
+    return int(count), int(multiple or 1) * SECONDS[unit]

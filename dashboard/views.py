@@ -151,8 +151,9 @@ def computations(request: HttpRequest) -> HttpResponse:
 def computation_list(request: HttpRequest) -> HttpResponse:
     filters = ListFilterForm(request.GET)
     if live.wants_partial(request) and filters.is_valid():
+        position = _list_params(filters).keys() & {"q", "before", "after"}
         response = live.partial(
-            request, LIST, _list_url(filters), lambda: _with_flight(_list_context(request, filters))
+            request, LIST, _list_url(filters), lambda: _with_flight(_list_context(request, filters)), keep=not position
         )
         if request.htmx.trigger == FILTERS_FORM:
             # The address bar shows the view as a link to share: the dashboard, its filters and search, no blanks.

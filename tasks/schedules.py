@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
-from . import services
+from . import queues, services
 from .models import AuditEntry, Schedule, ScheduleRun
 from .operations import REGISTRY, Inputs, Operation, OperationError
 
@@ -26,19 +26,34 @@ logger = logging.getLogger(__name__)
 
 # At most this many due schedules are fired by one run of fire_schedules; the next run takes the rest.
 FIRE_BATCH = 100
+# Why a run was refused for want of room: in the whole queue, or in its owner's share (QueueFull.yours).
+QUEUE_FULL_REASONS = {
+    False: gettext_noop("The queue is full."),
+    True: gettext_noop("Its owner has as many computations waiting as one person may have."),
+}
 
 
 class TooManySchedules(Exception):
-    """The owner (or everyone, with accounts off) has SCHEDULE_MAX schedules already: nothing was written."""
+    """The owner (or, made without signing in, the client address) has SCHEDULE_MAX schedules already, or there are
+    SCHEDULE_MAX_TOTAL in all (`in_all`): nothing was written."""
+
+    def __init__(self, *, in_all: bool = False):
+        super().__init__("SCHEDULE_MAX_TOTAL" if in_all else "SCHEDULE_MAX")
+        self.in_all = in_all
 
 
 def create(
     *, name: str, operation: Operation, inputs: Inputs, work_seconds: int, kind: str, run_at: datetime.datetime | None,
     every: int | None, unit: str, cron: str, catch_up: bool, owner: AbstractBaseUser | None, actor: services.Actor,
+    address: str | None = None,
 ) -> Schedule:  # fmt: skip
-    """A validated schedule (the forms check it), with its first due time. Only the fields of its kind are kept."""
-    # Two creations at once may both pass: the cap bounds the table, one more does not matter to it.
-    if Schedule.objects.filter(owner=owner).count() >= settings.SCHEDULE_MAX:
+    """A validated schedule (the forms check it), with its first due time. Only the fields of its kind are kept.
+    `owner`'s, or made from `address` without signing in: its runs count against that client's share of the queue."""
+    # Two creations at once may both pass: the caps bound the table, one more does not matter to it.
+    if Schedule.objects.count() >= settings.SCHEDULE_MAX_TOTAL:
+        raise TooManySchedules(in_all=True)
+    address = None if owner else address
+    if Schedule.objects.filter(owner=owner, created_from=address).count() >= settings.SCHEDULE_MAX:
         raise TooManySchedules
     with transaction.atomic():
         schedule = Schedule(
@@ -46,11 +61,20 @@ def create(
             kind=kind, run_at=run_at if kind == Schedule.Kind.ONCE else None,
             every=every if kind == Schedule.Kind.EVERY else None, unit=unit if kind == Schedule.Kind.EVERY else "",
             cron=" ".join(cron.split()) if kind == Schedule.Kind.CRON else "", catch_up=catch_up, owner=owner,
+            created_from=address,
         )  # fmt: skip
         schedule.next_run_at = schedule.next_after(timezone.now())
         schedule.save()
         _audit(AuditEntry.Action.CREATE_SCHEDULE, actor, schedule)
     return schedule
+
+
+def least_gap(operation: str, work_seconds: int) -> datetime.timedelta:
+    """How often at most a schedule may run this computation: SCHEDULE_MIN_INTERVAL_SECONDS, or for heavy work
+    SCHEDULE_MIN_HEAVY_INTERVAL_SECONDS (a heavy queue drains slowly; a schedule must not outrun it)."""
+    heavy = queues.for_computation(operation, work_seconds) == queues.HEAVY
+    seconds = settings.SCHEDULE_MIN_HEAVY_INTERVAL_SECONDS if heavy else settings.SCHEDULE_MIN_INTERVAL_SECONDS
+    return datetime.timedelta(seconds=seconds)
 
 
 def pause(schedule: Schedule, actor: services.Actor) -> bool:
@@ -131,10 +155,11 @@ def _run(schedule: Schedule, *, due: datetime.datetime, now: datetime.datetime, 
         spec.validate(inputs)
         with transaction.atomic():  # a savepoint: a refusal leaves the run to be recorded
             computation = services.submit(
-                operation=spec, inputs=inputs, work_seconds=schedule.work_seconds, owner=schedule.owner
-            )
-    except services.QueueFull:
-        outcome, reason = ScheduleRun.Outcome.REFUSED, gettext_noop("The queue is full.")
+                operation=spec, inputs=inputs, work_seconds=schedule.work_seconds, owner=schedule.owner,
+                address=schedule.created_from,
+            )  # fmt: skip
+    except services.QueueFull as full:
+        outcome, reason = ScheduleRun.Outcome.REFUSED, QUEUE_FULL_REASONS[full.yours]
     except OperationError as error:
         outcome, reason = ScheduleRun.Outcome.REFUSED, error.message % error.params if error.params else error.message
     return ScheduleRun.objects.create(

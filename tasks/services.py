@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -40,12 +41,12 @@ BULK_CAP, CHUNK = 10_000, 1_000
 
 
 class QueueFull(Exception):
-    """Queuing `wanted` computations would make more than COMPUTATION_MAX_QUEUED wait (`room` more may); nothing
-    was recorded."""
+    """Queuing `wanted` computations would make more than COMPUTATION_MAX_QUEUED wait (`room` more may), or, when
+    `yours`, more than COMPUTATION_MAX_QUEUED_PER_CLIENT of one person's or client address's; nothing was recorded."""
 
-    def __init__(self, *, wanted: int = 1, room: int = 0):
+    def __init__(self, *, wanted: int = 1, room: int = 0, yours: bool = False):
         super().__init__(f"{wanted} computations to queue, room for {room}")
-        self.wanted, self.room = wanted, room
+        self.wanted, self.room, self.yours = wanted, room, yours
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,12 @@ class Outcome:
 
 def submit(
     *, operation: Operation, inputs: Inputs, work_seconds: int = 0, idempotency_key: uuid.UUID | None = None,
-    owner: AbstractBaseUser | None = None,
+    owner: AbstractBaseUser | None = None, address: str | None = None,
 ) -> Computation:  # fmt: skip
     """Records a computation and sends its task once the transaction commits. `inputs` are validated (forms do
-    it). A second submission with the same idempotency key returns the first computation instead."""
-    _make_room(1)
+    it). A second submission with the same idempotency key returns the first computation instead. `owner`, or
+    without one the client `address`, is the client whose own cap it counts against."""
+    _make_room(1, owner, address)
     try:
         with transaction.atomic():
             computation = Computation.objects.create(
@@ -117,6 +119,7 @@ def submit(
                 work_seconds=work_seconds,
                 idempotency_key=idempotency_key,
                 owner=owner,
+                submitted_from=None if owner else address,
                 # Sent right after the commit; if that fails, enqueue() clears it for the sweep to see.
                 enqueued_at=timezone.now(),
             )
@@ -133,6 +136,7 @@ def submit(
 def submit_batch(
     *, operation: Operation, varied: str, start: Number, stop: Number, step: Number, fixed: Inputs,
     work_seconds: int = 0, idempotency_key: uuid.UUID | None = None, owner: AbstractBaseUser | None = None,
+    address: str | None = None,
 ) -> Batch:  # fmt: skip
     """Records a batch and a computation for each value of `varied` from start to stop, in one transaction, and
     sends their tasks over one broker connection once it commits: a crash leaves all of it or none, and the sweep
@@ -141,7 +145,7 @@ def submit_batch(
         return existing
     spec = next(spec for spec in operation.inputs if spec.name == varied)
     values = expand_range(spec, start, stop, step)
-    _make_room(len(values))
+    _make_room(len(values), owner, address)
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.create(
@@ -157,7 +161,7 @@ def submit_batch(
             idempotency_key=idempotency_key,
             owner=owner,
         )
-        members = Computation.objects.bulk_create(_members(batch, operation, values, fixed))
+        members = Computation.objects.bulk_create(_members(batch, operation, values, fixed, address))
         if members[0].pk is None:
             # MySQL's bulk insert returns no ids (MariaDB's does): they are the batch's, ascending as inserted.
             for member, pk in zip(members, batch.computations.order_by("pk").values_list("pk", flat=True), strict=True):
@@ -167,7 +171,9 @@ def submit_batch(
     return batch
 
 
-def _members(batch: Batch, operation: Operation, values: Sequence[Number], fixed: Inputs) -> Iterable[Computation]:
+def _members(
+    batch: Batch, operation: Operation, values: Sequence[Number], fixed: Inputs, address: str | None
+) -> Iterable[Computation]:
     """A computation per value; the first stands for the batch in the main list."""
     for index, value in enumerate(values):
         yield Computation(
@@ -177,6 +183,7 @@ def _members(batch: Batch, operation: Operation, values: Sequence[Number], fixed
             batch=batch,
             in_main_list=index == 0,
             owner=batch.owner,
+            submitted_from=None if batch.owner else address,
             created_at=batch.created_at,
             enqueued_at=batch.created_at,
         )
@@ -196,14 +203,18 @@ def _batch_submitted(operation: Operation, batch: Batch) -> None:
     sending.dispatch(pks, queue=queues.for_computation(operation.name, batch.work_seconds))
 
 
-def _make_room(wanted: int) -> None:
-    """Raises QueueFull unless `wanted` more computations may be queued. One is the common case, answered from a
-    cached flag; more are counted against the room left (a bounded count)."""
+def _make_room(wanted: int, owner: AbstractBaseUser | None = None, address: str | None = None) -> None:
+    """Raises QueueFull unless `wanted` more computations may be queued, in all and by this client (the person, or
+    without one the address). One in all is the common case, answered from a cached flag; more are counted against
+    the room left (a bounded count), as are a client's."""
     if wanted == 1:
         if _queue_is_full():
             raise QueueFull
     elif wanted > (room := Computation.objects.queue_room()):
         raise QueueFull(wanted=wanted, room=room)
+    theirs = Computation.objects.queued_by(owner, address)
+    if theirs is not None and wanted > (room := theirs.room_below(settings.COMPUTATION_MAX_QUEUED_PER_CLIENT)):
+        raise QueueFull(wanted=wanted, room=room, yours=True)
 
 
 def _queue_is_full() -> bool:

@@ -147,6 +147,8 @@ class Computation(OfAnOperation, models.Model):
         settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+", db_index=False,
     )  # fmt: skip
+    # The client address it came from, when no one was signed in: what one address may keep queued is capped.
+    submitted_from = models.GenericIPAddressField(_("submitted from"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -178,6 +180,8 @@ class Computation(OfAnOperation, models.Model):
             # One person's list and counts (these also serve the owner's foreign key).
             models.Index(fields=["owner", "in_main_list"], name="computation_owner_main_list"),
             models.Index(fields=["owner", "status"], name="computation_owner_status"),
+            # What one address keeps queued (its cap).
+            models.Index(fields=["submitted_from", "status"], name="computation_address_status"),
         ]
 
     def __str__(self) -> str:

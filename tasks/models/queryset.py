@@ -124,8 +124,20 @@ class ComputationQuerySet(models.QuerySet):
 
     def queue_room(self) -> int:
         """How many more computations may be queued before COMPUTATION_MAX_QUEUED wait (a bounded count)."""
-        cap = settings.COMPUTATION_MAX_QUEUED
-        return max(cap - self.filter(status=Status.QUEUED).order_by().values("pk")[:cap].count(), 0)
+        return self.filter(status=Status.QUEUED).room_below(settings.COMPUTATION_MAX_QUEUED)
+
+    def queued_by(self, owner: AbstractBaseUser | None, address: str | None) -> "ComputationQuerySet | None":
+        """What one client has waiting: the person's, or (no one signed in) the client address's; None for neither
+        (the system's own submissions)."""
+        if owner is not None:
+            return self.filter(status=Status.QUEUED, owner=owner)
+        if address:
+            return self.filter(status=Status.QUEUED, owner__isnull=True, submitted_from=address)
+        return None
+
+    def room_below(self, cap: int) -> int:
+        """How many more rows this may take before it holds `cap` (a count of at most `cap` index entries)."""
+        return max(cap - self.order_by().values("pk")[:cap].count(), 0)
 
     def status_counts(self, *, cap: int = COUNT_CAP) -> StatusCounts:
         """The counts of every status, in one query whose cost does not grow with the table: each status is

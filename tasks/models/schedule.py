@@ -2,6 +2,7 @@
 TIME_ZONE; and their runs, each linked to the computation it created (tasks.schedules fires them)."""
 
 import datetime
+import itertools
 import math
 
 from celery.schedules import crontab
@@ -13,6 +14,10 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .computation import Computation, OfAnOperation
+
+# How many of a cron schedule's next runs tell its tightest spacing (a week of hourly runs, more than a day of any
+# finer ones).
+CRON_SAMPLE = 200
 
 
 class ScheduleQuerySet(models.QuerySet):
@@ -49,6 +54,9 @@ class Schedule(OfAnOperation, models.Model):
         settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
     )  # fmt: skip
+    # The client address that made it, when no one was signed in: the cap on schedules counts per person or address,
+    # and its runs count as that address's submissions.
+    created_from = models.GenericIPAddressField(_("created from"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     objects = ScheduleQuerySet.as_manager()
@@ -83,6 +91,18 @@ class Schedule(OfAnOperation, models.Model):
             periods = max(0, math.floor((moment - anchor) / self.period) + 1)
             return anchor + periods * self.period
         return cron_next(self.crontab(), moment)
+
+    def shortest_gap(self) -> datetime.timedelta | None:
+        """The least time between two of its runs, None for a "once" schedule: an "every" schedule's period, a cron
+        expression's tightest spacing over its next CRON_SAMPLE runs."""
+        if self.kind == self.Kind.ONCE:
+            return None
+        if self.kind == self.Kind.EVERY:
+            return self.period
+        parsed, moments = self.crontab(), [timezone.now()]
+        for _step in range(CRON_SAMPLE):
+            moments.append(cron_next(parsed, moments[-1]))
+        return min(later - earlier for earlier, later in itertools.pairwise(moments[1:]))
 
     @property
     def description(self) -> str:

@@ -101,7 +101,7 @@ def test_a_form_posted_twice_creates_one_computation(django_capture_on_commit_ca
 
 @pytest.mark.django_db
 def test_submissions_beyond_the_rate_limit_get_429_with_retry_after(settings, django_capture_on_commit_callbacks):
-    # An hour's window: django-ratelimit's windows are fixed, and a minute's could close between attempts.
+    # An hour's window: the limits' windows are fixed, and a minute's could close between attempts.
     settings.SUBMISSION_RATE_LIMIT = "3/h"
     data = {"operation": "add", "x": "1", "y": "2"}
     client = Client()
@@ -113,7 +113,7 @@ def test_submissions_beyond_the_rate_limit_get_429_with_retry_after(settings, dj
     assert statuses == [200, 200, 200]
     assert refused.status_code == 429
     assert 1 <= int(refused["Retry-After"]) <= 3600
-    assert "Too many submissions from your address" in refused.content.decode()
+    assert "Too many submissions from you" in refused.content.decode()
     assert other.status_code == 200
     assert Computation.objects.count() == 4
 

@@ -153,7 +153,7 @@ def test_batches_are_their_owners(people):
 
 @pytest.mark.usefixtures("accounts")
 def test_guessing_passwords_is_slowed_down(people, settings):
-    # An hour's window: django-ratelimit's windows are fixed, and a minute's could close between attempts.
+    # An hour's window: the limits' windows are fixed, and a minute's could close between attempts.
     settings.LOGIN_RATE_LIMIT = "3/h"
     client = Client(REMOTE_ADDR="198.51.100.7")
     for _ in range(3):

@@ -109,7 +109,7 @@ def test_the_admins_retry_is_refused_when_the_queue_is_full(admin_client, settin
 
 
 def test_the_admin_login_shares_the_dashboards_limit_of_attempts(settings, django_user_model):
-    # An hour's window: django-ratelimit's windows are fixed, and a minute's could close between attempts.
+    # An hour's window: the limits' windows are fixed, and a minute's could close between attempts.
     settings.LOGIN_RATE_LIMIT = "3/h"
     django_user_model.objects.create_superuser("root", password="a long enough password")
     guesser = Client(REMOTE_ADDR="198.51.100.7")
