@@ -135,6 +135,11 @@ def test_the_limits_counters_outlive_a_full_cache(settings, django_capture_on_co
         cache.clear()  # as an eviction of everything would
         assert client.post(reverse("computations"), ADD, **HTMX).status_code == 429
     assert list(store.durable().scan_iter("dashboard:limit:submissions:address:198.51.100.40:*"))
+    settings.LOGIN_RATE_LIMIT = "2/h"
+    guess = {"username": "ann", "password": "a guess"}
+    guesses = [client.post(reverse("login"), guess).status_code for _ in range(2)]
+    cache.clear()
+    assert guesses == [200, 200] and client.post(reverse("login"), guess).status_code == 429
 
 
 def test_searches_and_deep_pages_of_the_list_are_not_kept_in_the_cache(client):
