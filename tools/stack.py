@@ -74,8 +74,8 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.servers: dict[str, Server] = {}
         # The stack's own temporary directory (0700), its processes' TMPDIR: what they keep there (a replica's drain
-        # mark) is no other local user's to see or make, and goes when the stack stops.
-        self.runtime = Path(tempfile.mkdtemp(prefix="dashboard-stack-"))
+        # mark) is no other local user's to see or make, and goes when the stack stops. Made when a process starts.
+        self.runtime = Path(tempfile.gettempdir()) / f"dashboard-stack-{secrets.token_hex(8)}"
         self.environment = {
             **environment,
             "PATH": f"{VENV_BIN}{os.pathsep}{environment.get('PATH', os.defpath)}",
@@ -108,6 +108,7 @@ class Stack:
 
     def run_once(self, *command: str) -> None:
         """A one-shot step (the migrate script, a management command); raises if it fails."""
+        self._make_runtime()
         process = subprocess.Popen(
             command, cwd=ROOT, env=self.environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
@@ -118,7 +119,7 @@ class Stack:
             )
 
     def start(self, *names: str) -> None:
-        self.runtime.mkdir(mode=0o700, exist_ok=True)  # again, after a stop
+        self._make_runtime()
         for name in names or PROCESSES:
             environment = dict(self.environment)
             if name.startswith("web"):
@@ -131,8 +132,18 @@ class Stack:
             )  # fmt: skip
             self._relay(name, process)
 
+    def _make_runtime(self) -> None:
+        """The runtime directory, unless it is there already, as this stack made it (after a stop, made again)."""
+        try:
+            self.runtime.mkdir(mode=0o700)
+        except FileExistsError:
+            found = self.runtime.stat()
+            if found.st_uid != os.getuid() or found.st_mode & 0o077:
+                raise StackError(f"{self.runtime} is not this stack's own: remove it and run again.") from None
+
     def start_dev(self) -> None:
         """Django's development server, a worker and beat, for `make dev`."""
+        self._make_runtime()
         self.processes["web"] = subprocess.Popen(
             [str(VENV_BIN / "python"), "manage.py", "runserver", f"127.0.0.1:{self.ports.front}"],
             cwd=ROOT, env=self.environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
