@@ -13,10 +13,10 @@ setup:  ## Install what is missing: system packages, uv, the locked Python envir
 	@tools/setup
 
 run: setup  ## Run the whole stack; the dashboard at http://127.0.0.1:8000/ (Ctrl-C stops it all)
-	@$(VENV)/bin/python -m tools.stack
+	@$(VENV)/bin/python -m tools.run
 
 dev: setup  ## Run Django's development server and one worker instead (DEBUG on)
-	@$(VENV)/bin/python -m tools.stack --dev
+	@$(VENV)/bin/python -m tools.run --dev
 
 test:  ## Run the whole test suite (lint, unit, integration, stack, browser, faults, containers), then the integration layer on MySQL 9.7
 	@tools/setup --test

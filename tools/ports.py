@@ -108,7 +108,7 @@ def _launcher(pid: int) -> int | None:
     """The `make run` launcher that `pid` descends from (HAProxy's worker from its master from the launcher), if
     any."""
     while pid > 1:
-        if "-m tools.stack" in _command(pid):
+        if "-m tools.run" in _command(pid):
             return pid
         pid = _parent(pid)
     return None

@@ -35,7 +35,7 @@ def namespace() -> Iterator[NetworkNamespace]:
 
 
 class Launcher:
-    """`python -m tools.stack --var VAR`, as `make run` starts it, inside `namespace`, with an environment that
+    """`python -m tools.run --var VAR`, as `make run` starts it, inside `namespace`, with an environment that
     names no server; its output collected line by line."""
 
     def __init__(self, namespace: NetworkNamespace, var: Path):
@@ -43,7 +43,7 @@ class Launcher:
                        "LANG": "C.UTF-8"}  # fmt: skip
         with namespace.inside():
             self.process = subprocess.Popen(
-                [str(VENV_BIN / "python"), "-m", "tools.stack", "--var", str(var)], cwd=ROOT, env=environment,
+                [str(VENV_BIN / "python"), "-m", "tools.run", "--var", str(var)], cwd=ROOT, env=environment,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
         self.lines: list[str] = []
