@@ -20,8 +20,20 @@ env.read_env(BASE_DIR / ".env", recurse=False)
 
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-never-use-it-in-production"  # noqa: S105 (refused below)
 
+
+def secret(name: str, default: str = "") -> str:
+    """NAME's value, or what the file NAME_FILE names holds (a Docker secret, under /run/secrets), so that a secret
+    need not be an environment value. The start scripts read NAME_FILE too (compose/start/defaults.sh)."""
+    if path := env.str(f"{name}_FILE", default=""):
+        try:
+            return Path(path).read_text().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(f"{name}_FILE names {path}, which cannot be read: {error}") from error
+    return env.str(name, default=default)
+
+
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+SECRET_KEY = secret("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 if not DEBUG and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50):
     raise ImproperlyConfigured(
         "Production mode (DEBUG off) needs SECRET_KEY: at least 50 random characters, e.g. from "
@@ -36,7 +48,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 # Set, forwarded headers are believed only from a trusted proxy that also sends this (HAProxy adds it): an address
 # alone is any local user's to bind.
-PROXY_SECRET = env.str("PROXY_SECRET", default="")
+PROXY_SECRET = secret("PROXY_SECRET")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Served over HTTPS (TLS ends at HAProxy or in front of it): secure cookies, HSTS, redirect to https. On by
@@ -133,6 +145,9 @@ DATABASES["default"]["OPTIONS"] = {
     "init_command": "SET SESSION optimizer_switch='index_merge_intersection=off'",
 }
 DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+# The password of DATABASE_URL's user, kept out of the URL (DATABASE_PASSWORD_FILE: a Docker secret); set, it wins.
+if database_password := secret("DATABASE_PASSWORD"):
+    DATABASES["default"]["PASSWORD"] = database_password
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The broker and the cache live in separate Redis databases, so flushing the cache can never drop queued work.
@@ -203,7 +218,7 @@ LOGGING = {
 # The admin user that the migrate step creates or updates; none while ADMIN_PASSWORD is empty.
 ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
 ADMIN_EMAIL = env.str("ADMIN_EMAIL", default="")
-ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
+ADMIN_PASSWORD = secret("ADMIN_PASSWORD")
 
 # Computations (tasks app). A run may take its operation's time limit plus up to a minute of simulated work.
 COMPUTATION_MAX_ATTEMPTS = env.int("COMPUTATION_MAX_ATTEMPTS", default=3)

@@ -43,6 +43,15 @@ export HAPROXY_CONNECTIONS_PER_ADDRESS="${HAPROXY_CONNECTIONS_PER_ADDRESS:-32}"
 
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
+# NAME_FILE names a file that holds NAME (a Docker secret, under /run/secrets), so that a secret need not be an
+# environment value of the service. Django's settings read the same variables the same way (settings.secret).
+for name in SECRET_KEY DATABASE_PASSWORD ADMIN_PASSWORD FLOWER_PASSWORD STATS_PASSWORD PROXY_SECRET; do
+    file="${name}_FILE"
+    [[ -n ${!file:-} ]] || continue
+    [[ -r ${!file} ]] || die "$file names ${!file}, which cannot be read"
+    export "$name=$(<"${!file}")"
+done
+
 # A password that guards something: required, and in production mode not a short or well-known one.
 require_password() {
     local name=$1 value=${!1:-}

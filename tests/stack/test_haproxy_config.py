@@ -8,7 +8,7 @@ import requests
 
 from tests.helpers import wait_for
 from tools.ports import Ports, free_ports
-from tools.stack import START, Stack
+from tools.stack import ROOT, START, VENV_BIN, Stack
 
 
 def check(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -72,3 +72,34 @@ def _status(url: str) -> int | None:
         return requests.get(url, timeout=2).status_code
     except requests.RequestException:
         return None
+
+
+def test_passwords_may_come_from_files_as_docker_secrets(local_environment, tmp_path):
+    """STATS_PASSWORD_FILE and the like name a file that holds the password (a Docker secret): the start script
+    reads it, and a file it cannot read stops it with the reason."""
+    environment = {key: value for key, value in local_environment.items() if not key.endswith("_PASSWORD")}
+    for name in ("STATS_PASSWORD", "FLOWER_PASSWORD"):
+        (tmp_path / name).write_text(secrets.token_urlsafe(16) + "\n")
+        environment[f"{name}_FILE"] = str(tmp_path / name)
+    result = check(environment)
+    assert result.returncode == 0 and "Configuration file is valid" in result.stdout, result.stderr
+    missing = check({**environment, "STATS_PASSWORD_FILE": str(tmp_path / "nowhere")})
+    assert missing.returncode == 1 and f"STATS_PASSWORD_FILE names {tmp_path / 'nowhere'}" in missing.stderr
+
+
+def test_the_settings_read_their_secrets_from_files_too(tmp_path):
+    """For what no start script starts (a health check, `manage.py` in a container): SECRET_KEY_FILE and
+    DATABASE_PASSWORD_FILE are read by the settings themselves."""
+    key, password = tmp_path / "secret_key", tmp_path / "database_password"
+    key.write_text("k" * 50 + "\n")
+    password.write_text("a database password\n")
+    program = (
+        "from django.conf import settings; import django; django.setup(); "
+        "print(len(settings.SECRET_KEY), settings.DATABASES['default']['PASSWORD'])"
+    )
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", program], capture_output=True, text=True, check=False, cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "dashboard.settings", "SECRET_KEY_FILE": str(key),
+             "DATABASE_PASSWORD_FILE": str(password), "DATABASE_URL": "mysql://dashboard@db.example.com/dashboard"},
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stdout.split(maxsplit=1) == ["50", "a database password\n"], result.stderr
