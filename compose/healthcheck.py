@@ -12,9 +12,12 @@ import urllib.request
 
 
 def _get(bind: str, path: str) -> bool:
-    """GET on this container's own port (the one of an address such as 0.0.0.0:8000)."""
+    """GET on this container's own port (the one of an address such as 0.0.0.0:8000), naming a host Django serves,
+    as HAProxy's checks do: a deployment's ALLOWED_HOSTS need not hold 127.0.0.1."""
     url = f"http://127.0.0.1:{bind.rsplit(':', 1)[1]}{path}"
-    with urllib.request.urlopen(url, timeout=3) as response:
+    first = os.environ.get("ALLOWED_HOSTS", "127.0.0.1").split(",")[0].strip().lstrip(".")
+    request = urllib.request.Request(url, headers={"Host": "127.0.0.1" if first in ("", "*") else first})
+    with urllib.request.urlopen(request, timeout=3) as response:  # noqa: S310 (our own loopback port)
         return response.status == 200
 
 
