@@ -13,9 +13,11 @@ answers 404 unless the request came through HAProxy's monitoring listener.
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -23,29 +25,46 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from tasks import jobs, queues, storage, workers
 from tasks import metrics as recorded
-from tasks import queues, storage, workers
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
 from tasks.store import durable
 
+from . import health
 from .middleware import through_monitoring_listener
 
 
 class ComputationCollector(Collector):
     def collect(self) -> Iterator[object]:
+        # What is down gets no figure rather than a wrong one, and the rest is still served: an operator's
+        # alerts need this page most when the database or the broker is down.
+        up = GaugeMetricFamily(
+            "dashboard_dependency_up", "1 when the web replica reaches it, as /readyz checks.", labels=["dependency"]
+        )
+        for dependency, state in health.check_dependencies().items():
+            up.add_metric([dependency], int(state == "ok"))
+        yield up
         yield from self._recorded()
+        with contextlib.suppress(RedisError):
+            yield from self._queues_and_workers()
+            if (since := jobs.seconds_since_last_sweep()) is not None:
+                yield GaugeMetricFamily(
+                    "dashboard_sweep_last_age_seconds",
+                    "Seconds since the last sweep that beat sent ended: beat, the broker and a worker all work.", since,
+                )  # fmt: skip
+        with contextlib.suppress(DatabaseError):
+            yield self._in_flight()
+            yield from self._storage()
+
+    def _in_flight(self) -> GaugeMetricFamily:
         in_flight = GaugeMetricFamily(
             "dashboard_computations_in_flight", "Computations queued or running now.", labels=["status"]
         )
         counts = Computation.objects.status_counts()
         for status in (Status.QUEUED, Status.RUNNING):
             in_flight.add_metric([status], counts[status])
-        yield in_flight
-        # The broker down, no figure rather than a wrong one.
-        with contextlib.suppress(RedisError):
-            yield from self._queues_and_workers()
-        yield from self._storage()
+        return in_flight
 
     def _storage(self) -> Iterator[object]:
         figures, now = storage.storage(), time.time()
@@ -100,6 +119,15 @@ class ComputationCollector(Collector):
         yield from families.values()
         online = [worker for worker in listed if worker.state(now) == workers.State.ONLINE]
         yield GaugeMetricFamily("dashboard_workers_online", "Workers whose heartbeat is recent.", len(online))
+        # A lost worker (silent, not stopped: its host or process died) is what an operator must hear about; one
+        # stopped on purpose (a scale-down, a drain) is not.
+        by_state = GaugeMetricFamily(
+            "dashboard_workers", "Workers heard from lately, by state: online, lost or stopped.", labels=["state"]
+        )
+        states = Counter(worker.state(now) for worker in listed)
+        for state in (workers.State.ONLINE, workers.State.LOST, workers.State.STOPPED):
+            by_state.add_metric([state], states[state])
+        yield by_state
         busy = GaugeMetricFamily(
             "dashboard_worker_processes", "Pool processes of the online workers.", labels=["worker", "state"]
         )

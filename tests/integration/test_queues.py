@@ -2,18 +2,20 @@
 database (tests/stack runs the same on real worker processes)."""
 
 import json
+import re
 import time
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tasks import control, queues, services, workers
+from tasks import control, jobs, queues, services, workers
 from tasks.celery import app
 from tasks.models import AuditEntry, Computation, Status
 from tasks.operations import REGISTRY
 from tasks.store import durable
 from tests.helpers import HTMX, wait_for
+from tools.ports import free_ports
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -197,3 +199,22 @@ def test_metrics_give_each_queues_depth_and_age_and_the_workers(client):
     assert 'dashboard_queue_oldest_age_seconds{queue="instant"}' in text
     assert "dashboard_workers_online 1.0" in text
     assert 'dashboard_worker_processes{state="busy",worker="fresh@host-1"} 1.0' in text
+
+
+def test_metrics_count_workers_by_state_and_say_what_each_replica_reaches(client, settings):
+    now = time.time()
+    record("fresh@host-1", heartbeat=now)
+    record("silent@host-2", heartbeat=now - settings.WORKER_LOST_AFTER_SECONDS - 5)
+    record("done@host-3", heartbeat=now - settings.WORKER_LOST_AFTER_SECONDS - 5, stopped=True)
+    durable().set(jobs.SWEEP_LAST, now - 30)
+    text = client.get(reverse("metrics"), HTTP_X_DASHBOARD_LISTENER="monitoring").content.decode()
+    for state in ("online", "lost", "stopped"):
+        assert f'dashboard_workers{{state="{state}"}} 1.0' in text
+    assert float(re.search(r"^dashboard_sweep_last_age_seconds (\S+)$", text, re.MULTILINE).group(1)) >= 30
+    for dependency in ("database", "broker", "cache"):
+        assert f'dashboard_dependency_up{{dependency="{dependency}"}} 1.0' in text
+    # The cache unreachable: it says so, and every other figure is still there.
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_ports(1)[0]}/0"}}
+    text = client.get(reverse("metrics"), HTTP_X_DASHBOARD_LISTENER="monitoring").content.decode()
+    assert 'dashboard_dependency_up{dependency="cache"} 0.0' in text
+    assert 'dashboard_workers{state="lost"} 1.0' in text and "dashboard_computations_in_flight" in text
