@@ -15,6 +15,9 @@ from tests.helpers import database_url
 from tools.ports import Ports
 from tools.stack import START, Stack
 
+# The private Docker engine and the project's image, shared by the container tests and the Swarm's.
+pytest_plugins = ["tests.containers.fixtures"]
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The tests need the real MySQL and Redis (tests/environment.py found or started them): one that refuses

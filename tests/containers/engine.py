@@ -41,7 +41,7 @@ class EngineUnavailable(RuntimeError):
     """No Docker engine can start here; the message says why and what to install."""
 
 
-def _run(*command: str | Path, check: bool = True, **options: object) -> subprocess.CompletedProcess[str]:
+def run(*command: str | Path, check: bool = True, **options: object) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([str(part) for part in command], capture_output=True, text=True, check=False, **options)
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, command))[:300]} exited with {result.returncode}:\n"
@@ -59,7 +59,7 @@ class NetworkState:
 
     @classmethod
     def read(cls) -> NetworkState:
-        return cls(links=_links(), iptables=_run("iptables-save").stdout, forwarding=FORWARDING.read_text().strip())
+        return cls(links=_links(), iptables=run("iptables-save").stdout, forwarding=FORWARDING.read_text().strip())
 
     @classmethod
     def load(cls, path: Path) -> NetworkState:
@@ -72,7 +72,7 @@ class NetworkState:
 
     def restore(self) -> None:
         for link in _links() - self.links:
-            _run("ip", "link", "delete", link, check=False)
+            run("ip", "link", "delete", link, check=False)
         # Each table named is flushed and rebuilt as it was; a table that had no rules is named empty.
         saved = {section.split("\n", 1)[0] for section in self.iptables.split("*")[1:]}
         empty = "".join(
@@ -80,12 +80,12 @@ class NetworkState:
             for table, chains in BUILTIN_CHAINS.items()
             if table not in saved
         )
-        _run("iptables-restore", input=self.iptables + empty)
+        run("iptables-restore", input=self.iptables + empty)
         FORWARDING.write_text(self.forwarding)
 
 
 def _links() -> set[str]:
-    return {link["ifname"] for link in json.loads(_run("ip", "-json", "link", "show").stdout)}
+    return {link["ifname"] for link in json.loads(run("ip", "-json", "link", "show").stdout)}
 
 
 def _container_groups() -> list[Path]:
@@ -181,7 +181,7 @@ class Engine:
         raise EngineUnavailable(f"dockerd did not answer within {timeout} s (log: {self.run_dir / 'dockerd.log'})")
 
     def docker(self, *arguments: str | Path, check: bool = True, **options: object) -> subprocess.CompletedProcess[str]:
-        return _run("docker", *arguments, check=check, env=self.environment, **options)
+        return run("docker", *arguments, check=check, env=self.environment, **options)
 
     def stop(self) -> None:
         """Removes every container, stops dockerd, and gives the host its network back."""
@@ -222,7 +222,7 @@ class Engine:
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
         ours = [path for path in mounts if path.startswith((str(self.data_root), str(self.exec_root)))]
         for path in sorted(ours, key=len, reverse=True):
-            _run("umount", "--lazy", path, check=False)
+            run("umount", "--lazy", path, check=False)
 
     def _restore_network(self) -> None:
         if self.network is not None:
@@ -254,7 +254,7 @@ def running(run_dir: Path) -> Iterator[Engine]:
 
 def leftovers(before: Sequence[str] = ()) -> list[str]:
     """Processes of a Docker engine still running (for a check that the tests left none)."""
-    found = _run("ps", "-eo", "pid=,stat=,args=", check=False).stdout.splitlines()
+    found = run("ps", "-eo", "pid=,stat=,args=", check=False).stdout.splitlines()
     return [
         line
         for line in found

@@ -3,8 +3,8 @@ own packages: no image registry is reachable from these machines, Debian's mirro
 
 Each is a root file system made by mmdebstrap and imported with `docker import`, under a name of its own that the
 container tests pass through the variables the Compose file reads (PYTHON_IMAGE, MYSQL_IMAGE, REDIS_IMAGE,
-HAPROXY_IMAGE, PROMETHEUS_IMAGE); nothing else differs from a user's run. The behaviours of the official images
-they reproduce, and no more:
+HAPROXY_IMAGE, PROMETHEUS_IMAGE, NODE_EXPORTER_IMAGE); nothing else differs from a user's run. The behaviours of the
+official images they reproduce, and no more:
 
 - python: Python 3.13 (Debian trixie's) as /usr/local/bin/python3.13, its headers, pip allowed to install into
   the system (as in the official image), useradd and groupadd.
@@ -13,7 +13,10 @@ they reproduce, and no more:
   mysqladmin and mysqldump are there.
 - redis: Redis (bookworm's) as the redis user in /data, protected mode off; redis-cli is there.
 - haproxy: HAProxy 2.6 (bookworm's) with bash, run as the haproxy user.
-- prometheus: Prometheus (bookworm's) as the entrypoint, run as nobody in /prometheus; wget is there.
+- prometheus: Prometheus (bookworm's) as the entrypoint, run as nobody in /prometheus; wget and promtool are there.
+- node_exporter: the node exporter (bookworm's prometheus-node-exporter) as the entrypoint, run as nobody.
+- registry: the CNCF distribution's registry (bookworm's docker-registry) on port 5000, without authentication, for
+  the Swarm tests' own network.
 
 Every one carries this machine's CA bundle, so that a build inside reaches PyPI and Debian as this machine does.
 Root file systems are kept in ~/.cache by the hash of what makes them, and an image is imported again only when
@@ -163,6 +166,23 @@ STANDINS = {
             'CMD ["haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]',
         ),
     ),
+    # For the Swarm tests: the image registry that every node pulls from.
+    "registry": Standin(
+        image="standin/registry:2",
+        suite="bookworm",
+        packages=("docker-registry",),
+        hooks=(
+            'mkdir -p "$1/var/lib/docker-registry"',
+            # Debian's configuration asks for htpasswd: this one serves anyone on the test's own network.
+            "printf 'version: 0.1\\nstorage:\\n  filesystem:\\n    rootdirectory: /var/lib/docker-registry\\n"
+            'http:\\n  addr: :5000\\n\' > "$1/etc/docker/registry/config.yml"',
+        ),
+        changes=(
+            'ENTRYPOINT ["/usr/bin/docker-registry"]',
+            'CMD ["serve", "/etc/docker/registry/config.yml"]',
+            "EXPOSE 5000",
+        ),
+    ),
     "prometheus": Standin(
         image="standin/prometheus:2",
         suite="bookworm",
@@ -176,6 +196,12 @@ STANDINS = {
             "EXPOSE 9090",
             'VOLUME ["/prometheus"]',
         ),
+    ),
+    "node_exporter": Standin(
+        image="standin/node-exporter:1",
+        suite="bookworm",
+        packages=("prometheus-node-exporter",),
+        changes=('ENTRYPOINT ["/usr/bin/prometheus-node-exporter"]', "USER nobody", "EXPOSE 9100"),
     ),
 }
 

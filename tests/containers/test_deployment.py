@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import yaml
 
 from tests.helpers import DashboardClient, readers, wait_for
 from tests.probe import ended, probe
 from tools.ports import free_ports
 
-from .conftest import COMPOSE, COMPOSE_FILE, ROOT, SCALE, Deployment, deployment_values, env_file, report
+from .deployment import COMPOSE, COMPOSE_FILE, ROOT, SCALE, Deployment, deployment_values, env_file, report
 from .engine import BRIDGE
 
 pytestmark = pytest.mark.containers
@@ -267,9 +268,10 @@ def rollout(deployment: Deployment, service: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def test_prometheus_scrapes_the_dashboard_haproxy_and_flower(deployment: Deployment):
-    deployment.compose("--profile", "monitoring", "up", "--detach", "--wait", "prometheus")
-    url = f"http://127.0.0.1:{deployment.values['PROMETHEUS_PORT']}/api/v1/targets"
+def test_prometheus_scrapes_the_dashboard_haproxy_flower_and_the_host_and_loads_the_alerts(deployment: Deployment):
+    deployment.compose("--profile", "monitoring", "up", "--detach", "--wait", "prometheus", "node-exporter")
+    prometheus = f"http://127.0.0.1:{deployment.values['PROMETHEUS_PORT']}/api/v1"
+    url = f"{prometheus}/targets"
 
     def all_up() -> dict | None:
         try:
@@ -280,8 +282,17 @@ def test_prometheus_scrapes_the_dashboard_haproxy_and_flower(deployment: Deploym
         return health if health and set(health.values()) == {"up"} else None
 
     health = wait_for(all_up, timeout=90, interval=2)
-    assert set(health) == {"dashboard", "haproxy", "flower"}
-    deployment.compose("--profile", "monitoring", "stop", "prometheus")
+    assert set(health) == {"dashboard", "haproxy", "flower", "node"}
+    # Every alerting rule shipped is loaded and evaluates without error.
+    shipped = yaml.safe_load((ROOT / "compose" / "alerts.yml").read_text())["groups"]
+    expected = {rule["alert"]: "ok" for group in shipped for rule in group["rules"]}
+
+    def evaluated() -> dict:
+        groups = requests.get(f"{prometheus}/rules", timeout=5).json()["data"]["groups"]
+        return {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
+
+    wait_for(lambda: evaluated() == expected, timeout=60, interval=2)
+    deployment.compose("--profile", "monitoring", "stop", "prometheus", "node-exporter")
 
 
 def test_an_addition_ends_at_once_while_every_heavy_process_is_busy(deployment: Deployment):

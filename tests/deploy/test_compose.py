@@ -28,7 +28,7 @@ DERIVED = {
 # Where containers differ from one machine: Compose gives these values of its own (service names, Docker's ranges).
 CONTAINER_ADDRESSES = {"TRUSTED_PROXIES", "DATABASE_URL", "REDIS_URL", "CACHE_URL"}
 # Images of others, configured by their own variables.
-THIRD_PARTY = {"mysql", "redis", "cache", "prometheus"}
+THIRD_PARTY = {"mysql", "redis", "cache", "prometheus", "node-exporter"}
 # Ordering rules we do not follow: services read in the order they start (data, migrate, app, proxy), and the
 # x- anchors come first because the services use them.
 DCLINT_SKIPPED_RULES = ["services-alphabetical-order", "service-keys-order", "top-level-properties-order"]
@@ -231,12 +231,21 @@ def test_each_app_service_gets_the_same_settings_the_local_stack_gets(service):
 def test_prometheus_scrapes_only_what_the_monitoring_listener_serves():
     config = yaml.safe_load((ROOT / "compose" / "prometheus.yml").read_text())
     haproxy = (ROOT / "haproxy" / "haproxy.cfg").read_text().split("frontend monitoring", 1)[1].split("\nbackend", 1)[0]
-    assert compose()["services"]["prometheus"]["profiles"] == ["monitoring"]
+    services = compose()["services"]
+    assert services["prometheus"]["profiles"] == services["node-exporter"]["profiles"] == ["monitoring"]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"dashboard", "haproxy", "flower"}
-    for job in jobs.values():
-        assert job["static_configs"] == [{"targets": ["haproxy:8404"]}]
+    assert set(jobs) == {"dashboard", "haproxy", "flower", "node"}
+    for name in ("dashboard", "haproxy", "flower"):
+        job = jobs[name]
+        targets = job.get("static_configs") or [{"targets": [f"{each['names'][0]}:{each['port']}"]}
+                                                for each in job["dns_sd_configs"]]  # fmt: skip
+        assert targets == [{"targets": ["haproxy:8404"]}], name
         assert job["metrics_path"] in haproxy, "the monitoring listener serves it"
+    # The node exporter's own port, on the internal network only.
+    assert jobs["node"]["dns_sd_configs"] == [{"names": ["node-exporter"], "type": "A", "port": 9100}]
+    assert "ports" not in services["node-exporter"]
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert {"source": "prometheus-alerts", "target": "/etc/prometheus/alerts.yml"} in services["prometheus"]["configs"]
     assert "HAPROXY_MONITOR_BIND: 0.0.0.0:8404" in (ROOT / "compose" / "compose.yaml").read_text()
 
 
