@@ -1,16 +1,46 @@
-"""Django's Redis cache backend, with one client per connection pool.
+"""Django's Redis cache backend, with one client per connection pool, and a pause after the cache fails to answer.
 
 Django's makes a `redis.Redis` for every call, and each copies redis-py's table of some 170 response callbacks: a
 fifth of a millisecond per rendered list, which reads the cache four or five times. A client over a pool is safe to
 share between threads, and closing one never closes the pool it was given.
+
+A cache that does not answer costs each connection attempt its whole connect timeout: a host that vanished (a lost
+Swarm node) drops the packets rather than refusing them. At four or five reads per page, every page then took
+seconds, the replica's threads filled up, its health check timed out, and HAProxy had no replica left (measured on
+the Swarm when the node holding the cache lost its power). So after one failed connection, the process does not
+try again for UNREACHABLE_PAUSE_SECONDS: reads miss and writes are dropped at once, as they would be after the
+timeout, and pages answer without their cache.
 """
 
+import time
+
 from django.core.cache.backends import redis
+from redis.connection import Connection
+
+UNREACHABLE_PAUSE_SECONDS = 5
+
+
+class _Pause:
+    """Until when this process leaves the cache alone (a monotonic time; shared by every pool and thread)."""
+
+    until = 0.0
+
+
+class _Connection(Connection):
+    def _connect(self):
+        if time.monotonic() < _Pause.until:
+            raise ConnectionRefusedError("the cache failed to answer a moment ago")
+        try:
+            return super()._connect()
+        except OSError:  # refused, unreachable, or the connect timeout (socket.timeout is an OSError)
+            _Pause.until = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
+            raise
 
 
 class _Client(redis.RedisCacheClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._pool_options.setdefault("connection_class", _Connection)
         self._clients: dict[int, object] = {}
 
     def get_client(self, key=None, *, write=False):
