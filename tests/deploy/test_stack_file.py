@@ -75,7 +75,7 @@ def test_a_swarm_needs_no_ipvs_and_every_node_answers():
     haproxy = services["haproxy"]
     assert haproxy["deploy"]["mode"] == "global" and {port["mode"] for port in haproxy["ports"]} == {"host"}
     assert {services[name]["deploy"]["mode"] for name in ("worker", "worker-instant")} == {"global"}
-    for name in ("mysql", "redis"):
+    for name in ("mysql", "redis", "cache", "prometheus"):
         assert services[name]["deploy"]["placement"]["constraints"] == ["node.labels.dashboard.data == true"]
     web = services["web"]["deploy"]
     assert web["update_config"]["order"] == "start-first" and web["placement"]["preferences"] == [{"spread": "node.id"}]
