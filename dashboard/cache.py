@@ -8,7 +8,7 @@ A cache that does not answer costs each connection attempt its whole connect tim
 Swarm node) drops the packets rather than refusing them. At four or five reads per page, every page then took
 seconds, the replica's threads filled up, its health check timed out, and HAProxy had no replica left (measured on
 the Swarm when the node holding the cache lost its power). So after one failed connection, the process does not
-try again for UNREACHABLE_PAUSE_SECONDS: reads miss and writes are dropped at once, as they would be after the
+try it again for UNREACHABLE_PAUSE_SECONDS: reads miss and writes are dropped at once, as they would be after the
 timeout, and pages answer without their cache.
 """
 
@@ -20,20 +20,19 @@ from redis.connection import Connection
 UNREACHABLE_PAUSE_SECONDS = 5
 
 
-class _Pause:
-    """Until when this process leaves the cache alone (a monotonic time; shared by every pool and thread)."""
-
-    until = 0.0
+# Per server (host, port): until when this process leaves it alone (a monotonic time; shared by every thread).
+_paused_until: dict[tuple[str, int], float] = {}
 
 
 class _Connection(Connection):
     def _connect(self):
-        if time.monotonic() < _Pause.until:
+        server = (self.host, self.port)
+        if time.monotonic() < _paused_until.get(server, 0.0):
             raise ConnectionRefusedError("the cache failed to answer a moment ago")
         try:
             return super()._connect()
         except OSError:  # refused, unreachable, or the connect timeout (socket.timeout is an OSError)
-            _Pause.until = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
+            _paused_until[server] = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
             raise
 
 
