@@ -52,6 +52,31 @@ class DashboardClient:
 # A worker's log lines of a run: "computation 12 attempt 2 started", "computation 13 instant run ended", ...
 WORKER_LINE = re.compile(r"computation (\d+) (?:attempt \d+|instant run) (started|ended)")
 
+
+def runs_in(logs: str) -> tuple[Counter, Counter]:
+    """Per computation, how many runs workers' logs say started and ended."""
+    started, ended = Counter(), Counter()
+    for match in WORKER_LINE.finditer(logs):
+        (started if match.group(2) == "started" else ended)[int(match.group(1))] += 1
+    return started, ended
+
+
+def web_servers_up(url: str, auth: tuple[str, str]) -> set[str]:
+    """The web replicas that the HAProxy at `url` finds UP, from its stats page (server-template names: web1, ...);
+    none while it does not answer."""
+    try:
+        lines = requests.get(f"{url}/haproxy/stats;csv", auth=auth, timeout=5).text.splitlines()
+    except requests.RequestException:
+        return set()
+    header = lines[0].split(",") if lines else []
+    rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
+    return {
+        row["svname"]
+        for row in rows
+        if row.get("# pxname") == "web" and row["svname"] != "BACKEND" and row.get("status") == "UP"
+    }
+
+
 # The headers htmx sends with every request it makes.
 HTMX = {"HTTP_HX_REQUEST": "true"}
 

@@ -15,10 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from tests import helpers
-from tests.helpers import WORKER_LINE
+from tests.helpers import runs_in, web_servers_up
 from tools.ports import free_ports
 from tools.stack import ROOT
 
@@ -105,30 +103,13 @@ class Deployment:
         ).stdout  # fmt: skip
         return [line.split("\t") for line in output.splitlines()]
 
-    def stats(self) -> list[dict[str, str]]:
-        auth = (self.values["STATS_USER"], self.values["STATS_PASSWORD"])
-        lines = requests.get(f"{self.url}/haproxy/stats;csv", auth=auth, timeout=5).text.splitlines()
-        header = lines[0].split(",")
-        return [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
-
     def web_servers_up(self) -> set[str]:
-        """The web replicas HAProxy's health checks find UP (server-template names: web1, web2, ...)."""
-        try:
-            rows = self.stats()
-        except (requests.RequestException, IndexError):
-            return set()
-        return {
-            row["svname"]
-            for row in rows
-            if row["# pxname"] == "web" and row["svname"] != "BACKEND" and row["status"] == "UP"
-        }
+        """The web replicas HAProxy's health checks find UP."""
+        return web_servers_up(self.url, (self.values["STATS_USER"], self.values["STATS_PASSWORD"]))
 
     def runs(self) -> tuple[Counter, Counter]:
         """Per computation, how many runs the workers' logs say started and ended."""
-        started, ended = Counter(), Counter()
-        for match in WORKER_LINE.finditer(self.compose("logs", "--no-color", "worker", "worker-instant").stdout):
-            (started if match.group(2) == "started" else ended)[int(match.group(1))] += 1
-        return started, ended
+        return runs_in(self.compose("logs", "--no-color", "worker", "worker-instant").stdout)
 
     def up(self, *arguments: str) -> float:
         """`up --detach --wait` (the given scale or services); returns the seconds until healthy."""

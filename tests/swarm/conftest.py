@@ -22,7 +22,7 @@ import requests
 from tests import helpers
 from tests.containers import standins
 from tests.containers.engine import Engine
-from tests.helpers import WORKER_LINE, wait_for
+from tests.helpers import runs_in, wait_for, web_servers_up
 from tools.stack import ROOT
 
 from .cluster import HOME, Cluster, Node
@@ -98,19 +98,8 @@ class Deployed:
             return False
 
     def web_servers_up(self, node: Node | None = None) -> set[str]:
-        """The web replicas the HAProxy of `node` finds UP (server-template names: web1, web2, ...)."""
-        auth = (self.credentials["STATS_USER"], self.credentials["STATS_PASSWORD"])
-        try:
-            lines = requests.get(f"{self.url(node)}/haproxy/stats;csv", auth=auth, timeout=5).text.splitlines()
-        except requests.RequestException:
-            return set()
-        header = lines[0].split(",") if lines else []
-        rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
-        return {
-            row["svname"]
-            for row in rows
-            if row.get("# pxname") == "web" and row.get("status") == "UP" and row["svname"] != "BACKEND"
-        }
+        """The web replicas the HAProxy of `node` finds UP."""
+        return web_servers_up(self.url(node), (self.credentials["STATS_USER"], self.credentials["STATS_PASSWORD"]))
 
     def tasks(self, service: str) -> list[dict[str, str]]:
         """The service's running tasks: {"Node": ..., "Name": ..., "CurrentState": ...}."""
@@ -174,12 +163,9 @@ class Deployed:
 
     def runs(self) -> tuple[Counter, Counter]:
         """Per computation, how many runs the workers' logs (every node's) say started and ended."""
-        started, ended = Counter(), Counter()
-        for service in ("worker", "worker-instant"):
-            logs = self.docker("service", "logs", "--raw", "--no-trunc", f"{NAME}_{service}", check=False)
-            for match in WORKER_LINE.finditer(logs.stdout + logs.stderr):
-                (started if match.group(2) == "started" else ended)[int(match.group(1))] += 1
-        return started, ended
+        logs = [self.docker("service", "logs", "--raw", "--no-trunc", f"{NAME}_{service}", check=False)
+                for service in ("worker", "worker-instant")]  # fmt: skip
+        return runs_in("".join(each.stdout + each.stderr for each in logs))
 
 
 def push_images(cluster: Cluster, engine: Engine, app_image: str) -> dict[str, str]:
