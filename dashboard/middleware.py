@@ -1,4 +1,4 @@
-"""Request handling around every view: who the client is behind HAProxy, and a page for a database outage."""
+"""Request handling around every view: who the client is behind HAProxy, and a page for a database or broker outage."""
 
 import hmac
 import ipaddress
@@ -7,15 +7,27 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
 from django_htmx.http import reselect, reswap, retarget
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
 type GetResponse = Callable[[HttpRequest], HttpResponse]
 
 RETRY_AFTER_SECONDS = 10
+UNREACHABLE = {
+    "database": _(
+        "The database cannot be reached right now. Computations already submitted are safe; this page works again "
+        "as soon as it is back."
+    ),
+    "broker": _(
+        "The queue's server cannot be reached right now. Computations already submitted are safe; this page works "
+        "again as soon as it is back."
+    ),
+}
 
 
 class NotModifiedMiddleware:
@@ -98,11 +110,12 @@ def through_monitoring_listener(request: HttpRequest) -> bool:
     return request.META.get("HTTP_X_DASHBOARD_LISTENER") == "monitoring"
 
 
-class DatabaseUnavailableMiddleware:
-    """A view that cannot reach the database answers 503 with a page that says so, not a traceback or a 500.
+class ServerUnavailableMiddleware:
+    """A view that cannot reach the database or the broker answers 503 saying which, not a traceback or a 500.
 
     The page is rendered without the request's context processors (they could reach for the database again).
-    An HTMX request gets it in the page's outage notice, the rest of the page untouched.
+    An HTMX request gets it in the page's outage notice, the rest of the page untouched; the JSON API gets it as
+    its other errors, {"error": ...}.
     """
 
     def __init__(self, get_response: GetResponse):
@@ -112,12 +125,18 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if isinstance(exception, OperationalError | InterfaceError):
+            reason = "database"
+        elif isinstance(exception, RedisError):
+            reason = "broker"
+        else:
             return None
-        logger.warning("database unreachable, answering 503 for %s: %s", request.path, exception)
-        response = HttpResponse(render_to_string("503.html", {"reason": "database"}), status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return outage_notice(request, response)
+        logger.warning("%s unreachable, answering 503 for %s: %s", reason, request.path, exception)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if getattr(request.resolver_match and request.resolver_match.func, "json_api", False):
+            return JsonResponse({"error": str(UNREACHABLE[reason])}, status=503, headers=headers)
+        page = render_to_string("503.html", {"message": UNREACHABLE[reason]})
+        return outage_notice(request, HttpResponse(page, status=503, headers=headers))
 
 
 def outage_notice(request: HttpRequest, response: HttpResponse) -> HttpResponse:

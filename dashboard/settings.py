@@ -98,7 +98,7 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.access.LoginRequiredMiddleware",
-    "dashboard.middleware.DatabaseUnavailableMiddleware",
+    "dashboard.middleware.ServerUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"

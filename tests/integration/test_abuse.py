@@ -1,6 +1,7 @@
 """Bad input and abuse: whatever is posted, no 5xx, no row from an invalid submission, every message escaped;
 double submissions, floods and a full queue are refused in the right way."""
 
+import html
 import os
 import secrets
 import subprocess
@@ -16,9 +17,10 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboard.middleware import DatabaseUnavailableMiddleware
+from dashboard.middleware import UNREACHABLE, ServerUnavailableMiddleware
 from tasks.models import Computation, Status
 from tests.helpers import HTMX, database_url
+from tools.ports import free_ports
 from tools.stack import ROOT
 
 OPERATIONS = ["add", "subtract", "multiply", "divide", "count_primes", "estimate_pi", "factorize"]
@@ -144,15 +146,27 @@ def test_a_full_queue_refuses_submissions_with_503_and_keeps_what_it_has(setting
 
 
 def test_a_database_outage_answers_a_clear_503_page():
-    middleware = DatabaseUnavailableMiddleware(lambda request: None)
+    middleware = ServerUnavailableMiddleware(lambda request: None)
     error = OperationalError(2003, "Can't connect to MySQL server on '127.0.0.1' (111)")
     page = middleware.process_exception(RequestFactory().get("/"), error)
     assert page.status_code == 503 and page["Retry-After"] == "10"
-    html = page.content.decode()
-    assert "The database cannot be reached right now" in html and "Traceback" not in html
+    text = page.content.decode()
+    assert "The database cannot be reached right now" in text and "Traceback" not in text
     partial = middleware.process_exception(RequestFactory().get("/computations/", **HTMX), error)
     assert (partial["HX-Retarget"], partial["HX-Reswap"], partial["HX-Reselect"]) == ("#outage", "innerHTML", ".notice")
     assert middleware.process_exception(RequestFactory().get("/"), ValueError("not ours")) is None
+
+
+@pytest.mark.django_db
+def test_a_broker_outage_answers_503_in_the_page_and_in_the_api(operator_client, settings):
+    """The broker's Redis unreachable (a port where nothing listens): an operator's control answers 503 saying so,
+    as a page and as the JSON API's error, never a 500."""
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_ports(1)[0]}/0"
+    api = operator_client.post(reverse("api-worker", args=["heavy@host", "grow"]))
+    assert api.status_code == 503 and api["Retry-After"] == "10"
+    assert api.json() == {"error": str(UNREACHABLE["broker"])}
+    page = operator_client.post(reverse("queue-action", args=["heavy", "pause"]))
+    assert page.status_code == 503 and "The queue's server cannot be reached" in html.unescape(page.content.decode())
 
 
 @pytest.fixture
