@@ -65,9 +65,9 @@ class Deployed:
             "STATS_USER": "stats", "STATS_PASSWORD": self.secrets["stats_password"],
         }  # fmt: skip
 
-    def docker(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def docker(self, *arguments: str, check: bool = True, **options: object) -> subprocess.CompletedProcess[str]:
         """A docker command on a manager that answers, with the deployment's variables (`stack deploy` reads them)."""
-        return self.cluster.manager().docker(*arguments, check=check, variables=self.values)
+        return self.cluster.manager().docker(*arguments, check=check, variables=self.values, **options)
 
     def deploy(self) -> float:
         """`docker stack deploy`; the seconds until every service has its tasks running and the site answers on
@@ -163,7 +163,8 @@ class Deployed:
 
     def runs(self) -> tuple[Counter, Counter]:
         """Per computation, how many runs the workers' logs (every node's) say started and ended."""
-        logs = [self.docker("service", "logs", "--raw", "--no-trunc", f"{NAME}_{service}", check=False)
+        # A stream from a node that is down never ends: every node must be up, and a stuck read fails the test.
+        logs = [self.docker("service", "logs", "--raw", "--no-trunc", f"{NAME}_{service}", check=False, timeout=120)
                 for service in ("worker", "worker-instant")]  # fmt: skip
         return runs_in("".join(each.stdout + each.stderr for each in logs))
 
