@@ -82,7 +82,7 @@ def for_operators(allowed: Callable[[AbstractBaseUser | AnonymousUser], bool]) -
                 return view(request, *args, **kwargs)
             if not request.user.is_authenticated:
                 return sign_in_first(request, view)
-            if _json_api(request, view):
+            if is_json_api(request, view):
                 return JsonResponse({"error": gettext("For operators only.")}, status=403)
             raise PermissionDenied
 
@@ -98,7 +98,7 @@ operators_only = for_operators(may_operate)
 def sign_in_first(request: HttpRequest, view: Callable) -> HttpResponse:
     """A page goes to the login page and back; an HTMX request sends the whole page there (not the login form into
     a partial); the API answers 401."""
-    if _json_api(request, view):
+    if is_json_api(request, view):
         return JsonResponse({"error": gettext("Sign in first.")}, status=401)
     page = (request.htmx.current_url_abs_path or "/") if request.htmx else request.get_full_path()
     login = redirect_to_login(page, resolve_url(settings.LOGIN_URL))
@@ -116,7 +116,7 @@ def json_api(view):
     return view
 
 
-def _json_api(request: HttpRequest, view: Callable) -> bool:
+def is_json_api(request: HttpRequest, view: Callable | None = None) -> bool:
     """Whether the request's view is marked (the mark is on the outermost decorator, which `view` may be inside)."""
     match = request.resolver_match
     return getattr(match.func if match else view, "json_api", False)
@@ -195,7 +195,7 @@ class AdminSite(admin.AdminSite):
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Django's CSRF failure page; for the JSON API, the same refusal in JSON."""
-    if request.resolver_match and _json_api(request, csrf_failure):
+    if request.resolver_match and is_json_api(request, csrf_failure):
         message = gettext("CSRF check failed: send the csrftoken cookie's value in an X-CSRFToken header.")
         return JsonResponse({"error": message}, status=403)
     return csrf.csrf_failure(request, reason)

@@ -13,6 +13,8 @@ from django.utils.translation import gettext_lazy as _
 from django_htmx.http import reselect, reswap, retarget
 from redis.exceptions import RedisError
 
+from .access import is_json_api
+
 logger = logging.getLogger(__name__)
 
 type GetResponse = Callable[[HttpRequest], HttpResponse]
@@ -133,7 +135,7 @@ class ServerUnavailableMiddleware:
             return None
         logger.warning("%s unreachable, answering 503 for %s: %s", reason, request.path, exception)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        if getattr(request.resolver_match and request.resolver_match.func, "json_api", False):
+        if is_json_api(request):
             return JsonResponse({"error": str(UNREACHABLE[reason])}, status=503, headers=headers)
         page = render_to_string("503.html", {"message": UNREACHABLE[reason]})
         return outage_notice(request, HttpResponse(page, status=503, headers=headers))
