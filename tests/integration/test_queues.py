@@ -159,9 +159,12 @@ def test_worker_controls_are_audited_and_refused_where_they_cannot_apply(operato
 
 
 def test_the_json_api_lists_and_steers_queues_and_workers(operator_client):
+    durable().delete(workers.WORKERS_KEY)  # records of earlier runs
     record("fresh@host-1", heartbeat=time.time())
     listing = operator_client.get(reverse("api-workers")).json()
-    assert [worker["name"] for worker in listing["workers"]] == ["fresh@host-1"]
+    # The session's worker in threads, on this machine, may be listed beside the one recorded here.
+    names = [worker["name"] for worker in listing["workers"] if worker["name"].endswith("@host-1")]
+    assert names == ["fresh@host-1"]
     assert {queue["name"] for queue in listing["queues"]} == {"instant", "heavy"}
     try:
         paused = operator_client.post(reverse("api-queue", args=["heavy", "pause"])).json()
