@@ -16,14 +16,13 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from redis.exceptions import RedisError
 
-from tasks import control, queues, schedules, services, workers
+from dashboard.computations.forms import check_when, error_text, operation_choices
+from dashboard.web import throttling
+from dashboard.web.access import may_operate, may_oversee
+from dashboard.web.redirects import see_other
+from tasks import control, presence, queues, scheduling, services
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 from tasks.operations import REGISTRY, OperationError
-
-from . import throttling
-from .access import may_operate, may_oversee
-from .forms import check_when, error_text, operation_choices
-from .redirects import see_other
 
 
 def _selection(queryset: QuerySet[Computation]) -> services.Selection:
@@ -155,7 +154,7 @@ def queues_view(request: HttpRequest) -> HttpResponse:
         messages.success(request, text)
         return see_other(reverse("admin:queues"))
     try:
-        figures, listed = queues.figures(), workers.listing()
+        figures, listed = queues.figures(), presence.listing()
     except RedisError:
         figures, listed = [], []
         messages.error(request, gettext("The task queue cannot be reached."))
@@ -206,7 +205,7 @@ class ScheduleRunInline(admin.TabularInline):
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     """Schedules: created here or on the Schedules page, then paused, resumed, run now or deleted, never edited (a
-    change of time would need its own rules for the due time); every action through tasks.schedules, audited."""
+    change of time would need its own rules for the due time); every action through tasks.scheduling, audited."""
 
     form = ScheduleAdminForm
     list_display = ["name", "operation", "description", "next_run_at", "paused", "owner"]
@@ -228,7 +227,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: ScheduleAdminForm, change: bool) -> None:
         data = form.cleaned_data
-        created = schedules.create(
+        created = scheduling.create(
             name=data["name"], operation=REGISTRY[data["operation"]], inputs=data["parsed_inputs"],
             work_seconds=data["work_seconds"], kind=data["kind"], run_at=data["run_at"], every=data["every"],
             unit=data["unit"], cron=data["cron"], catch_up=data["catch_up"], owner=request.user,
@@ -237,7 +236,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         obj.pk = created.pk
 
     def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
-        schedules.delete(obj, services.Actor.from_request(request, AuditEntry.Source.ADMIN))
+        scheduling.delete(obj, services.Actor.from_request(request, AuditEntry.Source.ADMIN))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         for schedule in queryset:
@@ -249,12 +248,12 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Pause the selected schedules"), permissions=["operate"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        done = self._each(request, queryset, schedules.pause)
+        done = self._each(request, queryset, scheduling.pause)
         self.message_user(request, ngettext("%d schedule paused.", "%d schedules paused.", done) % done)
 
     @admin.action(description=_("Resume the selected schedules"), permissions=["operate"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        done = self._each(request, queryset, schedules.resume)
+        done = self._each(request, queryset, scheduling.resume)
         self.message_user(request, ngettext("%d schedule resumed.", "%d schedules resumed.", done) % done)
 
     @admin.action(description=_("Run the selected schedules now"), permissions=["operate"])
@@ -262,7 +261,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         """Each run queues a computation: they spend the operator's submission budget, as anyone's do."""
         try:
             with throttling.budget(request, queryset.count()):
-                done = self._each(request, queryset, schedules.run_now)
+                done = self._each(request, queryset, scheduling.run_now)
         except throttling.Refused as refused:
             self.message_user(request, refused.message, messages.ERROR)
             return

@@ -9,15 +9,14 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from tasks import control, queues, schedules, services
-from tasks import workers as presence
+from dashboard.computations.forms import ScheduleForm
+from dashboard.operators import workers
+from dashboard.schedules import pages as schedule_pages
+from dashboard.web import throttling
+from dashboard.web.access import json_api, may_act_on, operators_only, overseers_only, owner_of_new, owner_scope
+from tasks import control, presence, queues, scheduling, services
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 from tasks.services import Actor
-
-from . import schedules as schedule_pages
-from . import throttling, workers
-from .access import json_api, may_act_on, operators_only, overseers_only, owner_of_new, owner_scope
-from .forms import ScheduleForm
 
 
 @json_api
@@ -252,7 +251,7 @@ def run_as_json(run: ScheduleRun) -> dict[str, Any]:
         "fired_at": run.fired_at.isoformat(),
         "manual": run.manual,
         "outcome": run.outcome,
-        "reason": schedules.reason_text(run) or None,
+        "reason": scheduling.reason_text(run) or None,
         "computation": run.computation_id,
     }
 

@@ -43,7 +43,7 @@ if not DEBUG and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50):
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # HAProxy sets X-Forwarded-For and -Proto on every request (overwriting what a client sent); they are believed
-# from these networks only (dashboard.middleware drops them from anyone else). None by default: the local stack
+# from these networks only (dashboard.web.middleware drops them from anyone else). None by default: the local stack
 # and Compose name HAProxy's address.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 # Set, forwarded headers are believed only from a trusted proxy that also sends this (HAProxy adds it): an address
@@ -64,7 +64,7 @@ SESSION_COOKIE_HTTPONLY = LANGUAGE_COOKIE_HTTPONLY = True
 # Set by compose/start/web: while this file exists the replica is stopping, and /healthz says so.
 WEB_DRAIN_FILE = env.str("WEB_DRAIN_FILE", default="")
 
-# Accounts (dashboard/access.py): off, the dashboard is open to whoever reaches it; on, every page, the API and the
+# Accounts (dashboard/web/access.py): off, the dashboard is open to whoever reaches it; on, every page, the API and the
 # exports need a signed-in person, who sees their own computations (staff see all).
 DASHBOARD_LOGIN_REQUIRED = env.bool("DASHBOARD_LOGIN_REQUIRED", default=False)
 LOGIN_URL = "login"
@@ -84,8 +84,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "dashboard.middleware.NotModifiedMiddleware",  # first: it sees every header the others add
-    "dashboard.middleware.TrustedProxyMiddleware",
+    "dashboard.web.middleware.NotModifiedMiddleware",  # first: it sees every header the others add
+    "dashboard.web.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -97,8 +97,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "dashboard.access.LoginRequiredMiddleware",
-    "dashboard.middleware.ServerUnavailableMiddleware",
+    "dashboard.web.access.LoginRequiredMiddleware",
+    "dashboard.web.middleware.ServerUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -115,18 +115,18 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "dashboard.theme.context",
-                "dashboard.access.context",
+                "dashboard.web.theme.context",
+                "dashboard.web.access.context",
             ],
         },
     },
-    # The partials every poller gets after each change (dashboard/jinja.py says why); found by their names, which no
+    # The partials every poller gets after each change (dashboard/web/jinja.py says why); found by their names, which no
     # Django template shares.
     {
         "BACKEND": "django.template.backends.jinja2.Jinja2",
         "DIRS": [],
         "APP_DIRS": True,
-        "OPTIONS": {"environment": "dashboard.jinja.environment"},
+        "OPTIONS": {"environment": "dashboard.web.jinja.environment"},
     },
 ]
 
@@ -155,7 +155,7 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHE_URL = env.str("CACHE_URL", default="redis://127.0.0.1:6379/1")
 CACHES = {
     "default": {
-        "BACKEND": "dashboard.cache.RedisCache",  # one client per pool (dashboard/cache.py says why)
+        "BACKEND": "dashboard.web.cache.RedisCache",  # one client per pool (dashboard/web/cache.py says why)
         "LOCATION": CACHE_URL,
         # Short timeouts: with Redis down a page must answer (without its cache), not hang.
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
@@ -201,7 +201,7 @@ SECURE_CSP = {
 }
 X_FRAME_OPTIONS = "DENY"
 # The JSON API's CSRF failures answer in JSON.
-CSRF_FAILURE_VIEW = "dashboard.access.csrf_failure"
+CSRF_FAILURE_VIEW = "dashboard.web.access.csrf_failure"
 # A bulk action names up to 10,000 computations (tasks.services.BULK_CAP), each a field of the form.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_100
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -232,7 +232,7 @@ COMPUTATION_DATABASE_RETRY_SECONDS = env.int("COMPUTATION_DATABASE_RETRY_SECONDS
 # Ended computations older than this are deleted (tasks/retention.py); their counts and run times stay in the
 # rollups for two years. 0 keeps every computation.
 COMPUTATION_RETENTION_DAYS = env.int("COMPUTATION_RETENTION_DAYS", default=30)
-# Schedules (tasks/schedules.py): at most SCHEDULE_MAX per person (or client address, for schedules made without
+# Schedules (tasks/scheduling.py): at most SCHEDULE_MAX per person (or client address, for schedules made without
 # signing in) and SCHEDULE_MAX_TOTAL in all; none runs more often than every SCHEDULE_MIN_INTERVAL_SECONDS (its heavy
 # computations: SCHEDULE_MIN_HEAVY_INTERVAL_SECONDS). A run due longer ago than SCHEDULE_MISSED_AFTER_SECONDS was
 # missed, and runs once or is skipped as its schedule says.
@@ -255,7 +255,7 @@ LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="10/m")
 # never wait behind heavy ones. A worker consumes those in WORKER_QUEUES (compose/start/worker), by default both.
 COMPUTATION_INSTANT_QUEUE = "instant"
 COMPUTATION_HEAVY_QUEUE = "heavy"
-# Every worker writes a heartbeat this often (tasks/workers.py); one silent for WORKER_LOST_AFTER_SECONDS is shown as
+# Every worker writes a heartbeat this often (tasks/presence.py); one silent for WORKER_LOST_AFTER_SECONDS is shown as
 # lost, and one lost or stopped for WORKER_FORGET_AFTER_SECONDS is forgotten.
 WORKER_HEARTBEAT_SECONDS = 5
 WORKER_LOST_AFTER_SECONDS = env.int("WORKER_LOST_AFTER_SECONDS", default=60)
@@ -290,7 +290,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
-# Beat runs celery-redbeat's scheduler (tasks/scheduler.py): its schedule and a lock live in the broker's Redis, so
+# Beat runs celery-redbeat's scheduler (tasks/beat_scheduler.py): its schedule and a lock live in the broker's Redis, so
 # any number of beats may run and one sends while the others wait on the lock. The active one extends the lock at
 # every tick (at most every BEAT_MAX_LOOP_INTERVAL seconds); killed, its lock expires after REDBEAT_LOCK_TIMEOUT and
 # a waiting beat, which tries every BEAT_MAX_LOOP_INTERVAL seconds, takes over: within 35 s.
@@ -311,6 +311,6 @@ CELERY_BEAT_SCHEDULE = {
     "roll-up": {"task": "tasks.roll_up", "schedule": 60, "options": {"expires": 60}},
     # Retention (tasks/retention.py): minutes of deletes, so on the heavy queue, never ahead of instant work.
     "prune": {"task": "tasks.prune", "schedule": 600, "options": {"expires": 600, "queue": COMPUTATION_HEAVY_QUEUE}},
-    # People's schedules (tasks/schedules.py), fired from MySQL: a due time is at most this late.
+    # People's schedules (tasks/scheduling.py), fired from MySQL: a due time is at most this late.
     "fire-schedules": {"task": "tasks.fire_schedules", "schedule": 5, "options": {"expires": 5}},
 }

@@ -4,18 +4,22 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import access, api, batches, exports, metrics, notifications, schedules, storage, theme, views, workers
+from dashboard import api
+from dashboard.computations import batches, exports, listing, notifications
+from dashboard.operators import metrics, storage, workers
+from dashboard.schedules import pages
+from dashboard.web import access, theme
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("computations/", views.computations, name="computations"),
-    path("computations/new/", views.new_computation, name="computation-new"),
-    path("computations/bulk/", views.bulk_action, name="computations-bulk"),
+    path("", listing.dashboard, name="dashboard"),
+    path("computations/", listing.computations, name="computations"),
+    path("computations/new/", listing.new_computation, name="computation-new"),
+    path("computations/bulk/", listing.bulk_action, name="computations-bulk"),
     path("computations/export.csv", exports.export_csv, name="export-csv"),
     path("computations/export.json", exports.export_json, name="export-json"),
-    path("computations/<int:pk>/", views.computation_detail, name="computation-detail"),
-    path("computations/<int:pk>/cancel/", views.cancel_computation, name="computation-cancel"),
-    path("computations/<int:pk>/retry/", views.retry_computation, name="computation-retry"),
+    path("computations/<int:pk>/", listing.computation_detail, name="computation-detail"),
+    path("computations/<int:pk>/cancel/", listing.cancel_computation, name="computation-cancel"),
+    path("computations/<int:pk>/retry/", listing.retry_computation, name="computation-retry"),
     path("notifications/", notifications.toasts, name="notifications"),
     path("batches/", batches.create_batch, name="batches"),
     path("batches/new/", batches.new_batch, name="batch-new"),
@@ -28,9 +32,9 @@ urlpatterns = [
     path("api/computations/<int:pk>/retry", api.retry_json, name="api-computation-retry"),
     path("workers/", workers.workers_page, name="workers"),
     path("storage/", storage.storage_page, name="storage"),
-    path("schedules/", schedules.schedules_page, name="schedules"),
-    path("schedules/<int:pk>/", schedules.schedule_detail, name="schedule-detail"),
-    path("schedules/<int:pk>/<str:action>/", schedules.schedule_action, name="schedule-action"),
+    path("schedules/", pages.schedules_page, name="schedules"),
+    path("schedules/<int:pk>/", pages.schedule_detail, name="schedule-detail"),
+    path("schedules/<int:pk>/<str:action>/", pages.schedule_action, name="schedule-action"),
     path("api/schedules", api.schedules_json, name="api-schedules"),
     path("api/schedules/<int:pk>", api.schedule_json, name="api-schedule"),
     path("api/schedules/<int:pk>/<str:action>", api.schedule_action_json, name="api-schedule-action"),
@@ -41,8 +45,8 @@ urlpatterns = [
     path("api/queues/<str:name>/<str:action>", api.queue_json, name="api-queue"),
     path("api/workers/<str:name>/<str:action>", api.worker_json, name="api-worker"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
+    path("healthz", listing.healthz, name="healthz"),
+    path("readyz", listing.readyz, name="readyz"),
     # The language switcher works before signing in, on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("theme/", theme.set_theme, name="set-theme"),
@@ -62,4 +66,4 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler500 = "dashboard.views.server_error"
+handler500 = "dashboard.computations.listing.server_error"

@@ -14,8 +14,8 @@ app.conf.update({name: app.conf[name] for name in ("redbeat_redis_url", "redbeat
 # The task module is tasks/jobs.py, not the tasks.py that autodiscovery expects.
 app.autodiscover_tasks(related_name="jobs")
 
-# Every worker's heartbeat record and its following of paused queues (tasks.workers). Imported here, after the app:
-# tasks.queues and tasks.workers read Django's settings, which are configured by now.
-from .workers import Presence  # noqa: E402
+# Every worker's heartbeat record and its following of paused queues (tasks.presence). Imported here, after the app:
+# tasks.queues and tasks.presence read Django's settings, which are configured by now.
+from .presence import Presence  # noqa: E402
 
 app.steps["consumer"].add(Presence)

@@ -11,7 +11,7 @@ import time
 
 from redis.exceptions import RedisError
 
-from .store import cache as client
+from .redis_clients import cache as client
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ waiting for the workers' replies; a pause is also remembered (tasks.queues) for 
 
 from django.utils.translation import gettext
 
-from . import changes, queues, services, workers
+from . import changes, presence, queues, services
 from .models import AuditEntry
+from .presence import Worker
 from .services import Actor
-from .workers import Worker
 
 Action = AuditEntry.Action
 
@@ -22,14 +22,14 @@ class Refused(Exception):
 def pause(queue: str, actor: Actor) -> bool:
     """No worker takes from `queue` until it is resumed; what runs goes on. Whether it was running before."""
     changed = queues.set_paused(queue, True)
-    workers.stop_consuming(queue)  # again when already paused: a worker that missed it catches up at once
+    presence.stop_consuming(queue)  # again when already paused: a worker that missed it catches up at once
     _recorded(Action.PAUSE, actor, {"queue": queue})
     return changed
 
 
 def resume(queue: str, actor: Actor) -> bool:
     changed = queues.set_paused(queue, False)
-    workers.start_consuming(queue)
+    presence.start_consuming(queue)
     _recorded(Action.RESUME, actor, {"queue": queue})
     return changed
 
@@ -40,7 +40,7 @@ def grow(worker: Worker, actor: Actor) -> None:
         raise Refused(
             gettext("This worker has as many processes as it may: %(count)d.") % {"count": worker.concurrency}
         )
-    workers.grow(worker)
+    presence.grow(worker)
     _recorded(Action.GROW, actor, {"worker": worker.name})
 
 
@@ -48,13 +48,13 @@ def shrink(worker: Worker, actor: Actor) -> None:
     _check_running(worker)
     if worker.concurrency <= 1:
         raise Refused(gettext("This worker is down to one process."))
-    workers.shrink(worker)
+    presence.shrink(worker)
     _recorded(Action.SHRINK, actor, {"worker": worker.name})
 
 
 def shut_down(worker: Worker, actor: Actor) -> None:
     _check_running(worker)
-    workers.shut_down(worker)
+    presence.shut_down(worker)
     _recorded(Action.SHUT_DOWN, actor, {"worker": worker.name})
 
 

@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import broker, metrics, operations, queues, retention, rollups, schedules, sending, store
+from . import broker, counters, operations, queues, redis_clients, retention, rollups, scheduling, sending
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, ProgressCallback, TimeLimitExceeded, gettext_noop
 
@@ -113,7 +113,7 @@ def record(
     if not persist(write):
         return False
     ended = timezone.now()
-    metrics.record_finished(
+    counters.record_finished(
         operation, outcome.status, run_seconds=(ended - started).total_seconds(),
         end_to_end_seconds=(ended - created).total_seconds() if created else None,
     )  # fmt: skip
@@ -198,7 +198,7 @@ def _not_claimed(task: Task, rows: ComputationQuerySet) -> None:
     gave_up = OperationError(gettext_noop("Gave up: the worker running this computation stopped on each attempt."))
     if persist(lambda: rows.give_up(error=gave_up)):
         logger.warning("computation %s failed: its attempts are used up", computation.pk)
-        metrics.record_finished(computation.operation, Status.FAILED)
+        counters.record_finished(computation.operation, Status.FAILED)
         return
     # Running with a fresh heartbeat: another worker has it, or one that died a moment ago (its task was
     # requeued at once). Look again once such a heartbeat would be stale.
@@ -218,7 +218,7 @@ def alone(lock: str, seconds: int) -> Iterator[bool]:
     when it ends), or Redis cannot say, and the jobs take an overlap in their stride (the sweep sends a task twice,
     which runs once; a prune or a roll-up waits on the other's rows or fails and is done again by the next)."""
     try:
-        held = bool(store.durable().set(lock, 1, nx=True, ex=seconds))
+        held = bool(redis_clients.durable().set(lock, 1, nx=True, ex=seconds))
     except RedisError:
         held = True
     try:
@@ -226,7 +226,7 @@ def alone(lock: str, seconds: int) -> Iterator[bool]:
     finally:
         if held:
             with contextlib.suppress(RedisError):
-                store.durable().delete(lock)
+                redis_clients.durable().delete(lock)
 
 
 @shared_task(name=broker.SWEEP, ignore_result=True, time_limit=120)
@@ -237,7 +237,7 @@ def sweep() -> None:
             return  # another sweep is still at it
         sending.sweep(empty_queues=[name for name, depth in queues.depths().items() if depth == 0])
     with contextlib.suppress(RedisError):
-        store.durable().set(SWEEP_LAST, time.time())
+        redis_clients.durable().set(SWEEP_LAST, time.time())
 
 
 @shared_task(name=broker.ROLL_UP, ignore_result=True, time_limit=300)
@@ -259,11 +259,11 @@ def prune() -> None:
 @shared_task(name=broker.FIRE_SCHEDULES, ignore_result=True, time_limit=60)
 def fire_schedules() -> None:
     """Celery beat runs this every few seconds: the schedules whose time has come submit their computations, each due
-    time once however many of these run at once (tasks.schedules)."""
-    schedules.fire_due()
+    time once however many of these run at once (tasks.scheduling)."""
+    scheduling.fire_due()
 
 
 def seconds_since_last_sweep() -> float | None:
     """For beat's health check: sweeps that keep coming mean beat, the broker and a worker all work."""
-    last = store.durable().get(SWEEP_LAST)
+    last = redis_clients.durable().get(SWEEP_LAST)
     return None if last is None else time.time() - float(last)

@@ -7,12 +7,12 @@ same way, so it keeps its queue.
 
 A paused queue is a member of a set in the broker's Redis (it must outlive the cache). Pausing tells every worker
 at once (Celery's cancel_consumer broadcast); each worker also compares the set with what it consumes when it
-starts and at every heartbeat (tasks.workers), so one that starts, restarts or missed the broadcast while a queue is
+starts and at every heartbeat (tasks.presence), so one that starts, restarts or missed the broadcast while a queue is
 paused never takes from it.
 
 Figures: the depth is the length of the Redis list kombu keeps per queue; the oldest message's age comes from
 the `sent_at` header every message carries (stamped below); messages in and out are counted per minute where they
-are sent (sending) and where workers receive them (tasks.workers), in keys that expire.
+are sent (sending) and where workers receive them (tasks.presence), in keys that expire.
 """
 
 import json
@@ -27,7 +27,7 @@ from django.db.models import Q
 from redis.client import Pipeline
 
 from .operations import REGISTRY
-from .store import durable
+from .redis_clients import durable
 
 INSTANT, HEAVY = settings.COMPUTATION_INSTANT_QUEUE, settings.COMPUTATION_HEAVY_QUEUE
 NAMES = (INSTANT, HEAVY)

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from . import store
+from . import redis_clients
 from .models import ENDED, Batch, Computation, InputValue, RollupMark, ScheduleRun
 from .rollups import MINUTE, RECOUNT_MINUTES
 
@@ -89,13 +89,13 @@ def prune(now: datetime.datetime | None = None, *, seconds: float = PRUNE_SECOND
         seconds=round(time.monotonic() - started, 3), done=done,
     )  # fmt: skip
     with contextlib.suppress(RedisError):  # the record is for the storage panel; the prune is done either way
-        store.durable().set(LAST_PRUNE, json.dumps(asdict(pruned)))
+        redis_clients.durable().set(LAST_PRUNE, json.dumps(asdict(pruned)))
     logger.info("pruned %s computations and %s batches in %.1f s", deleted, batches, pruned.seconds)
     return pruned
 
 
 def last_prune() -> Pruned | None:
-    raw = store.durable().get(LAST_PRUNE)
+    raw = redis_clients.durable().get(LAST_PRUNE)
     return Pruned(**json.loads(raw)) if raw else None
 
 

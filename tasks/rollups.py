@@ -22,7 +22,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q,
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
-from .metrics import BUCKETS
+from .counters import BUCKETS
 from .models import ENDED, Computation, Rollup, RollupMark
 
 logger = logging.getLogger(__name__)

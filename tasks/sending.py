@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from . import broker, queues
 from .models import Computation, Status
-from .store import durable
+from .redis_clients import durable
 
 logger = logging.getLogger(__name__)
 

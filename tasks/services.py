@@ -20,7 +20,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis.exceptions import RedisError
 
-from . import broker, changes, metrics, queues, sending
+from . import broker, changes, counters, queues, sending
 from .models import (
     AuditedComputation,
     AuditEntry,
@@ -192,14 +192,14 @@ def _members(
 def _submitted(operation: Operation, computation: Computation) -> None:
     """Once the row is committed: the lists learn of it, the metrics count it, its task is sent."""
     changes.record_change()
-    metrics.record_submitted(operation.name)
+    counters.record_submitted(operation.name)
     sending.enqueue(computation)
 
 
 def _batch_submitted(operation: Operation, batch: Batch) -> None:
     changes.record_change()
     pks = list(batch.computations.order_by("pk").values_list("pk", flat=True))
-    metrics.record_submitted(operation.name, len(pks))
+    counters.record_submitted(operation.name, len(pks))
     sending.dispatch(pks, queue=queues.for_computation(operation.name, batch.work_seconds))
 
 
@@ -271,7 +271,7 @@ def _cancel_rows(rows: ComputationQuerySet, now: datetime) -> int:
     if changed:
         ended = rows.filter(status=Status.CANCELLED, updated_at=now).order_by().values_list("operation")
         for operation, count in ended.annotate(n=Count("pk")):
-            transaction.on_commit(lambda o=operation, c=count: metrics.record_finished(o, Status.CANCELLED, c))
+            transaction.on_commit(lambda o=operation, c=count: counters.record_finished(o, Status.CANCELLED, c))
     return changed
 
 

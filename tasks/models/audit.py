@@ -32,7 +32,7 @@ class AuditEntry(models.Model):
         GROW = "grow", _("Grow pool")
         SHRINK = "shrink", _("Shrink pool")
         SHUT_DOWN = "shutdown", _("Shut down worker")
-        # On a schedule (tasks.schedules): their selection names it.
+        # On a schedule (tasks.scheduling): their selection names it.
         CREATE_SCHEDULE = "create-schedule", _("Create schedule")
         PAUSE_SCHEDULE = "pause-schedule", _("Pause schedule")
         RESUME_SCHEDULE = "resume-schedule", _("Resume schedule")

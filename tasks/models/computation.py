@@ -160,7 +160,7 @@ class Computation(OfAnOperation, models.Model):
     class Meta:
         verbose_name = _("computation")
         verbose_name_plural = _("computations")
-        # The operators' (dashboard.access): the groups "Read-only operators" and "Operators" carry them.
+        # The operators' (dashboard.web.access): the groups "Read-only operators" and "Operators" carry them.
         permissions = [
             ("oversee", "Can see everyone's computations, the workers, the queues and the storage"),
             ("operate", "Can steer queues and workers, and act on anyone's computations and schedules"),

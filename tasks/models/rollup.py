@@ -21,7 +21,7 @@ class Rollup(models.Model):
     owner_key = models.PositiveBigIntegerField(_("owner"), default=0)
     count = models.PositiveIntegerField(_("computations"))
     # Those that ran (a computation cancelled while queued never did): their run time's sum and, per bucket of
-    # tasks.metrics.BUCKETS (and one past the last), how many ran that long at most.
+    # tasks.counters.BUCKETS (and one past the last), how many ran that long at most.
     runs = models.PositiveIntegerField(_("runs"))
     run_seconds = models.FloatField(_("run time, seconds in all"))
     run_buckets = models.JSONField(_("run times by bucket"))

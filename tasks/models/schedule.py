@@ -1,5 +1,5 @@
 """Schedules: an operation with its inputs, run once at a time, every N minutes or hours, or by a cron expression in
-TIME_ZONE; and their runs, each linked to the computation it created (tasks.schedules fires them)."""
+TIME_ZONE; and their runs, each linked to the computation it created (tasks.scheduling fires them)."""
 
 import datetime
 import itertools

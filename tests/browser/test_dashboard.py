@@ -223,14 +223,15 @@ def test_a_batch_from_the_form_to_its_live_page_and_its_row_in_the_list(dashboar
 
 ROLL_UP_AGAIN = """
 import time
-from tasks import jobs, rollups, store
+from tasks import jobs, rollups
+from tasks import redis_clients
 from tasks.models import Rollup, RollupMark
-while not store.durable().set(jobs.ROLL_UP_LOCK, 1, nx=True, ex=60):
+while not redis_clients.durable().set(jobs.ROLL_UP_LOCK, 1, nx=True, ex=60):
     time.sleep(0.1)
 Rollup.objects.all().delete()
 RollupMark.objects.all().delete()
 rollups.roll_up()
-store.durable().delete(jobs.ROLL_UP_LOCK)
+redis_clients.durable().delete(jobs.ROLL_UP_LOCK)
 """
 
 

@@ -3,7 +3,7 @@ from collections.abc import Iterator
 import pytest
 from django.core.cache import cache
 
-from tasks import store
+from tasks import redis_clients
 from tests import factories
 
 
@@ -11,7 +11,7 @@ from tests import factories
 def _fresh_cache() -> Iterator[None]:
     """An empty cache, and no metrics or sweep records of an earlier test (on the broker's server)."""
     cache.clear()
-    durable = store.durable()
+    durable = redis_clients.durable()
     for pattern in ("metrics:*", "dashboard:*"):
         if keys := list(durable.scan_iter(pattern)):
             durable.delete(*keys)

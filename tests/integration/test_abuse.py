@@ -17,7 +17,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboard.middleware import UNREACHABLE, ServerUnavailableMiddleware
+from dashboard.web.middleware import UNREACHABLE, ServerUnavailableMiddleware
 from tasks.models import Computation, Status
 from tests.helpers import HTMX, database_url
 from tools.ports import free_ports

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from dashboard import activity
+from dashboard.computations import activity
 from tasks import changes, rollups
 from tasks.models import ENDED, Computation, Status
 

@@ -1,4 +1,4 @@
-"""The cache backend (dashboard/cache.py) when the cache does not answer: one connection attempt pays the timeout,
+"""The cache backend (dashboard/web/cache.py) when the cache does not answer: one connection attempt pays the timeout,
 then the process leaves the cache alone for a moment and pages answer at once without it."""
 
 import contextlib
@@ -12,7 +12,7 @@ from django.urls import reverse
 from redis.connection import Connection
 from redis.exceptions import RedisError
 
-from dashboard import cache as backend
+from dashboard.web import cache as backend
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from dashboard import notifications
+from dashboard.computations import notifications
 from tasks import changes
 from tasks.models import Batch, Computation, Status
 from tests.helpers import HTMX

@@ -9,11 +9,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tasks import control, jobs, queues, services, workers
+from tasks import control, jobs, presence, queues, services
 from tasks.celery import app
 from tasks.models import AuditEntry, Computation, Status
 from tasks.operations import REGISTRY
-from tasks.store import durable
+from tasks.redis_clients import durable
 from tests.helpers import HTMX, wait_for
 from tools.ports import free_ports
 
@@ -39,8 +39,8 @@ def paused():
 
 
 def record(name: str, *, heartbeat: float, stopped: bool = False, concurrency: int = 2) -> None:
-    """A worker's heartbeat record, as tasks.workers.Presence writes it."""
-    durable().hset(workers.WORKERS_KEY, name, json.dumps({
+    """A worker's heartbeat record, as tasks.presence.Presence writes it."""
+    durable().hset(presence.WORKERS_KEY, name, json.dumps({
         "name": name, "host": "host-1", "pid": 42, "queues": ["heavy"], "consuming": ["heavy"],
         "concurrency": concurrency, "max_concurrency": 8, "busy": 1, "processed": 7, "started": heartbeat - 100,
         "heartbeat": heartbeat, "stopped": stopped, "versions": {"celery": "5", "django": "6", "python": "3"},
@@ -127,7 +127,7 @@ def test_the_page_shows_workers_from_their_heartbeats_lost_after_a_minute_then_f
     assert 'data-worker="fresh@host-1" data-state="online"' in page
     assert 'data-worker="quiet@host-1" data-state="lost"' in page
     assert 'data-worker="done@host-1" data-state="stopped"' in page
-    assert "gone@host-1" not in page and not durable().hexists(workers.WORKERS_KEY, "gone@host-1")
+    assert "gone@host-1" not in page and not durable().hexists(presence.WORKERS_KEY, "gone@host-1")
     running = Computation.objects.create(
         operation="factorize", inputs={"n": "360"}, status=Status.RUNNING, worker="fresh@host-1", progress=40
     )
@@ -159,7 +159,7 @@ def test_worker_controls_are_audited_and_refused_where_they_cannot_apply(operato
 
 
 def test_the_json_api_lists_and_steers_queues_and_workers(operator_client):
-    durable().delete(workers.WORKERS_KEY)  # records of earlier runs
+    durable().delete(presence.WORKERS_KEY)  # records of earlier runs
     record("fresh@host-1", heartbeat=time.time())
     listing = operator_client.get(reverse("api-workers")).json()
     # The session's worker in threads, on this machine, may be listed beside the one recorded here.
@@ -201,7 +201,7 @@ def gauge(text: str, line: str) -> float:
 
 def test_metrics_give_each_queues_depth_and_age_and_the_workers(client):
     # The session's worker in threads (tests/integration/conftest.py) may be online beside this one.
-    durable().delete(workers.WORKERS_KEY)
+    durable().delete(presence.WORKERS_KEY)
     record("fresh@host-1", heartbeat=time.time())
     text = client.get(reverse("metrics"), HTTP_X_DASHBOARD_LISTENER="monitoring").content.decode()
     assert 'dashboard_queue_depth{queue="heavy"}' in text
@@ -212,7 +212,7 @@ def test_metrics_give_each_queues_depth_and_age_and_the_workers(client):
 
 def test_metrics_count_workers_by_state_and_say_what_each_replica_reaches(client, settings):
     now = time.time()
-    durable().delete(workers.WORKERS_KEY)  # records of earlier runs; the session's worker, online, may write again
+    durable().delete(presence.WORKERS_KEY)  # records of earlier runs; the session's worker, online, may write again
     record("fresh@host-1", heartbeat=now)
     record("silent@host-2", heartbeat=now - settings.WORKER_LOST_AFTER_SECONDS - 5)
     record("done@host-3", heartbeat=now - settings.WORKER_LOST_AFTER_SECONDS - 5, stopped=True)

@@ -9,7 +9,7 @@ import pytest
 from django.db.models import Sum
 
 from tasks import rollups
-from tasks.metrics import BUCKETS
+from tasks.counters import BUCKETS
 from tasks.models import ENDED, Computation, Rollup, Status
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks import schedules, services
+from tasks import scheduling, services
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun, Status
 from tasks.operations import REGISTRY
 from tests.factories import computation
@@ -24,7 +24,7 @@ MINUTE = datetime.timedelta(minutes=1)
 def make(kind: str = Schedule.Kind.EVERY, owner=None, **fields: object) -> Schedule:
     when = {"every": 5, "unit": Schedule.Unit.MINUTES, "run_at": None, "cron": ""} | fields
     catch_up = when.pop("catch_up", True)
-    return schedules.create(
+    return scheduling.create(
         name="sums", operation=REGISTRY["add"], inputs=REGISTRY["add"].parse_inputs({"x": "2", "y": "3"}),
         work_seconds=0, kind=kind, catch_up=catch_up, owner=owner, actor=ACTOR, **when,
     )  # fmt: skip
@@ -42,8 +42,8 @@ def test_a_due_schedule_submits_its_computation_once_and_is_due_again_on_its_gri
     assert schedule.next_run_at > timezone.now()
     due = due_now(schedule)
 
-    assert schedules.fire_due() == 1
-    assert schedules.fire_due() == 0, "fired once"
+    assert scheduling.fire_due() == 1
+    assert scheduling.fire_due() == 0, "fired once"
 
     run = ScheduleRun.objects.get()
     assert (run.schedule_id, run.due_at, run.outcome, run.manual) == (schedule.pk, due, "submitted", False)
@@ -68,7 +68,7 @@ def test_two_firings_at_once_fire_each_due_time_once():
     def fire() -> None:
         barrier.wait()
         try:
-            fired.append(schedules.fire_due())
+            fired.append(scheduling.fire_due())
         finally:
             connection.close()
 
@@ -88,8 +88,8 @@ def test_a_missed_run_runs_once_on_recovery_or_is_skipped():
     due_now(catching_up, hours_ago)
     due_now(skipping, hours_ago)
 
-    assert schedules.fire_due() == 2
-    assert schedules.fire_due() == 0
+    assert scheduling.fire_due() == 2
+    assert scheduling.fire_due() == 0
 
     caught = ScheduleRun.objects.get(schedule=catching_up)
     assert caught.outcome == "submitted" and caught.computation_id and caught.late > datetime.timedelta(hours=2)
@@ -106,7 +106,7 @@ def test_a_run_the_queue_has_no_room_for_is_recorded_as_refused(settings):
     waiting = computation(Status.QUEUED)
     schedule = make()
     due_now(schedule)
-    assert schedules.fire_due() == 1
+    assert scheduling.fire_due() == 1
     run = ScheduleRun.objects.get()
     assert (run.outcome, run.reason, run.computation_id) == ("refused", "The queue is full.", None)
     assert list(Computation.objects.values_list("pk", flat=True)) == [waiting.pk]
@@ -114,27 +114,27 @@ def test_a_run_the_queue_has_no_room_for_is_recorded_as_refused(settings):
 
 def test_once_runs_once_and_is_done():
     schedule = make(Schedule.Kind.ONCE, run_at=timezone.now() + MINUTE)
-    assert schedules.fire_due() == 0, "not yet"
-    assert schedules.fire_due(timezone.now() + 2 * MINUTE) == 1
+    assert scheduling.fire_due() == 0, "not yet"
+    assert scheduling.fire_due(timezone.now() + 2 * MINUTE) == 1
     schedule.refresh_from_db()
     assert (schedule.next_run_at, schedule.state) == (None, "done")
-    assert schedules.fire_due(timezone.now() + 10 * MINUTE) == 0
+    assert scheduling.fire_due(timezone.now() + 10 * MINUTE) == 0
 
 
 def test_pause_resume_run_now_and_delete_are_audited():
     schedule = make()
     due_now(schedule, datetime.timedelta(hours=1))
-    assert schedules.pause(schedule, ACTOR) and not schedules.pause(schedule, ACTOR)
-    assert schedules.fire_due() == 0, "paused"
-    assert schedules.resume(schedule, ACTOR)
+    assert scheduling.pause(schedule, ACTOR) and not scheduling.pause(schedule, ACTOR)
+    assert scheduling.fire_due() == 0, "paused"
+    assert scheduling.resume(schedule, ACTOR)
     schedule.refresh_from_db()
     assert schedule.next_run_at > timezone.now(), "what fell due while paused does not run"
-    run = schedules.run_now(schedule, ACTOR)
+    run = scheduling.run_now(schedule, ACTOR)
     assert run.manual and run.outcome == "submitted"
     schedule.refresh_from_db()
     assert schedule.next_run_at > timezone.now(), "the due times stay as they were"
     computation, pk = run.computation_id, schedule.pk
-    schedules.delete(schedule, ACTOR)
+    scheduling.delete(schedule, ACTOR)
     assert not Schedule.objects.exists() and not ScheduleRun.objects.exists()
     assert Computation.objects.filter(pk=computation).exists(), "its computations stay"
     actions = list(AuditEntry.objects.order_by("pk").values_list("action", "selection", "address"))
@@ -148,7 +148,7 @@ def test_pause_resume_run_now_and_delete_are_audited():
 def test_the_cap_on_schedules(settings):
     settings.SCHEDULE_MAX = 2
     make(), make()
-    with pytest.raises(schedules.TooManySchedules):
+    with pytest.raises(scheduling.TooManySchedules):
         make()
     assert Schedule.objects.count() == 2
 
@@ -238,7 +238,7 @@ def test_with_accounts_on_a_person_sees_and_steers_only_their_own_schedules(sett
     assert bob.post(reverse("schedule-action", args=[schedule.pk, "delete"])).status_code == 404
     assert bob.get(reverse("api-schedule", args=[schedule.pk])).status_code == 404
     assert Schedule.objects.exists()
-    run = schedules.run_now(schedule, ACTOR)
+    run = scheduling.run_now(schedule, ACTOR)
     assert Computation.objects.get(pk=run.computation_id).owner.username == "ann", "runs are the owner's"
 
 

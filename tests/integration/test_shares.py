@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
-from tasks import schedules, services, store
+from tasks import redis_clients, scheduling, services
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 from tasks.operations import REGISTRY
 from tests import factories
@@ -35,7 +35,7 @@ def schedule(client: Client, **when: str):
 
 def test_run_now_is_a_submission_on_every_door(settings, django_capture_on_commit_callbacks):
     settings.SUBMISSION_RATE_LIMIT = "2/h"  # an hour: a window cannot close between the requests
-    made = schedules.create(
+    made = scheduling.create(
         name="sums", operation=REGISTRY["add"], inputs={"x": 2, "y": 3}, work_seconds=0, kind=Schedule.Kind.EVERY,
         run_at=None, every=5, unit=Schedule.Unit.MINUTES, cron="", catch_up=True, owner=None,
         actor=services.Actor(source=AuditEntry.Source.DASHBOARD),
@@ -88,14 +88,14 @@ def test_what_one_address_or_person_keeps_waiting_is_capped(settings, django_cap
 def test_a_schedules_runs_count_against_its_makers_share(settings):
     settings.COMPUTATION_MAX_QUEUED_PER_CLIENT = 1
     actor = services.Actor(source=AuditEntry.Source.DASHBOARD, address="198.51.100.23")
-    made = schedules.create(
+    made = scheduling.create(
         name="sums", operation=REGISTRY["add"], inputs={"x": 2, "y": 3}, work_seconds=0, kind=Schedule.Kind.EVERY,
         run_at=None, every=5, unit=Schedule.Unit.MINUTES, cron="", catch_up=True, owner=None, actor=actor,
         address=actor.address,
     )  # fmt: skip
-    first, second = schedules.run_now(made, actor), schedules.run_now(made, actor)
+    first, second = scheduling.run_now(made, actor), scheduling.run_now(made, actor)
     assert first.outcome == ScheduleRun.Outcome.SUBMITTED and second.outcome == ScheduleRun.Outcome.REFUSED
-    assert schedules.reason_text(second) == "Its owner has as many computations waiting as one person may have."
+    assert scheduling.reason_text(second) == "Its owner has as many computations waiting as one person may have."
 
 
 def test_schedules_are_capped_per_address_and_in_all(settings):
@@ -134,7 +134,7 @@ def test_the_limits_counters_outlive_a_full_cache(settings, django_capture_on_co
         assert [client.post(reverse("computations"), ADD, **HTMX).status_code for _ in range(2)] == [200, 200]
         cache.clear()  # as an eviction of everything would
         assert client.post(reverse("computations"), ADD, **HTMX).status_code == 429
-    assert list(store.durable().scan_iter("dashboard:limit:submissions:address:198.51.100.40:*"))
+    assert list(redis_clients.durable().scan_iter("dashboard:limit:submissions:address:198.51.100.40:*"))
     settings.LOGIN_RATE_LIMIT = "2/h"
     guess = {"username": "ann", "password": "a guess"}
     guesses = [client.post(reverse("login"), guess).status_code for _ in range(2)]
@@ -146,9 +146,9 @@ def test_searches_and_deep_pages_of_the_list_are_not_kept_in_the_cache(client):
     for n in range(3):
         factories.computation(result=str(n))
     partials = "dashboard:partial:*"
-    before = set(store.cache().scan_iter(f"*{partials}"))
+    before = set(redis_clients.cache().scan_iter(f"*{partials}"))
     for query in ("?q=1", "?q=2", f"?before={Computation.objects.latest('pk').pk}"):
         assert client.get(reverse("computations") + query, **HTMX).status_code in (200, 286)
-    assert set(store.cache().scan_iter(f"*{partials}")) == before
+    assert set(redis_clients.cache().scan_iter(f"*{partials}")) == before
     client.get(reverse("computations"), **HTMX)
-    assert len(set(store.cache().scan_iter(f"*{partials}")) - before) == 1, "the first page is kept"
+    assert len(set(redis_clients.cache().scan_iter(f"*{partials}")) - before) == 1, "the first page is kept"

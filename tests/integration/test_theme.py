@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from dashboard import theme
+from dashboard.web import theme
 
 pytestmark = pytest.mark.django_db
 

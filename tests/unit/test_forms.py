@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from dashboard.forms import ComputationForm, ListFilterForm
+from dashboard.computations.forms import ComputationForm, ListFilterForm
 
 
 def errors(data: dict[str, str]) -> dict[str, list[str]]:

@@ -3,7 +3,7 @@
 import pytest
 from django.template import Context, Template
 
-from dashboard.jinja import querystring
+from dashboard.web.jinja import querystring
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import formats, timezone, translation
 
-from dashboard.rows import _cut, _Texts, _timing, duration, grouped, inputs_text
+from dashboard.computations.rows import _cut, _Texts, _timing, duration, grouped, inputs_text
 from tasks.models import Computation, Status
 
 

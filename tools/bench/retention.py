@@ -23,7 +23,7 @@ class RetentionMeasurements(Measurements):
         from django.db import connection
         from django.utils import timezone
 
-        from dashboard import activity
+        from dashboard.computations import activity
         from tasks import jobs, retention, rollups
         from tasks.models import Rollup, RollupMark
 
@@ -118,14 +118,14 @@ class RetentionMeasurements(Measurements):
 @contextmanager
 def holding(lock: str) -> Iterator[None]:
     """The stack's beat runs the same jobs: this waits for their lock, so that the two never interleave."""
-    from tasks import store
+    from tasks import redis_clients
 
-    while not store.durable().set(lock, 1, nx=True, ex=3600):
+    while not redis_clients.durable().set(lock, 1, nx=True, ex=3600):
         time.sleep(0.2)
     try:
         yield
     finally:
-        store.durable().delete(lock)
+        redis_clients.durable().delete(lock)
 
 
 class Taken:

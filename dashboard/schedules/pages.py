@@ -1,6 +1,6 @@
 """The Schedules page: a person's schedules (everyone's for staff, or with accounts off), the form for a new one, and
 each schedule's page with its runs, linked to the computations they created. The actions go through
-tasks.schedules, as the admin's and the API's do."""
+tasks.scheduling, as the admin's and the API's do."""
 
 from collections.abc import Callable
 from typing import Any
@@ -16,15 +16,14 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
-from tasks import schedules
+from dashboard.computations.forms import ScheduleForm
+from dashboard.web import live, submitting, throttling
+from dashboard.web.access import may_act_on, owner_scope
+from dashboard.web.jinja import rendered
+from dashboard.web.redirects import see_other
+from tasks import scheduling
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 from tasks.services import Actor
-
-from . import live, submitting, throttling
-from .access import may_act_on, owner_scope
-from .forms import ScheduleForm
-from .jinja import rendered
-from .redirects import see_other
 
 PAGE, DETAIL, FORM = "dashboard/schedules.html", "dashboard/schedule.html", "dashboard/schedule_form_fields.html"
 RUNS_PER_PAGE = 50
@@ -78,15 +77,15 @@ def _detail(request: HttpRequest, schedule: Schedule, *, status: int = 200) -> H
             "pk", flat=True
         )
     )
-    rows = [(run, run.computation_id in kept, schedules.reason_text(run)) for run in runs]
+    rows = [(run, run.computation_id in kept, scheduling.reason_text(run)) for run in runs]
     return render(request, DETAIL, {"schedule": schedule, "runs": runs, "rows": rows}, status=status)
 
 
 ACTIONS: dict[str, Callable[[Schedule, Actor], Any]] = {
-    "pause": schedules.pause,
-    "resume": schedules.resume,
-    "run": schedules.run_now,
-    "delete": schedules.delete,
+    "pause": scheduling.pause,
+    "resume": scheduling.resume,
+    "run": scheduling.run_now,
+    "delete": scheduling.delete,
 }
 
 
@@ -118,5 +117,5 @@ def schedule_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         if done.outcome == ScheduleRun.Outcome.SUBMITTED:
             messages.success(request, gettext("Computation #%(id)s submitted.") % {"id": done.computation_id})
         else:
-            messages.error(request, gettext("Not run: %(reason)s") % {"reason": schedules.reason_text(done)})
+            messages.error(request, gettext("Not run: %(reason)s") % {"reason": scheduling.reason_text(done)})
     return see_other(schedule.get_absolute_url())

@@ -1,11 +1,11 @@
 """The Workers page: every worker and queue, live, and the operators' controls over them.
 
-What it shows comes from the workers' heartbeat records and the broker (tasks.workers, tasks.queues) and the
+What it shows comes from the workers' heartbeat records and the broker (tasks.presence, tasks.queues) and the
 running rows: a few Redis commands and one bounded query, never a broadcast. Its ETag is a digest of what it
 shows, so a poll answers 304 while nothing changes (times that move by themselves, such as an online worker's
 heartbeat, are shown as "just now" and an oldest message by when it was sent, not how old it is).
 
-The page is for operators, read-only ones included (dashboard.access); pause, resume, purge and the worker
+The page is for operators, read-only ones included (dashboard.web.access); pause, resume, purge and the worker
 controls are for operators alone, POSTs (CSRF as everywhere), each written to the audit trail (tasks.control,
 services.purge). A purge is asked for twice: the first request says what it would cancel.
 """
@@ -29,14 +29,13 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 from redis.exceptions import RedisError
 
-from tasks import control, queues, services, workers
+from dashboard.web import live
+from dashboard.web.access import may_operate, operators_only, overseers_only
+from dashboard.web.redirects import see_other
+from tasks import control, presence, queues, services
 from tasks.models import AuditEntry, Computation, Status
 from tasks.operations import REGISTRY
 from tasks.services import Actor
-
-from . import live
-from .access import may_operate, operators_only, overseers_only
-from .redirects import see_other
 
 PAGE = "dashboard/workers.html"
 SECTION = f"{PAGE}#section"
@@ -59,7 +58,7 @@ def snapshot(request: HttpRequest) -> dict[str, Any]:
         return request.workers_snapshot
     now = time.time()
     try:
-        listed, figures, reachable = workers.listing(now), queues.figures(), True
+        listed, figures, reachable = presence.listing(now), queues.figures(), True
     except RedisError:
         listed, figures, reachable = [], [], False
     running: dict[str, list[Running]] = {}
@@ -93,9 +92,9 @@ def poll_etag(request: HttpRequest) -> str:
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
 
 
-def _heartbeat_text(worker: workers.Worker, state: str, now: float) -> str:
+def _heartbeat_text(worker: presence.Worker, state: str, now: float) -> str:
     """Says "just now" while an online worker's heartbeats come on time, so that they change nothing on the page."""
-    if state != workers.State.ONLINE:
+    if state != presence.State.ONLINE:
         return _exact(worker.heartbeat)
     seconds = int(now - worker.heartbeat.timestamp())
     if seconds <= FRESH_HEARTBEATS * settings.WORKER_HEARTBEAT_SECONDS:
@@ -133,7 +132,7 @@ def _context(request: HttpRequest) -> dict[str, Any]:
             }
         )
     consuming = {
-        figures.name: sum(1 for worker, state, _ in data["workers"] if state == workers.State.ONLINE
+        figures.name: sum(1 for worker, state, _ in data["workers"] if state == presence.State.ONLINE
                           and figures.name in worker.consuming)
         for figures in data["queues"]
     }  # fmt: skip
@@ -165,9 +164,9 @@ def _exact(moment: datetime) -> str:
 
 
 STATE_LABELS = {
-    workers.State.ONLINE: lambda: gettext("online"),
-    workers.State.LOST: lambda: gettext("lost"),
-    workers.State.STOPPED: lambda: gettext("stopped"),
+    presence.State.ONLINE: lambda: gettext("online"),
+    presence.State.LOST: lambda: gettext("lost"),
+    presence.State.STOPPED: lambda: gettext("stopped"),
 }
 QUEUE_LABELS = {
     queues.INSTANT: lambda: gettext("Instant"),
@@ -190,9 +189,9 @@ def _queue(name: str) -> str:
     return name
 
 
-def _worker(name: str) -> workers.Worker:
+def _worker(name: str) -> presence.Worker:
     try:
-        worker = workers.find(name)
+        worker = presence.find(name)
     except RedisError as error:
         raise Http404 from error
     if worker is None:

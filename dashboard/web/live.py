@@ -23,10 +23,9 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from redis.exceptions import RedisError
 
+from dashboard.web import health, theme
+from dashboard.web.access import may_oversee, owner_scope
 from tasks import changes
-
-from . import health, theme
-from .access import may_oversee, owner_scope
 
 # A rendered partial is replaced at the next change; this only bounds how long an unpolled one stays.
 PARTIAL_CACHE_SECONDS = 120

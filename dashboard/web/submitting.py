@@ -5,9 +5,9 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from . import throttling
-from .access import owner_of_new
-from .notifications import watch
+from dashboard.computations.notifications import watch
+from dashboard.web import throttling
+from dashboard.web.access import owner_of_new
 
 
 def submit[T](

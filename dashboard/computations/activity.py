@@ -4,7 +4,7 @@ status, and the run time percentiles of each operation, drawn as SVG on the serv
 Both come from the rollups (tasks.rollups), per minute for the hour, per hour for the day and the week, per day
 for the month, so their cost depends on the range, never on the size of the table; only what ended since the last
 roll-up (a minute or two) is read from the table, by an index range scan (computation_finished_status).
-Percentiles are estimated from the run time buckets (tasks.metrics.BUCKETS), interpolated within the bucket they
+Percentiles are estimated from the run time buckets (tasks.counters.BUCKETS), interpolated within the bucket they
 fall in.
 
 The figures are shared by every render for ACTIVITY_SECONDS through the cache. When they are due, one process
@@ -31,7 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from redis.exceptions import RedisError
 
 from tasks import changes, rollups
-from tasks.metrics import BUCKETS
+from tasks.counters import BUCKETS
 from tasks.models import ENDED, Computation, Rollup, RollupMark, Status
 from tasks.operations import REGISTRY
 

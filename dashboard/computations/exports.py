@@ -16,8 +16,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from .access import owner_scope
-from .forms import ExportFilterForm
+from dashboard.computations.forms import ExportFilterForm
+from dashboard.web.access import owner_scope
 
 CHUNK = 2000
 COLUMNS = [

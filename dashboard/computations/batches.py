@@ -10,21 +10,20 @@ from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
+from dashboard.computations.forms import BatchForm
+from dashboard.computations.notifications import announce_endings
+from dashboard.computations.rows import value_rows
+from dashboard.web import live, submitting, throttling
+from dashboard.web.access import may_act_on, owner_scope
+from dashboard.web.jinja import rendered
+from dashboard.web.redirects import see_other
 from tasks import services
 from tasks.models import AuditEntry, Batch
 from tasks.operations import MAX_RANGE_VALUES
 from tasks.services import Actor
 
-from . import live, submitting, throttling
-from .access import may_act_on, owner_scope
-from .forms import BatchForm
-from .jinja import rendered
-from .notifications import announce_endings
-from .redirects import see_other
-from .rows import value_rows
-
 FORM_PAGE, PAGE = "dashboard/batch_form.html", "dashboard/batch.html"
-# Jinja2 templates (dashboard/jinja.py), which the pages show rendered: the form, the batch's polled section and
+# Jinja2 templates (dashboard/web/jinja.py), which the pages show rendered: the form, the batch's polled section and
 # its values.
 FORM, SECTION, VALUES = "dashboard/batch_form_fields.html", "dashboard/batch_section.html", "dashboard/batch_rows.html"
 ROWS_PER_PAGE = 100

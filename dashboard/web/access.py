@@ -34,7 +34,7 @@ from django.utils.translation import gettext, ngettext
 from django.views import csrf
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import throttling
+from dashboard.web import throttling
 
 
 def may_oversee(user: AbstractBaseUser | AnonymousUser) -> bool:
@@ -185,7 +185,7 @@ class AdminSite(admin.AdminSite):
     index_template = "admin/dashboard/index.html"
 
     def get_urls(self) -> list:
-        from .admin import queues_view  # the admin module registers its pages on this site: imported after it
+        from dashboard.admin import queues_view  # the admin module registers its pages on this site: imported after it
 
         return [path("queues/", self.admin_view(queues_view), name="queues"), *super().get_urls()]
 

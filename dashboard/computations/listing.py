@@ -22,6 +22,16 @@ from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import push_url, trigger_client_event
 
+from dashboard.computations import activity
+from dashboard.computations.forms import BulkActionForm, ComputationForm, ListFilterForm
+from dashboard.computations.notifications import announce_endings
+from dashboard.computations.rows import computation_row, history_lines, inputs_text, list_rows, list_title, timeline
+from dashboard.operators.workers import paused_queue_labels
+from dashboard.web import health, live, submitting, throttling
+from dashboard.web.access import may_act_on, may_oversee, owner_scope
+from dashboard.web.jinja import rendered
+from dashboard.web.middleware import outage_notice
+from dashboard.web.redirects import back_to, see_other
 from tasks import services
 from tasks.models import (
     COUNT_CAP,
@@ -36,18 +46,8 @@ from tasks.models import (
 )
 from tasks.services import Actor
 
-from . import activity, health, live, submitting, throttling
-from .access import may_act_on, may_oversee, owner_scope
-from .forms import BulkActionForm, ComputationForm, ListFilterForm
-from .jinja import rendered
-from .middleware import outage_notice
-from .notifications import announce_endings
-from .redirects import back_to, see_other
-from .rows import computation_row, history_lines, inputs_text, list_rows, list_title, timeline
-from .workers import paused_queue_labels
-
 PAGE = "dashboard/index.html"
-# Jinja2 templates (dashboard/jinja.py), which the page shows rendered.
+# Jinja2 templates (dashboard/web/jinja.py), which the page shows rendered.
 LIST, FORM, DETAIL_SECTION = "dashboard/list.html", "dashboard/computation_form.html", "dashboard/detail_section.html"
 LIST_FILTERS, FILTERS_FORM = "dashboard/list_filters.html", "list-filters"  # the template, its form's id
 CANCEL, RETRY = AuditEntry.Action.CANCEL, AuditEntry.Action.RETRY

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
-from .redirects import back_to, see_other
+from dashboard.web.redirects import back_to, see_other
 
 COOKIE = "dashboard_theme"
 THEMES = {"auto": gettext_lazy("Auto"), "light": gettext_lazy("Light"), "dark": gettext_lazy("Dark")}

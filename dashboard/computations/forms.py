@@ -10,7 +10,9 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from tasks import schedules, services
+from dashboard.computations.activity import RANGES
+from dashboard.web.throttling import Refused
+from tasks import scheduling, services
 from tasks.models import Batch, Computation, ComputationQuerySet, Schedule, Status, parse_cron, translate_error
 from tasks.operations import (
     DECIMAL_PLACES,
@@ -23,9 +25,6 @@ from tasks.operations import (
     expand_range,
 )
 from tasks.services import BULK_CAP, Selection
-
-from .activity import RANGES
-from .throttling import Refused
 
 DEFAULT_OPERATION = "add"
 MAX_WORK_SECONDS = 60
@@ -197,7 +196,7 @@ class ListFilterForm(forms.Form):
     )
     before = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
     after = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
-    # Not a filter: the range of the Activity panel above the list (dashboard.activity.RANGES).
+    # Not a filter: the range of the Activity panel above the list (dashboard.computations.activity.RANGES).
     activity = forms.ChoiceField(
         choices=[(key, span.label) for key, span in RANGES.items()], required=False, widget=forms.HiddenInput
     )
@@ -306,7 +305,7 @@ def check_when(form: forms.Form, cleaned: dict) -> None:
     when = Schedule(
         kind=kind, every=cleaned.get("every"), unit=cleaned.get("unit") or "", cron=cleaned.get("cron") or ""
     )
-    least = schedules.least_gap(cleaned.get("operation") or "", cleaned.get("work_seconds") or 0)
+    least = scheduling.least_gap(cleaned.get("operation") or "", cleaned.get("work_seconds") or 0)
     if when.shortest_gap() < least:
         minutes = int(least.total_seconds() // 60)
         message = ngettext(
@@ -354,16 +353,16 @@ class ScheduleForm(ComputationForm):
         return cleaned
 
     def submit(self, owner: AbstractBaseUser | None, address: str | None) -> Schedule:
-        """The valid form's schedule (tasks.schedules.create), `owner`'s or made from `address`; Refused (422) past
+        """The valid form's schedule (tasks.scheduling.create), `owner`'s or made from `address`; Refused (422) past
         SCHEDULE_MAX of theirs or SCHEDULE_MAX_TOTAL in all."""
         data = self.cleaned_data
         try:
-            return schedules.create(
+            return scheduling.create(
                 name=data["name"], operation=self.spec, inputs=self.inputs, work_seconds=self.work, kind=data["kind"],
                 run_at=data["run_at"], every=data["every"], unit=data["unit"], cron=data["cron"],
                 catch_up=data["catch_up"], owner=owner, address=address, actor=self.actor,
             )  # fmt: skip
-        except schedules.TooManySchedules as error:
+        except scheduling.TooManySchedules as error:
             if error.in_all:
                 message = gettext("There are as many schedules as the dashboard keeps: none can be added for now.")
             else:

@@ -1,10 +1,10 @@
 """/metrics in Prometheus' text format, computed when Prometheus scrapes.
 
 Counters and histograms come from Redis, where every process that changes a computation records it (see
-tasks.metrics): that is multi-process and multi-host safe without prometheus-client's multiprocess files, which
+tasks.counters): that is multi-process and multi-host safe without prometheus-client's multiprocess files, which
 would need a directory shared by all uWSGI and Celery processes of one host, and would still leave each host
 with its own figures. The queues' depths and the in-flight counts are read from the broker and the database,
-the workers' figures from their heartbeat records (tasks.workers). Web request
+the workers' figures from their heartbeat records (tasks.presence). Web request
 latency is measured where it is worth measuring, at the edge: HAProxy's own exporter (/haproxy/metrics).
 
 Not public, at two layers: HAProxy refuses it on the public front (after normalising the path), and the view
@@ -25,14 +25,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from tasks import jobs, queues, storage, workers
-from tasks import metrics as recorded
+from dashboard.web import health
+from dashboard.web.middleware import through_monitoring_listener
+from tasks import counters as recorded
+from tasks import jobs, presence, queues, storage_figures
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
-from tasks.store import durable
-
-from . import health
-from .middleware import through_monitoring_listener
+from tasks.redis_clients import durable
 
 
 class ComputationCollector(Collector):
@@ -67,7 +66,7 @@ class ComputationCollector(Collector):
         return in_flight
 
     def _storage(self) -> Iterator[object]:
-        figures, now = storage.storage(), time.time()
+        figures, now = storage_figures.storage(), time.time()
         rows = GaugeMetricFamily("dashboard_computation_rows", "Computations in MySQL.", labels=["status"])
         for status, count in figures.by_status.items():
             rows.add_metric([status], count)
@@ -104,7 +103,7 @@ class ComputationCollector(Collector):
 
     def _queues_and_workers(self) -> Iterator[object]:
         now = time.time()
-        figures, listed = queues.figures(), workers.listing(now)
+        figures, listed = queues.figures(), presence.listing(now)
         families = {
             "depth": GaugeMetricFamily("dashboard_queue_depth", "Tasks waiting in the broker.", labels=["queue"]),
             "oldest": GaugeMetricFamily(
@@ -117,7 +116,7 @@ class ComputationCollector(Collector):
             families["oldest"].add_metric([each.name], each.oldest_age(now))
             families["paused"].add_metric([each.name], int(each.paused))
         yield from families.values()
-        online = [worker for worker in listed if worker.state(now) == workers.State.ONLINE]
+        online = [worker for worker in listed if worker.state(now) == presence.State.ONLINE]
         yield GaugeMetricFamily("dashboard_workers_online", "Workers whose heartbeat is recent.", len(online))
         # A lost worker (silent, not stopped: its host or process died) is what an operator must hear about; one
         # stopped on purpose (a scale-down, a drain) is not.
@@ -125,7 +124,7 @@ class ComputationCollector(Collector):
             "dashboard_workers", "Workers heard from lately, by state: online, lost or stopped.", labels=["state"]
         )
         states = Counter(worker.state(now) for worker in listed)
-        for state in (workers.State.ONLINE, workers.State.LOST, workers.State.STOPPED):
+        for state in (presence.State.ONLINE, presence.State.LOST, presence.State.STOPPED):
             by_state.add_metric([state], states[state])
         yield by_state
         busy = GaugeMetricFamily(
@@ -176,7 +175,7 @@ class ComputationCollector(Collector):
 
 
 def _histogram(data: dict[bytes, bytes]) -> tuple[list[tuple[str, float]], float]:
-    """Cumulative buckets and the sum, from the per-bucket counts tasks.metrics keeps."""
+    """Cumulative buckets and the sum, from the per-bucket counts tasks.counters keeps."""
     counts = {int(key): int(value) for key, value in data.items() if key != b"sum"}
     buckets, total = [], 0
     for index, bound in enumerate(recorded.BUCKETS):

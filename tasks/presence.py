@@ -31,7 +31,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from . import broker, queues
-from .store import durable
+from .redis_clients import durable
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Counters and histograms of computations, kept in Redis (the broker's server, which never evicts them, unlike the
-cache) by every process that changes a computation, web replicas and workers on any host alike; dashboard.metrics
-reads them when Prometheus scrapes.
+cache) by every process that changes a computation, web replicas and workers on any host alike;
+dashboard.operators.metrics reads them when Prometheus scrapes.
 
 One pipelined round trip per record. Metrics are best effort: with Redis unreachable a record is dropped, the
 computation is not.
@@ -11,7 +11,7 @@ import logging
 
 from redis.exceptions import RedisError
 
-from .store import durable
+from .redis_clients import durable
 
 logger = logging.getLogger(__name__)
 

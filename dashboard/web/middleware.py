@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django_htmx.http import reselect, reswap, retarget
 from redis.exceptions import RedisError
 
-from .access import is_json_api
+from dashboard.web.access import is_json_api
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
-"""The Storage page, for operators (read-only ones included): what MySQL holds and for how long (tasks.storage)."""
+"""The Storage page, for operators (read-only ones included): what MySQL holds and for how long
+(tasks.storage_figures)."""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from tasks import storage as stored
+from dashboard.web.access import overseers_only
+from tasks import storage_figures as stored
 from tasks.models import Status
-
-from .access import overseers_only
 
 
 @require_safe

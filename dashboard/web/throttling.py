@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext, ngettext
 from redis.exceptions import RedisError
 
-from tasks import services, store
+from tasks import redis_clients, services
 from tasks.models import AuditEntry
 
 QUEUE_FULL_RETRY_SECONDS = 60
@@ -162,7 +162,7 @@ def _spend(client: str, group: str, rate: str, amount: int) -> tuple[str, int]:
     now = time.time()
     key = f"dashboard:limit:{group}:{client}:{int(now // period)}"
     try:
-        durable = store.durable()
+        durable = redis_clients.durable()
         with durable.pipeline() as pipe:
             used, _ = pipe.incrby(key, amount).expire(key, period + 1).execute()
     except RedisError:
@@ -172,7 +172,7 @@ def _spend(client: str, group: str, rate: str, amount: int) -> tuple[str, int]:
 
 def _give_back(key: str, amount: int) -> None:
     with contextlib.suppress(RedisError):
-        store.durable().decrby(key, amount)
+        redis_clients.durable().decrby(key, amount)
 
 
 def parse_rate(rate: str) -> tuple[int, int]:

@@ -16,13 +16,12 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
+from dashboard.computations.rows import grouped
+from dashboard.web.access import owner_scope
 from tasks.models import IN_FLIGHT, Batch, Computation
 
-from .access import owner_scope
-from .rows import grouped
-
 COOKIE = "dashboard_watching"
-SALT = "dashboard.notifications"
+SALT = "dashboard.computations.notifications"
 # The newest kept: a browser that submits more than this before any ends gets toasts for these.
 WATCHED_MAX = 50
 ENDED_EVENT = "computations-ended"
