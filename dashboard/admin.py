@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from redis.exceptions import RedisError
 
 from dashboard.computations.forms import check_when, error_text, operation_choices
-from dashboard.web import throttling
+from dashboard.web import submitting, throttling
 from dashboard.web.access import may_operate, may_oversee
 from dashboard.web.redirects import see_other
 from tasks import control, presence, queues, scheduling, services
@@ -69,14 +69,14 @@ class ComputationAdmin(admin.ModelAdmin):
     @admin.action(description=_("Cancel the selected computations"), permissions=["operate"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
         actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
-        done = throttling.act(request, AuditEntry.Action.CANCEL, selection=_selection(queryset), actor=actor).changed
+        done = submitting.act(request, AuditEntry.Action.CANCEL, selection=_selection(queryset), actor=actor).changed
         self.message_user(request, ngettext("%d computation cancelled.", "%d computations cancelled.", done) % done)
 
     @admin.action(description=_("Retry the selected computations"), permissions=["operate"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
         try:
             actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
-            done = throttling.act(request, AuditEntry.Action.RETRY, selection=_selection(queryset), actor=actor).changed
+            done = submitting.act(request, AuditEntry.Action.RETRY, selection=_selection(queryset), actor=actor).changed
         except throttling.Refused as refused:
             self.message_user(request, refused.message, messages.ERROR)
             return
@@ -123,35 +123,20 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
 def queues_view(request: HttpRequest) -> HttpResponse:
     """The queues and workers in the admin: pause, resume and purge (asked twice), as on the Workers page, written
-    to the audit trail as the admin's. The admin site serves it to its staff only (AdminSite.get_urls); of them,
+    to the audit trail as the admin's. The admin site serves it to its staff only (AdminSite.add_page); of them,
     operators see it, and only those who may operate change anything."""
     if not (may_operate if request.method == "POST" else may_oversee)(request.user):
         raise PermissionDenied
     context = {**admin.site.each_context(request), "title": gettext("Queues and workers")}
     if request.method == "POST":
         queue, action = request.POST.get("queue", ""), request.POST.get("action", "")
-        if queue not in queues.NAMES or action not in ("pause", "resume", "purge"):
+        if queue not in queues.NAMES or action not in control.QUEUE_ACTIONS:
             return HttpResponseBadRequest(gettext("Unknown queue or action."), content_type="text/plain; charset=utf-8")
         actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
         if action == "purge" and request.POST.get("confirm") != "yes":
-            waiting = services.actionable(services.Selection(queue=queue), AuditEntry.Action.PURGE).order_by().count()
+            waiting = control.purgeable(queue)
             return render(request, "admin/dashboard/purge.html", {**context, "queue": queue, "waiting": waiting})
-        if action == "purge":
-            purged = services.purge(queue=queue, actor=actor)
-            text = ngettext(
-                "%(count)d computation cancelled from the %(queue)s queue.",
-                "%(count)d computations cancelled from the %(queue)s queue.",
-                purged.outcome.changed,
-            ) % {"count": purged.outcome.changed, "queue": queue}
-        else:
-            (control.pause if action == "pause" else control.resume)(queue, actor)
-            text = (
-                gettext("The %(queue)s queue is paused: what waits in it stays there.")
-                if action == "pause"
-                else (gettext("The %(queue)s queue is running again."))
-            )
-            text %= {"queue": queue}
-        messages.success(request, text)
+        messages.success(request, control.on_queue(queue, action, actor).text)
         return see_other(reverse("admin:queues"))
     try:
         figures, listed = queues.figures(), presence.listing()
@@ -266,3 +251,6 @@ class ScheduleAdmin(admin.ModelAdmin):
             self.message_user(request, refused.message, messages.ERROR)
             return
         self.message_user(request, ngettext("%d schedule run.", "%d schedules run.", done) % done)
+
+
+admin.site.add_page("queues/", queues_view, "queues")

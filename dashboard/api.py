@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from dashboard.computations.forms import ScheduleForm
 from dashboard.operators import workers
 from dashboard.schedules import pages as schedule_pages
-from dashboard.web import throttling
+from dashboard.web import submitting, throttling
 from dashboard.web.access import json_api, may_act_on, operators_only, overseers_only, owner_of_new, owner_scope
 from tasks import control, presence, queues, scheduling, services
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
@@ -51,7 +51,7 @@ def _act(request: HttpRequest, pk: int, action: str, refusal: str) -> JsonRespon
     selection = services.Selection(ids=[pk], owner=owner_scope(request, acting=True))
     try:
         actor = services.Actor.from_request(request, AuditEntry.Source.API)
-        outcome = throttling.act(request, action, selection=selection, actor=actor)
+        outcome = submitting.act(request, action, selection=selection, actor=actor)
     except throttling.Refused as refused:
         return refused.advise(JsonResponse({"error": refused.message}, status=refused.status))
     computation = Computation.objects.get(pk=pk)
@@ -137,16 +137,12 @@ def workers_json(request: HttpRequest) -> JsonResponse:
 def queue_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
     if name not in queues.NAMES:
         return JsonResponse({"error": gettext("No queue has this name.")}, status=404)
-    actor = Actor.from_request(request, AuditEntry.Source.API)
-    match action:
-        case "pause":
-            return JsonResponse({"queue": name, "paused": True, "changed": control.pause(name, actor)})
-        case "resume":
-            return JsonResponse({"queue": name, "paused": False, "changed": control.resume(name, actor)})
-        case "purge":
-            purged = services.purge(queue=name, actor=actor)
-            return JsonResponse({"queue": name, "cancelled": purged.outcome.changed, "messages": purged.messages})
-    return _no_such_action()
+    if action not in control.QUEUE_ACTIONS:
+        return _no_such_action()
+    done = control.on_queue(name, action, Actor.from_request(request, AuditEntry.Source.API))
+    if action == "purge":
+        return JsonResponse({"queue": name, "cancelled": done.cancelled, "messages": done.messages})
+    return JsonResponse({"queue": name, "paused": action == "pause", "changed": done.changed})
 
 
 @json_api
@@ -177,7 +173,7 @@ def schedules_json(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         form = ScheduleForm(request.POST, actor=Actor.from_request(request, AuditEntry.Source.API))
         try:
-            schedule = throttling.submission(request, form, owner=owner_of_new(request))
+            schedule = submitting.submission(request, form, owner=owner_of_new(request))
         except throttling.Refused as refused:
             errors = {field or "__all__": [str(error) for error in errors] for field, errors in form.errors.items()}
             body = {"error": refused.message or gettext("The schedule is not valid."), "errors": errors}

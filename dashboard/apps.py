@@ -12,4 +12,4 @@ class AdminConfig(admin.AdminConfig):
     """Django's admin, on a site whose login has the dashboard's sign-in limit."""
 
     default = False
-    default_site = "dashboard.web.access.AdminSite"
+    default_site = "dashboard.web.sign_in.AdminSite"

@@ -201,7 +201,7 @@ SECURE_CSP = {
 }
 X_FRAME_OPTIONS = "DENY"
 # The JSON API's CSRF failures answer in JSON.
-CSRF_FAILURE_VIEW = "dashboard.web.access.csrf_failure"
+CSRF_FAILURE_VIEW = "dashboard.web.errors.csrf_failure"
 # A bulk action names up to 10,000 computations (tasks.services.BULK_CAP), each a field of the form.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_100
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -5,10 +5,10 @@ from django.urls import path
 from django.views.i18n import set_language
 
 from dashboard import api
-from dashboard.computations import batches, exports, listing, notifications
+from dashboard.computations import batches, detail, exports, listing, notifications
 from dashboard.operators import metrics, storage, workers
 from dashboard.schedules import pages
-from dashboard.web import access, theme
+from dashboard.web import health, sign_in, theme
 
 urlpatterns = [
     path("", listing.dashboard, name="dashboard"),
@@ -17,9 +17,9 @@ urlpatterns = [
     path("computations/bulk/", listing.bulk_action, name="computations-bulk"),
     path("computations/export.csv", exports.export_csv, name="export-csv"),
     path("computations/export.json", exports.export_json, name="export-json"),
-    path("computations/<int:pk>/", listing.computation_detail, name="computation-detail"),
-    path("computations/<int:pk>/cancel/", listing.cancel_computation, name="computation-cancel"),
-    path("computations/<int:pk>/retry/", listing.retry_computation, name="computation-retry"),
+    path("computations/<int:pk>/", detail.computation_detail, name="computation-detail"),
+    path("computations/<int:pk>/cancel/", detail.cancel_computation, name="computation-cancel"),
+    path("computations/<int:pk>/retry/", detail.retry_computation, name="computation-retry"),
     path("notifications/", notifications.toasts, name="notifications"),
     path("batches/", batches.create_batch, name="batches"),
     path("batches/new/", batches.new_batch, name="batch-new"),
@@ -45,12 +45,12 @@ urlpatterns = [
     path("api/queues/<str:name>/<str:action>", api.queue_json, name="api-queue"),
     path("api/workers/<str:name>/<str:action>", api.worker_json, name="api-worker"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("healthz", listing.healthz, name="healthz"),
-    path("readyz", listing.readyz, name="readyz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     # The language switcher works before signing in, on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("theme/", theme.set_theme, name="set-theme"),
-    path("accounts/login/", access.SignInView.as_view(), name="login"),
+    path("accounts/login/", sign_in.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Our templates, by name: the admin's registration/ templates would be found first.
     path(
@@ -66,4 +66,4 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler500 = "dashboard.computations.listing.server_error"
+handler500 = "dashboard.web.errors.server_error"

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from celery.signals import before_task_publish
 from django.conf import settings
 from django.db.models import Q
+from django.utils.translation import gettext
 from redis.client import Pipeline
 
 from .operations import REGISTRY
@@ -31,6 +32,7 @@ from .redis_clients import durable
 
 INSTANT, HEAVY = settings.COMPUTATION_INSTANT_QUEUE, settings.COMPUTATION_HEAVY_QUEUE
 NAMES = (INSTANT, HEAVY)
+_LABELS = {INSTANT: lambda: gettext("Instant"), HEAVY: lambda: gettext("Heavy")}
 PAUSED_KEY = "dashboard:queues:paused"
 # Messages in and out per queue, one hash per minute: {"in:<queue>": n, "out:<queue>": n}.
 MINUTE_KEY = "dashboard:queues:minute:"
@@ -50,6 +52,11 @@ def rows_of(queue: str) -> Q:
     """The computations whose tasks go to `queue`, as a condition on their rows."""
     instant = Q(operation__in=[name for name, spec in REGISTRY.items() if spec.is_instant(0)], work_seconds=0)
     return instant if queue == INSTANT else ~instant
+
+
+def label(queue: str) -> str:
+    """The queue's name as people read it, in the request's language."""
+    return _LABELS[queue]()
 
 
 def paused() -> set[str]:

@@ -1,21 +1,21 @@
 """Batches: one operation over a range of one input's values, a computation per value, on a page of their own
 that is live while any of them runs (the same 304 and 286 polling as the list)."""
 
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST, require_safe
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.computations.forms import BatchForm
-from dashboard.computations.notifications import announce_endings
+from dashboard.computations.notifications import announce_endings, watch
 from dashboard.computations.rows import value_rows
 from dashboard.web import live, submitting, throttling
 from dashboard.web.access import may_act_on, owner_scope
 from dashboard.web.jinja import rendered
+from dashboard.web.notices import acted
 from dashboard.web.redirects import see_other
 from tasks import services
 from tasks.models import AuditEntry, Batch
@@ -41,7 +41,7 @@ def create_batch(request: HttpRequest) -> HttpResponse:
 
     def accepted(batch: Batch) -> HttpResponse:
         url = batch.get_absolute_url()
-        return HttpResponseClientRedirect(url) if request.htmx else see_other(url)
+        return watch(request, HttpResponseClientRedirect(url) if request.htmx else see_other(url), batch)
 
     return submitting.submit(request, form, accepted=accepted, refused=lambda status: _form_page(request, form, status))
 
@@ -130,9 +130,9 @@ def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise PermissionDenied
     selection = services.Selection(filters={"batch": batch.pk}, owner=owner_scope(request, acting=True))
     try:
-        changed = throttling.act(request, action, selection=selection, actor=Actor.from_request(request)).changed
+        changed = submitting.act(request, action, selection=selection, actor=Actor.from_request(request)).changed
     except throttling.Refused as refused:
-        return refused.advise(_notice(request, batch, refused.message, status=refused.status))
+        return refused.advise(acted(request, refused.message, then=batch.get_absolute_url(), status=refused.status))
     if action == AuditEntry.Action.CANCEL:
         message = ngettext(
             "%(count)d computation of the batch cancelled.", "%(count)d computations of the batch cancelled.", changed
@@ -143,18 +143,7 @@ def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             "%(count)d computations of the batch queued again.",
             changed,
         )
-    return _notice(request, batch, message % {"count": changed})
-
-
-def _notice(request: HttpRequest, batch: Batch, text: str, *, status: int = 200) -> HttpResponse:
-    """After cancel or retry: HTMX gets the notice and an event that refreshes the batch; a plain form post gets
-    it as a message on the batch's page."""
-    if request.htmx:
-        context = {"notice": text, "notice_level": "success" if status == 200 else "error"}
-        response = render(request, "dashboard/base.html#notice", context, status=status)
-        return trigger_client_event(response, live.CHANGED_EVENT)
-    (messages.success if status == 200 else messages.error)(request, text)
-    return see_other(batch.get_absolute_url())
+    return acted(request, message % {"count": changed}, then=batch.get_absolute_url())
 
 
 def _int(value: str | None) -> int:

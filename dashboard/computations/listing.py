@@ -7,16 +7,11 @@ who polls them, and stop the polling (286) once nothing is queued or running.
 """
 
 import dataclasses
-import os
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
-from django.shortcuts import get_object_or_404, render
-from django.template.loader import render_to_string
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -24,14 +19,13 @@ from django_htmx.http import push_url, trigger_client_event
 
 from dashboard.computations import activity
 from dashboard.computations.forms import BulkActionForm, ComputationForm, ListFilterForm
-from dashboard.computations.notifications import announce_endings
-from dashboard.computations.rows import computation_row, history_lines, inputs_text, list_rows, list_title, timeline
+from dashboard.computations.notifications import announce_endings, watch
+from dashboard.computations.rows import list_rows, list_title
 from dashboard.operators.workers import paused_queue_labels
 from dashboard.web import health, live, submitting, throttling
-from dashboard.web.access import may_act_on, may_oversee, owner_scope
+from dashboard.web.access import may_oversee, owner_scope
 from dashboard.web.jinja import rendered
-from dashboard.web.middleware import outage_notice
-from dashboard.web.redirects import back_to, see_other
+from dashboard.web.redirects import see_other
 from tasks import services
 from tasks.models import (
     COUNT_CAP,
@@ -177,9 +171,9 @@ def create_computation(request: HttpRequest) -> HttpResponse:
         if request.htmx:
             fresh = ComputationForm(operation=form.spec.name)
             response = render(request, FORM, {"form": fresh, "submitted": computation})
-            return trigger_client_event(response, live.CHANGED_EVENT)
+            return watch(request, trigger_client_event(response, live.CHANGED_EVENT), computation)
         messages.success(request, gettext("Computation #%(id)s is queued.") % {"id": computation.pk})
-        return see_other(reverse("dashboard"))
+        return watch(request, see_other(reverse("dashboard")), computation)
 
     return submitting.submit(request, form, accepted=accepted, refused=lambda status: _form_page(request, form, status))
 
@@ -189,64 +183,6 @@ def _form_page(request: HttpRequest, form: ComputationForm, status: int) -> Http
     if request.htmx:
         return render(request, FORM, {"form": form}, status=status)
     return render(request, PAGE, _page_context(request, form, ListFilterForm({})), status=status)
-
-
-@require_safe
-@live.polled
-def computation_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    if live.wants_partial(request):
-        path = reverse("computation-detail", args=[pk])
-        response = live.partial(request, DETAIL_SECTION, path, lambda: _detail_context(request, pk))
-        return announce_endings(request, response)
-    context, _ = _detail_context(request, pk)
-    page = {"title": context["title"], "section": rendered(DETAIL_SECTION, context, request)}
-    return render(request, DETAIL, page)
-
-
-def _detail_context(request: HttpRequest, pk: int) -> tuple[dict, bool]:
-    computation = get_object_or_404(Computation.objects.visible_to(owner_scope(request)), pk=pk)
-    history = history_lines(computation.audit_entries.select_related("user")[:20])
-    poll_url = reverse("computation-detail", args=[pk])
-    work = computation.work_seconds
-    context = {
-        "computation": computation,
-        "row": computation_row(computation),
-        "title": gettext("Computation #%(id)s") % {"id": pk},
-        "work_text": ngettext("%(seconds)s second", "%(seconds)s seconds", work) % {"seconds": work},
-        "steps": timeline(computation, history),
-        "inputs": inputs_text(computation),
-        "poll_url": poll_url,
-    }
-    return {**context, "poll_etag": live.poll_etag(request, poll_url)}, computation.is_in_flight
-
-
-@require_POST
-def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
-    if throttling.act(request, CANCEL, selection=_one(request, pk), actor=Actor.from_request(request)).changed:
-        return _acted(request, pk, gettext("Computation #%(id)s is cancelled.") % {"id": pk})
-    text = gettext("Computation #%(id)s has already ended: nothing to cancel.") % {"id": pk}
-    return _acted(request, pk, text, status=409)
-
-
-@require_POST
-def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        changed = throttling.act(request, RETRY, selection=_one(request, pk), actor=Actor.from_request(request)).changed
-    except throttling.Refused as refused:
-        return refused.advise(_acted(request, pk, refused.message, status=refused.status))
-    if changed:
-        return _acted(request, pk, gettext("Computation #%(id)s is queued again.") % {"id": pk})
-    text = gettext("Only a failed or cancelled computation can be retried (#%(id)s).") % {"id": pk}
-    return _acted(request, pk, text, status=409)
-
-
-def _one(request: HttpRequest, pk: int) -> services.Selection:
-    """The computation `pk` as a selection: 404 when it does not exist or is not the requester's to see, 403 when
-    they see it and may not change it (a read-only operator's look at another's)."""
-    computation = get_object_or_404(Computation.objects.visible_to(owner_scope(request)).only("owner"), pk=pk)
-    if not may_act_on(request, computation.owner_id):
-        raise PermissionDenied
-    return services.Selection(ids=[pk], owner=owner_scope(request, acting=True))
 
 
 @require_POST
@@ -267,7 +203,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
         }
         return _bulk_response(request, context)
     try:
-        outcome = throttling.act(request, form.action, selection=selection, actor=Actor.from_request(request))
+        outcome = submitting.act(request, form.action, selection=selection, actor=Actor.from_request(request))
     except throttling.Refused as refused:
         form.add_error(None, refused.message)
         return refused.advise(_bulk_response(request, {"bulk_form": form}, status=refused.status))
@@ -294,38 +230,3 @@ def _bulk_response(request: HttpRequest, context: dict, *, status: int = 200) ->
 def _filter_query(form: ListFilterForm) -> str:
     values = {key: form.cleaned_data[key] for key in ("status", "operation") if form.cleaned_data.get(key)}
     return f"?{urlencode(values)}" if values else ""
-
-
-def _acted(request: HttpRequest, pk: int, text: str, *, status: int = 200) -> HttpResponse:
-    """After cancel or retry: HTMX gets the notice and an event that refreshes what shows the computation;
-    a plain form post gets the notice as a message and goes back where it came from."""
-    if request.htmx:
-        context = {"notice": text, "notice_level": "success" if status == 200 else "error"}
-        response = render(request, "dashboard/base.html#notice", context, status=status)
-        return trigger_client_event(response, live.CHANGED_EVENT)
-    (messages.success if status == 200 else messages.error)(request, text)
-    return see_other(back_to(request, reverse("computation-detail", args=[pk])))
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    """Django's 500, which an HTMX request shows in the page's outage notice."""
-    return outage_notice(request, HttpResponseServerError(render_to_string("500.html")))
-
-
-@login_not_required
-@require_safe
-def healthz(request: HttpRequest) -> HttpResponse:
-    """The process is up; touches nothing else, so a database outage does not take every replica out. 503 while
-    the replica drains before it stops (compose/start/web), so HAProxy sends it nothing new."""
-    if settings.WEB_DRAIN_FILE and os.path.exists(settings.WEB_DRAIN_FILE):
-        return HttpResponse("draining\n", content_type="text/plain", status=503)
-    return HttpResponse("ok\n", content_type="text/plain")
-
-
-@login_not_required
-@require_safe
-def readyz(request: HttpRequest) -> JsonResponse:
-    """The database, the broker and the cache answer; 503 naming what does not."""
-    report = health.check_dependencies()
-    ready = all(state == "ok" for state in report.values())
-    return JsonResponse(report, status=200 if ready else 503)

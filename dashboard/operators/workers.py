@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -26,14 +25,13 @@ from django.utils.translation import get_language, gettext, ngettext
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import condition, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import trigger_client_event
 from redis.exceptions import RedisError
 
 from dashboard.web import live
 from dashboard.web.access import may_operate, operators_only, overseers_only
-from dashboard.web.redirects import see_other
-from tasks import control, presence, queues, services
-from tasks.models import AuditEntry, Computation, Status
+from dashboard.web.notices import acted
+from tasks import control, presence, queues
+from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
 from tasks.services import Actor
 
@@ -139,7 +137,7 @@ def _context(request: HttpRequest) -> dict[str, Any]:
     queue_rows = [
         {
             "figures": figures,
-            "label": QUEUE_LABELS[figures.name](),
+            "label": queues.label(figures.name),
             "oldest": _exact(figures.oldest_sent_at) if figures.oldest_sent_at else None,
             "consumers": consuming[figures.name],
         }
@@ -168,10 +166,6 @@ STATE_LABELS = {
     presence.State.LOST: lambda: gettext("lost"),
     presence.State.STOPPED: lambda: gettext("stopped"),
 }
-QUEUE_LABELS = {
-    queues.INSTANT: lambda: gettext("Instant"),
-    queues.HEAVY: lambda: gettext("Heavy"),
-}
 
 
 def paused_queue_labels() -> list[str]:
@@ -180,7 +174,7 @@ def paused_queue_labels() -> list[str]:
         paused = queues.paused()
     except RedisError:
         return []
-    return [QUEUE_LABELS[name]() for name in queues.NAMES if name in paused]
+    return [queues.label(name) for name in queues.NAMES if name in paused]
 
 
 def _queue(name: str) -> str:
@@ -203,37 +197,21 @@ def _worker(name: str) -> presence.Worker:
 @operators_only
 def queue_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """Pause or resume a queue for every worker."""
-    queue = _queue(name)
-    actor = Actor.from_request(request)
-    label = QUEUE_LABELS[queue]()
-    if action == "pause":
-        control.pause(queue, actor)
-        text = gettext("The %(queue)s queue is paused: what waits in it stays there.") % {"queue": label}
-    elif action == "resume":
-        control.resume(queue, actor)
-        text = gettext("The %(queue)s queue is running again.") % {"queue": label}
-    else:
+    if action not in ("pause", "resume"):
         raise Http404
-    return _acted(request, text)
+    return _acted(request, control.on_queue(_queue(name), action, Actor.from_request(request)).text)
 
 
 @operators_only
 def purge_queue(request: HttpRequest, name: str) -> HttpResponse:
     """GET: what a purge would cancel, and a form to confirm it; POST: the purge."""
     queue = _queue(name)
-    label = QUEUE_LABELS[queue]()
     if request.method == "POST":
-        purged = services.purge(queue=queue, actor=Actor.from_request(request))
-        text = ngettext(
-            "%(count)d computation cancelled from the %(queue)s queue.",
-            "%(count)d computations cancelled from the %(queue)s queue.",
-            purged.outcome.changed,
-        ) % {"count": purged.outcome.changed, "queue": label}
-        return _acted(request, text)
+        return _acted(request, control.on_queue(queue, "purge", Actor.from_request(request)).text)
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
-    waiting = services.actionable(services.Selection(queue=queue), AuditEntry.Action.PURGE).order_by().count()
-    return render(request, "dashboard/purge.html", {"queue": queue, "label": label, "waiting": waiting})
+    waiting = control.purgeable(queue)
+    return render(request, "dashboard/purge.html", {"queue": queue, "label": queues.label(queue), "waiting": waiting})
 
 
 WORKER_ACTIONS = {"grow": control.grow, "shrink": control.shrink, "shutdown": control.shut_down}
@@ -260,8 +238,6 @@ def worker_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
 
 def _acted(request: HttpRequest, text: str, *, status: int = 200) -> HttpResponse:
     """After a control: HTMX gets the section again with the notice, a plain form goes back to the page."""
-    if request.htmx:
-        context = {**_context(request), "notice": text, "notice_level": "success" if status == 200 else "error"}
-        return trigger_client_event(render(request, SECTION, context, status=status), live.CHANGED_EVENT)
-    (messages.success if status == 200 else messages.error)(request, text)
-    return see_other(reverse("workers"))
+    return acted(
+        request, text, then=reverse("workers"), status=status, template=SECTION, context=lambda: _context(request)
+    )

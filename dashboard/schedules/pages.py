@@ -52,7 +52,7 @@ def _create(request: HttpRequest) -> HttpResponse:
             return render(request, FORM, {"form": form}, status=status)
         return _page(request, form, status=status)
 
-    return submitting.submit(request, form, accepted=accepted, refused=refused, watched=False)
+    return submitting.submit(request, form, accepted=accepted, refused=refused)
 
 
 def _page(request: HttpRequest, form: ScheduleForm, *, status: int = 200) -> HttpResponse:

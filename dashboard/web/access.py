@@ -17,24 +17,17 @@ API answers 401); one signed in without the permission gets 403.
 import functools
 from collections.abc import Callable
 
-from django import forms
 from django.conf import settings
-from django.contrib import admin
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.auth.views import LoginView, redirect_to_login
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
-from django.urls import path, reverse
-from django.utils.translation import gettext, ngettext
-from django.views import csrf
+from django.urls import reverse
+from django.utils.translation import gettext
 from django_htmx.http import HttpResponseClientRedirect
-
-from dashboard.web import throttling
 
 
 def may_oversee(user: AbstractBaseUser | AnonymousUser) -> bool:
@@ -132,70 +125,3 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
 
     def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
         return sign_in_first(request, view_func)
-
-
-class SignInLimit:
-    """For a login form: past LOGIN_RATE_LIMIT attempts a minute per client address, an attempt is refused before
-    its password is checked (guessing is slow), and the response becomes a 429 (`limited`)."""
-
-    def clean(self) -> dict:
-        if wait := throttling.sign_in_wait(self.request):
-            self.request.sign_in_wait = wait
-            message = ngettext(
-                "Too many attempts to sign in from your address: try again in %(seconds)d second.",
-                "Too many attempts to sign in from your address: try again in %(seconds)d seconds.",
-                wait,
-            )
-            raise forms.ValidationError(message % {"seconds": wait}, code="throttled")
-        return super().clean()
-
-
-def limited(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """429 with Retry-After when SignInLimit refused the attempt."""
-    if wait := getattr(request, "sign_in_wait", 0):
-        response.status_code = 429
-        response["Retry-After"] = str(wait)
-    return response
-
-
-class SignInForm(SignInLimit, AuthenticationForm):
-    pass
-
-
-class AdminSignInForm(SignInLimit, AdminAuthenticationForm):
-    pass
-
-
-class SignInView(LoginView):
-    """Django's login, in the dashboard's style, with the sign-in limit."""
-
-    authentication_form = SignInForm
-    redirect_authenticated_user = True
-    template_name = "dashboard/account/login.html"
-
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        return limited(request, super().post(request, *args, **kwargs))
-
-
-class AdminSite(admin.AdminSite):
-    """Django's admin site, whose login counts against the same limit as the dashboard's: one budget of guesses
-    per address for both."""
-
-    login_form = AdminSignInForm
-    index_template = "admin/dashboard/index.html"
-
-    def get_urls(self) -> list:
-        from dashboard.admin import queues_view  # the admin module registers its pages on this site: imported after it
-
-        return [path("queues/", self.admin_view(queues_view), name="queues"), *super().get_urls()]
-
-    def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        return limited(request, super().login(request, extra_context))
-
-
-def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """Django's CSRF failure page; for the JSON API, the same refusal in JSON."""
-    if request.resolver_match and is_json_api(request, csrf_failure):
-        message = gettext("CSRF check failed: send the csrftoken cookie's value in an X-CSRFToken header.")
-        return JsonResponse({"error": message}, status=403)
-    return csrf.csrf_failure(request, reason)

@@ -1,11 +1,16 @@
-"""Readiness: can this process reach what it needs to do its work?"""
+"""Liveness and readiness, for HAProxy, Docker and Prometheus: is this process up, and can it reach what it needs to
+do its work?"""
 
+import os
 import time
 
 import redis
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_safe
 from redis.exceptions import RedisError
 
 TIMEOUT_SECONDS = 1
@@ -57,3 +62,22 @@ def broker_reachable() -> bool:
         reachable = _broker() == "ok"
         _broker_state = (time.monotonic(), reachable)
     return reachable
+
+
+@login_not_required
+@require_safe
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is up; touches nothing else, so a database outage does not take every replica out. 503 while
+    the replica drains before it stops (compose/start/web), so HAProxy sends it nothing new."""
+    if settings.WEB_DRAIN_FILE and os.path.exists(settings.WEB_DRAIN_FILE):
+        return HttpResponse("draining\n", content_type="text/plain", status=503)
+    return HttpResponse("ok\n", content_type="text/plain")
+
+
+@login_not_required
+@require_safe
+def readyz(request: HttpRequest) -> JsonResponse:
+    """The database, the broker and the cache answer; 503 naming what does not."""
+    report = check_dependencies()
+    ready = all(state == "ok" for state in report.values())
+    return JsonResponse(report, status=200 if ready else 503)
