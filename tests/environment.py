@@ -2,9 +2,10 @@
 
 Production mode (DEBUG off) with a secret of the tests' own, and Redis databases apart from the ones `make run`
 uses, so a test run never consumes a developer's queue. A local `.env` does not leak in: these win over it.
-The servers: DATABASE_URL's MySQL if set (pytest-django creates and drops `test_<name>` there), else the machine's
-MySQL or MariaDB and Redis when they answer on 127.0.0.1:3306 and 6379, else a MariaDB and a Redis that the run
-starts itself (tools.servers) and removes when it ends.
+The servers: DATABASE_URL's MySQL if set (pytest-django creates and drops `test_<name>` there) and TEST_REDIS_URL's
+Redis if set (two runs side by side each need their own), else the machine's MySQL or MariaDB and Redis when they
+answer on 127.0.0.1:3306 and 6379, else a MariaDB and a Redis that the run starts itself (tools.servers) and
+removes when it ends.
 """
 
 import os
@@ -53,7 +54,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     elif "DATABASE_URL" not in os.environ:
         answered = answers(("127.0.0.1", 3306))
         os.environ["DATABASE_URL"] = DEFAULT_DATABASE if answered else _own(early_config, MariaDB).url("dashboard")
-    broker = DEFAULT_BROKER if answers(("127.0.0.1", 6379)) else _own(early_config, Redis).url(0)
+    if not (broker := os.environ.get("TEST_REDIS_URL", "")):
+        broker = DEFAULT_BROKER if answers(("127.0.0.1", 6379)) else _own(early_config, Redis).url(0)
     os.environ["REDIS_URL"], os.environ["CACHE_URL"] = redis_database(broker, 10), redis_database(broker, 11)
 
 
