@@ -12,18 +12,21 @@ BACKFILL_DAYS at a time per run, oldest first; how far it went is kept in one ro
 since the computations it counted may be pruned by then. Minutes are kept MINUTES_KEPT, hours and days HOURS_KEPT.
 """
 
+import bisect
 import datetime
 import logging
-from collections import defaultdict
 from collections.abc import Iterable
+from typing import Protocol
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
-from django.db.models.functions import TruncHour, TruncMinute
+from django.db.models import Count, DurationField, ExpressionWrapper, F, IntegerField, Min, Q, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, TruncHour, TruncMinute
 from django.utils import timezone
 
 from .counters import BUCKETS
-from .models import ENDED, Computation, Rollup, RollupMark
+from .models import ENDED, Computation, Rollup, RollupMark, Status
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,19 @@ MINUTES_KEPT = datetime.timedelta(days=7)
 HOURS_KEPT = datetime.timedelta(days=2 * 366)
 BACKFILL_DAYS = 31
 Resolution = Rollup.Resolution
+# Past the rollups, at most this much is read from the table (more only when beat has stopped rolling up).
+TAIL = HOUR
+# Run times past the rollups come from at most this many computations, the newest.
+SAMPLE = 5000
+
+
+class Span(Protocol):
+    """A stretch of time as bars: `bars` of `bar` each, the last one holding now, read from rollups of
+    `resolution`."""
+
+    bars: int
+    bar: datetime.timedelta
+    resolution: str
 
 
 def roll_up(now: datetime.datetime | None = None) -> int:
@@ -166,9 +182,51 @@ def percentile(buckets: Iterable[int], percent: float) -> float | None:
     return BUCKETS[-1]
 
 
-def totals(rollups: Iterable[Rollup]) -> dict[tuple[str, str], int]:
-    """Computations per (operation, status) in these rollups."""
-    counted: dict[tuple[str, str], int] = defaultdict(int)
-    for rollup in rollups:
-        counted[rollup.operation, rollup.status] += rollup.count
-    return dict(counted)
+def finished(now: datetime.datetime, owner: AbstractBaseUser | None, span: Span) -> dict:
+    """What ended over `span` up to `now`, of `owner`'s computations or everyone's (the Activity panel): counts per
+    bar and status, and run time buckets and percentiles per operation, from the rollups up to where they reach
+    and from the table past it."""
+    last = _floor(now, span.bar)
+    start = last - (span.bars - 1) * span.bar
+    mark = RollupMark.objects.first()
+    rolled_to = max(min(mark.rolled_to, now), start) if mark else start
+    counts = [dict.fromkeys(ENDED, 0) for _ in range(span.bars)]
+    buckets: dict[str, list[int]] = {}
+
+    rolled = Rollup.objects.filter(resolution=span.resolution, period__gte=start, period__lt=rolled_to).order_by()
+    if owner is not None:
+        rolled = rolled.filter(owner_key=owner.pk)
+    for period, status, count in rolled.values_list("period", "status").annotate(count=Sum("count")):
+        counts[(period.replace(tzinfo=UTC) - start) // span.bar][status] += count
+    per_bucket = {
+        f"b{index}": Sum(Cast(KT(f"run_buckets__{index}"), IntegerField())) for index in range(len(BUCKETS) + 1)
+    }
+    for row in rolled.filter(status=Status.SUCCEEDED).values("operation").annotate(**per_bucket):
+        buckets[row["operation"]] = [row[f"b{index}"] or 0 for index in range(len(BUCKETS) + 1)]
+
+    tail = Computation.objects.visible_to(owner).filter(
+        finished_at__gte=max(rolled_to, now - TAIL), status__in=ENDED
+    ).order_by()  # fmt: skip
+    per_minute = tail.annotate(minute=TruncMinute("finished_at", tzinfo=UTC)).values_list("minute", "status")
+    for minute, status, count in per_minute.annotate(count=Count("pk")):
+        index = (minute.replace(tzinfo=UTC) - start) // span.bar
+        if 0 <= index < span.bars:
+            counts[index][status] += count
+    runs = tail.filter(status=Status.SUCCEEDED, started_at__isnull=False).order_by("-finished_at")
+    for operation, started, ended in runs.values_list("operation", "started_at", "finished_at")[:SAMPLE]:
+        seconds = (ended - started).total_seconds()
+        buckets.setdefault(operation, [0] * (len(BUCKETS) + 1))[bisect.bisect_left(BUCKETS, seconds)] += 1
+    return {
+        "bars": [(start + index * span.bar, counted) for index, counted in enumerate(counts)],
+        "run_times": [
+            (name, sum(counted), percentile(counted, 50), percentile(counted, 95))
+            for name, counted in sorted(buckets.items())
+            if sum(counted)
+        ],
+    }
+
+
+def _floor(moment: datetime.datetime, step: datetime.timedelta) -> datetime.datetime:
+    """The start of the `step` long period, counted from the epoch in UTC, that `moment` falls in."""
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + (moment.astimezone(UTC) - epoch) // step * step

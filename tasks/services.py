@@ -4,7 +4,6 @@ Views, the admin, the API, the sweep and management commands call these; none of
 Every cancel and retry, of one computation or of thousands, is one call here, recorded in the audit trail.
 """
 
-import contextlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,15 +11,13 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
-from redis.exceptions import RedisError
 
-from . import broker, changes, counters, queues, sending
+from . import broker, cache_aside, changes, counters, queues, sending
 from .models import (
     AuditedComputation,
     AuditEntry,
@@ -220,14 +217,10 @@ def _make_room(wanted: int, owner: AbstractBaseUser | None = None, address: str 
 def _queue_is_full() -> bool:
     """Computation.objects.queue_is_full(), asked of the database at most once a second (the answer is shared
     in the cache): the cap guards against an unbounded backlog, and a second's overshoot does not matter to it."""
-    try:
-        full = cache.get(QUEUE_FULL_KEY)
-    except RedisError:
-        return Computation.objects.queue_is_full()
+    full = cache_aside.read(QUEUE_FULL_KEY)
     if full is None:
         full = Computation.objects.queue_is_full()
-        with contextlib.suppress(RedisError):
-            cache.set(QUEUE_FULL_KEY, full, timeout=QUEUE_CHECK_SECONDS)
+        cache_aside.keep(QUEUE_FULL_KEY, full, QUEUE_CHECK_SECONDS)
     return full
 
 

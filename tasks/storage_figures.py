@@ -5,22 +5,20 @@ Counting a million rows by status takes a few hundred milliseconds, so the figur
 STORAGE_SECONDS; one process works them out again when they are due.
 """
 
-import contextlib
 import datetime
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, Min
 from redis.exceptions import RedisError
 
-from . import retention
+from . import cache_aside, retention
 from .models import AuditedComputation, AuditEntry, Batch, Computation, InputValue, Rollup, Status
 
 STORAGE_SECONDS = 60
-STORAGE_KEY = "dashboard:storage"
+STORAGE_KEY = "dashboard:storage:v2"  # v2: shared as cache_aside.Made
 MODELS = (Computation, InputValue, Batch, AuditEntry, AuditedComputation, Rollup)
 
 
@@ -61,22 +59,7 @@ class Storage:
 
 def storage() -> Storage:
     """The figures in the cache if made in the last STORAGE_SECONDS (or being made by another process), else new."""
-    try:
-        cached = cache.get(STORAGE_KEY)
-    except RedisError:
-        cached = None
-    if cached is None or (time.time() - cached.made_at > STORAGE_SECONDS and _refresh_is_ours()):
-        cached = measure()
-        with contextlib.suppress(RedisError):
-            cache.set(STORAGE_KEY, cached, timeout=STORAGE_SECONDS * 10)
-    return cached
-
-
-def _refresh_is_ours() -> bool:
-    try:
-        return cache.add(f"{STORAGE_KEY}:refreshing", 1, timeout=STORAGE_SECONDS)
-    except RedisError:
-        return True
+    return cache_aside.shared(STORAGE_KEY, measure, fresh_for=STORAGE_SECONDS, kept_for=STORAGE_SECONDS * 10).value
 
 
 def measure() -> Storage:

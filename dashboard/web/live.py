@@ -8,12 +8,10 @@ answers, whose computations it shows), so junk in a query string or a cookie add
 queued or running it answers 286, which stops the polling.
 """
 
-import contextlib
 import hashlib
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils.translation import get_language
@@ -21,11 +19,10 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import condition
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
-from redis.exceptions import RedisError
 
 from dashboard.web import health, theme
 from dashboard.web.access import may_oversee, owner_scope
-from tasks import changes
+from tasks import cache_aside, changes
 
 # A rendered partial is replaced at the next change; this only bounds how long an unpolled one stays.
 PARTIAL_CACHE_SECONDS = 120
@@ -60,13 +57,12 @@ def partial(request: HttpRequest, template: str, path: str, build: Build, *, kee
     endless different ones to fill the cache)."""
     version = _version(request) if keep else None
     key = f"dashboard:partial:{_digest(template, *_depends_on(request, path))}"
-    cached = _cached(key) if version is not None else None
+    cached = cache_aside.read(key) if version is not None else None
     if cached is None or cached[0] != version:
         context, in_flight = build()
         cached = (version, render_to_string(template, context, request), in_flight)
         if version is not None:
-            with contextlib.suppress(RedisError):
-                cache.set(key, cached, timeout=PARTIAL_CACHE_SECONDS)
+            cache_aside.keep(key, cached, PARTIAL_CACHE_SECONDS)
     _, content, in_flight = cached
     return HttpResponse(content) if in_flight else HttpResponseStopPolling(content)
 
@@ -79,12 +75,11 @@ def per_change[T](request: HttpRequest, name: str, compute: Callable[[], T]) -> 
         return compute()
     owner = owner_scope(request)
     key = f"dashboard:per-change:{name}:{owner.pk if owner else '*'}"
-    cached = _cached(key)
+    cached = cache_aside.read(key)
     if cached is not None and cached[0] == version:
         return cached[1]
     value = compute()
-    with contextlib.suppress(RedisError):
-        cache.set(key, (version, value), timeout=PARTIAL_CACHE_SECONDS)
+    cache_aside.keep(key, (version, value), PARTIAL_CACHE_SECONDS)
     return value
 
 
@@ -116,10 +111,3 @@ def _version(request: HttpRequest) -> int | None:
 
 def _digest(*parts: object) -> str:
     return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).hexdigest()
-
-
-def _cached(key: str) -> tuple | None:
-    try:
-        return cache.get(key)
-    except RedisError:
-        return None

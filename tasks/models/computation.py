@@ -5,7 +5,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models, transaction
 from django.db.models.functions import Left
 from django.db.models.signals import post_delete
@@ -17,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import changes
 from ..operations import REGISTRY, Input, Operation
+from .owned import OwnedQuerySet
 from .queryset import ComputationQuerySet
 from .status import IN_FLIGHT, RETRYABLE, Status
 
@@ -55,11 +55,6 @@ class OfAnOperation:
         return gettext(self.spec.label) if self.spec else self.operation
 
 
-class BatchQuerySet(models.QuerySet):
-    def visible_to(self, owner: "AbstractBaseUser | None") -> "BatchQuerySet":
-        return self if owner is None else self.filter(owner=owner)
-
-
 class Batch(OfAnOperation, models.Model):
     """One operation over a range of one input's values (the others fixed): a computation per value."""
 
@@ -80,7 +75,7 @@ class Batch(OfAnOperation, models.Model):
         related_name="+",
     )  # fmt: skip
 
-    objects = BatchQuerySet.as_manager()
+    objects = OwnedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("batch")

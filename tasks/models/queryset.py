@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from .. import changes, queues
 from ..operations import OperationError
+from .owned import OwnedQuerySet
 from .status import COUNT_CAP, IN_FLIGHT, RETRYABLE, Status, StatusCounts
 
 
@@ -87,16 +88,12 @@ def _stale(now: datetime) -> Q:
     )
 
 
-class ComputationQuerySet(models.QuerySet):
+class ComputationQuerySet(OwnedQuerySet):
     def in_flight(self) -> "ComputationQuerySet":
         return self.filter(status__in=IN_FLIGHT)
 
     def retryable(self) -> "ComputationQuerySet":
         return self.filter(status__in=RETRYABLE)
-
-    def visible_to(self, owner: "AbstractBaseUser | None") -> "ComputationQuerySet":
-        """The computations of `owner`; all of them for None (accounts off, or a staff member)."""
-        return self if owner is None else self.filter(owner=owner)
 
     def page(self, *, before: int | None = None, after: int | None = None, size: int = 25) -> Page:
         """One page, newest first, by keyset on the id: no OFFSET and no COUNT, so page 1 costs the same at any size.

@@ -14,15 +14,11 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .computation import Computation, OfAnOperation
+from .owned import OwnedQuerySet
 
 # How many of a cron schedule's next runs tell its tightest spacing (a week of hourly runs, more than a day of any
 # finer ones).
 CRON_SAMPLE = 200
-
-
-class ScheduleQuerySet(models.QuerySet):
-    def visible_to(self, owner: "object | None") -> "ScheduleQuerySet":
-        return self if owner is None else self.filter(owner=owner)
 
 
 class Schedule(OfAnOperation, models.Model):
@@ -59,7 +55,7 @@ class Schedule(OfAnOperation, models.Model):
     created_from = models.GenericIPAddressField(_("created from"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
-    objects = ScheduleQuerySet.as_manager()
+    objects = OwnedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("schedule")

@@ -2,6 +2,7 @@
 month), stacked by status, and run time percentiles, as server-rendered SVG with the same figures in tables; drawn
 from the rollups and, past them, from the table."""
 
+import dataclasses
 import random
 import re
 from datetime import timedelta
@@ -80,7 +81,7 @@ def test_due_figures_are_worked_out_by_one_process_while_the_others_show_the_las
     assert activity.activity()["totals"]["succeeded"] == 1, "shared for ACTIVITY_SECONDS"
     key = f"{activity.ACTIVITY_KEY}:all:1h"
     cached = cache.get(key)
-    cache.set(key, {**cached, "at": cached["at"] - activity.ACTIVITY_SECONDS - 1})
+    cache.set(key, dataclasses.replace(cached, at=cached.at - activity.ACTIVITY_SECONDS - 1))
     cache.add(f"{key}:refreshing", 1)  # another process is at it
     assert activity.activity()["totals"]["succeeded"] == 1, "the last figures meanwhile"
     cache.delete(f"{key}:refreshing")
@@ -99,7 +100,7 @@ def test_the_panel_is_rendered_once_per_figures_and_language(monkeypatch):
     finished(1, Status.SUCCEEDED, 1)
     assert activity.panel() == english and len(renders) == 2, "the same figures: the HTML from the cache"
     key = f"{activity.ACTIVITY_KEY}:all:1h"
-    cache.set(key, {**cache.get(key), "at": 0})  # due, and this process refreshes them
+    cache.set(key, dataclasses.replace(cache.get(key), at=0))  # due, and this process refreshes them
     assert "2 succeeded" in activity.panel()
 
 
@@ -142,7 +143,7 @@ def test_every_range_counts_what_the_table_holds_from_the_rollups_and_past_them(
     cache.clear()
     for key, span in activity.RANGES.items():
         for owner in (None, person):
-            figures = activity.figures(now, owner, span)
+            figures = rollups.finished(now, owner, span)
             start = figures["bars"][0][0]
             expected = [dict.fromkeys(ENDED, 0) for _ in range(span.bars)]
             for row in made:
