@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from redis.exceptions import RedisError
 
 from dashboard.computations.forms import check_when, error_text, operation_choices
-from dashboard.web import submitting, throttling
+from dashboard.web import access, submitting, throttling
 from dashboard.web.access import may_operate, may_oversee
 from dashboard.web.redirects import see_other
 from tasks import control, presence, queues, scheduling, services
@@ -68,14 +68,14 @@ class ComputationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Cancel the selected computations"), permissions=["operate"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
-        actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
+        actor = access.actor(request, AuditEntry.Source.ADMIN)
         done = submitting.act(request, AuditEntry.Action.CANCEL, selection=_selection(queryset), actor=actor).changed
         self.message_user(request, ngettext("%d computation cancelled.", "%d computations cancelled.", done) % done)
 
     @admin.action(description=_("Retry the selected computations"), permissions=["operate"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Computation]) -> None:
         try:
-            actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
+            actor = access.actor(request, AuditEntry.Source.ADMIN)
             done = submitting.act(request, AuditEntry.Action.RETRY, selection=_selection(queryset), actor=actor).changed
         except throttling.Refused as refused:
             self.message_user(request, refused.message, messages.ERROR)
@@ -132,7 +132,7 @@ def queues_view(request: HttpRequest) -> HttpResponse:
         queue, action = request.POST.get("queue", ""), request.POST.get("action", "")
         if queue not in queues.NAMES or action not in control.QUEUE_ACTIONS:
             return HttpResponseBadRequest(gettext("Unknown queue or action."), content_type="text/plain; charset=utf-8")
-        actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
+        actor = access.actor(request, AuditEntry.Source.ADMIN)
         if action == "purge" and request.POST.get("confirm") != "yes":
             waiting = control.purgeable(queue)
             return render(request, "admin/dashboard/purge.html", {**context, "queue": queue, "waiting": waiting})
@@ -216,19 +216,19 @@ class ScheduleAdmin(admin.ModelAdmin):
             name=data["name"], operation=REGISTRY[data["operation"]], inputs=data["parsed_inputs"],
             work_seconds=data["work_seconds"], kind=data["kind"], run_at=data["run_at"], every=data["every"],
             unit=data["unit"], cron=data["cron"], catch_up=data["catch_up"], owner=request.user,
-            actor=services.Actor.from_request(request, AuditEntry.Source.ADMIN),
+            actor=access.actor(request, AuditEntry.Source.ADMIN),
         )  # fmt: skip
         obj.pk = created.pk
 
     def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
-        scheduling.delete(obj, services.Actor.from_request(request, AuditEntry.Source.ADMIN))
+        scheduling.delete(obj, access.actor(request, AuditEntry.Source.ADMIN))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         for schedule in queryset:
             self.delete_model(request, schedule)
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Schedule], act: Callable) -> int:
-        actor = services.Actor.from_request(request, AuditEntry.Source.ADMIN)
+        actor = access.actor(request, AuditEntry.Source.ADMIN)
         return sum(bool(act(schedule, actor)) for schedule in queryset)
 
     @admin.action(description=_("Pause the selected schedules"), permissions=["operate"])

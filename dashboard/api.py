@@ -12,11 +12,10 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from dashboard.computations.forms import ScheduleForm
 from dashboard.operators import workers
 from dashboard.schedules import pages as schedule_pages
-from dashboard.web import submitting, throttling
+from dashboard.web import access, submitting, throttling
 from dashboard.web.access import json_api, may_act_on, operators_only, overseers_only, owner_of_new, owner_scope
 from tasks import control, presence, queues, scheduling, services
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
-from tasks.services import Actor
 
 
 @json_api
@@ -50,7 +49,7 @@ def _act(request: HttpRequest, pk: int, action: str, refusal: str) -> JsonRespon
         return _read_only()
     selection = services.Selection(ids=[pk], owner=owner_scope(request, acting=True))
     try:
-        actor = services.Actor.from_request(request, AuditEntry.Source.API)
+        actor = access.actor(request, AuditEntry.Source.API)
         outcome = submitting.act(request, action, selection=selection, actor=actor)
     except throttling.Refused as refused:
         return refused.advise(JsonResponse({"error": refused.message}, status=refused.status))
@@ -139,7 +138,7 @@ def queue_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
         return JsonResponse({"error": gettext("No queue has this name.")}, status=404)
     if action not in control.QUEUE_ACTIONS:
         return _no_such_action()
-    done = control.on_queue(name, action, Actor.from_request(request, AuditEntry.Source.API))
+    done = control.on_queue(name, action, access.actor(request, AuditEntry.Source.API))
     if action == "purge":
         return JsonResponse({"queue": name, "cancelled": done.cancelled, "messages": done.messages})
     return JsonResponse({"queue": name, "paused": action == "pause", "changed": done.changed})
@@ -155,7 +154,7 @@ def worker_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
     if worker is None:
         return JsonResponse({"error": gettext("No worker has this name.")}, status=404)
     try:
-        workers.WORKER_ACTIONS[action](worker, Actor.from_request(request, AuditEntry.Source.API))
+        workers.WORKER_ACTIONS[action](worker, access.actor(request, AuditEntry.Source.API))
     except control.Refused as refused:
         return JsonResponse({"error": str(refused)}, status=409)
     return JsonResponse({"worker": name, "sent": action}, status=202)
@@ -171,7 +170,7 @@ def schedules_json(request: HttpRequest) -> JsonResponse:
     """The schedules this request sees; a POST (the Schedules form's fields) creates one: 201, or 422 with the
     messages by field."""
     if request.method == "POST":
-        form = ScheduleForm(request.POST, actor=Actor.from_request(request, AuditEntry.Source.API))
+        form = ScheduleForm(request.POST, actor=access.actor(request, AuditEntry.Source.API))
         try:
             schedule = submitting.submission(request, form, owner=owner_of_new(request))
         except throttling.Refused as refused:
@@ -204,7 +203,7 @@ def schedule_action_json(request: HttpRequest, pk: int, action: str) -> JsonResp
     if not may_act_on(request, schedule.owner_id):
         return _read_only()
     try:
-        done = schedule_pages.act(request, schedule, action, Actor.from_request(request, AuditEntry.Source.API))
+        done = schedule_pages.act(request, schedule, action, access.actor(request, AuditEntry.Source.API))
     except throttling.Refused as refused:
         return refused.advise(JsonResponse({"error": refused.message}, status=refused.status))
     if action == "delete":

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count
-from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
@@ -53,11 +52,6 @@ class Actor:
     source: str
     address: str | None = None
     user: object | None = None
-
-    @classmethod
-    def from_request(cls, request: HttpRequest, source: str = AuditEntry.Source.DASHBOARD) -> "Actor":
-        """The person behind a web request: the address is the client's, as HAProxy forwarded it."""
-        return cls(source=source, address=request.META.get("REMOTE_ADDR"), user=request.user)
 
 
 @dataclass(frozen=True)

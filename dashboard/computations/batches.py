@@ -12,7 +12,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.computations.forms import BatchForm
 from dashboard.computations.notifications import announce_endings, watch
 from dashboard.computations.rows import value_rows
-from dashboard.web import live, submitting, throttling
+from dashboard.web import access, live, submitting, throttling
 from dashboard.web.access import may_act_on, owner_scope
 from dashboard.web.jinja import rendered
 from dashboard.web.notices import acted
@@ -20,7 +20,6 @@ from dashboard.web.redirects import see_other
 from tasks import services
 from tasks.models import AuditEntry, Batch
 from tasks.operations import MAX_RANGE_VALUES
-from tasks.services import Actor
 
 FORM_PAGE, PAGE = "dashboard/batch_form.html", "dashboard/batch.html"
 # Jinja2 templates (dashboard/web/jinja.py), which the pages show rendered: the form, the batch's polled section and
@@ -130,7 +129,7 @@ def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise PermissionDenied
     selection = services.Selection(filters={"batch": batch.pk}, owner=owner_scope(request, acting=True))
     try:
-        changed = submitting.act(request, action, selection=selection, actor=Actor.from_request(request)).changed
+        changed = submitting.act(request, action, selection=selection, actor=access.actor(request)).changed
     except throttling.Refused as refused:
         return refused.advise(acted(request, refused.message, then=batch.get_absolute_url(), status=refused.status))
     if action == AuditEntry.Action.CANCEL:

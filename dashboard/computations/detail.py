@@ -10,14 +10,13 @@ from django.views.decorators.http import require_POST, require_safe
 
 from dashboard.computations.notifications import announce_endings
 from dashboard.computations.rows import computation_row, history_lines, inputs_text, timeline
-from dashboard.web import live, submitting, throttling
+from dashboard.web import access, live, submitting, throttling
 from dashboard.web.access import may_act_on, owner_scope
 from dashboard.web.jinja import rendered
 from dashboard.web.notices import acted
 from dashboard.web.redirects import back_to
 from tasks import services
 from tasks.models import AuditEntry, Computation
-from tasks.services import Actor
 
 DETAIL = "dashboard/detail.html"
 # A Jinja2 template (dashboard/web/jinja.py), which the page shows rendered.
@@ -56,7 +55,7 @@ def _detail_context(request: HttpRequest, pk: int) -> tuple[dict, bool]:
 
 @require_POST
 def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
-    if submitting.act(request, CANCEL, selection=_one(request, pk), actor=Actor.from_request(request)).changed:
+    if submitting.act(request, CANCEL, selection=_one(request, pk), actor=access.actor(request)).changed:
         return _acted(request, pk, gettext("Computation #%(id)s is cancelled.") % {"id": pk})
     text = gettext("Computation #%(id)s has already ended: nothing to cancel.") % {"id": pk}
     return _acted(request, pk, text, status=409)
@@ -65,7 +64,7 @@ def cancel_computation(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        changed = submitting.act(request, RETRY, selection=_one(request, pk), actor=Actor.from_request(request)).changed
+        changed = submitting.act(request, RETRY, selection=_one(request, pk), actor=access.actor(request)).changed
     except throttling.Refused as refused:
         return refused.advise(_acted(request, pk, refused.message, status=refused.status))
     if changed:

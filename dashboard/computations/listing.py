@@ -22,7 +22,7 @@ from dashboard.computations.forms import BulkActionForm, ComputationForm, ListFi
 from dashboard.computations.notifications import announce_endings, watch
 from dashboard.computations.rows import list_rows, list_title
 from dashboard.operators.workers import paused_queue_labels
-from dashboard.web import health, live, submitting, throttling
+from dashboard.web import access, health, live, submitting, throttling
 from dashboard.web.access import may_oversee, owner_scope
 from dashboard.web.jinja import rendered
 from dashboard.web.redirects import see_other
@@ -38,7 +38,6 @@ from tasks.models import (
     merged_page,
     search_sources,
 )
-from tasks.services import Actor
 
 PAGE = "dashboard/index.html"
 # Jinja2 templates (dashboard/web/jinja.py), which the page shows rendered.
@@ -203,7 +202,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
         }
         return _bulk_response(request, context)
     try:
-        outcome = submitting.act(request, form.action, selection=selection, actor=Actor.from_request(request))
+        outcome = submitting.act(request, form.action, selection=selection, actor=access.actor(request))
     except throttling.Refused as refused:
         form.add_error(None, refused.message)
         return refused.advise(_bulk_response(request, {"bulk_form": form}, status=refused.status))

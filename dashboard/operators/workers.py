@@ -27,13 +27,12 @@ from django.views.decorators.http import condition, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from redis.exceptions import RedisError
 
-from dashboard.web import live
+from dashboard.web import access, live
 from dashboard.web.access import may_operate, operators_only, overseers_only
 from dashboard.web.notices import acted
 from tasks import control, presence, queues
 from tasks.models import Computation, Status
 from tasks.operations import REGISTRY
-from tasks.services import Actor
 
 PAGE = "dashboard/workers.html"
 SECTION = f"{PAGE}#section"
@@ -199,7 +198,7 @@ def queue_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """Pause or resume a queue for every worker."""
     if action not in ("pause", "resume"):
         raise Http404
-    return _acted(request, control.on_queue(_queue(name), action, Actor.from_request(request)).text)
+    return _acted(request, control.on_queue(_queue(name), action, access.actor(request)).text)
 
 
 @operators_only
@@ -207,7 +206,7 @@ def purge_queue(request: HttpRequest, name: str) -> HttpResponse:
     """GET: what a purge would cancel, and a form to confirm it; POST: the purge."""
     queue = _queue(name)
     if request.method == "POST":
-        return _acted(request, control.on_queue(queue, "purge", Actor.from_request(request)).text)
+        return _acted(request, control.on_queue(queue, "purge", access.actor(request)).text)
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
     waiting = control.purgeable(queue)
@@ -225,7 +224,7 @@ def worker_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
         raise Http404
     worker = _worker(name)
     try:
-        WORKER_ACTIONS[action](worker, Actor.from_request(request))
+        WORKER_ACTIONS[action](worker, access.actor(request))
     except control.Refused as refused:
         return _acted(request, str(refused), status=409)
     texts = {

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.computations.forms import ScheduleForm
-from dashboard.web import live, submitting, throttling
+from dashboard.web import access, live, submitting, throttling
 from dashboard.web.access import may_act_on, owner_scope
 from dashboard.web.jinja import rendered
 from dashboard.web.redirects import see_other
@@ -40,7 +40,7 @@ def schedules_page(request: HttpRequest) -> HttpResponse:
 
 
 def _create(request: HttpRequest) -> HttpResponse:
-    form = ScheduleForm(request.POST, actor=Actor.from_request(request))
+    form = ScheduleForm(request.POST, actor=access.actor(request))
 
     def accepted(schedule: Schedule) -> HttpResponse:
         messages.success(request, gettext("Schedule “%(name)s” created.") % {"name": schedule.name})
@@ -106,7 +106,7 @@ def schedule_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if not may_act_on(request, schedule.owner_id):
         raise PermissionDenied
     try:
-        done = act(request, schedule, action, Actor.from_request(request, AuditEntry.Source.DASHBOARD))
+        done = act(request, schedule, action, access.actor(request, AuditEntry.Source.DASHBOARD))
     except throttling.Refused as refused:
         messages.error(request, refused.message)
         return refused.advise(_detail(request, schedule, status=refused.status))

@@ -29,6 +29,9 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django_htmx.http import HttpResponseClientRedirect
 
+from tasks.models import AuditEntry
+from tasks.services import Actor
+
 
 def may_oversee(user: AbstractBaseUser | AnonymousUser) -> bool:
     """A read-only operator, at least: sees the operator pages and everyone's work, and changes nothing."""
@@ -96,6 +99,12 @@ def sign_in_first(request: HttpRequest, view: Callable) -> HttpResponse:
     page = (request.htmx.current_url_abs_path or "/") if request.htmx else request.get_full_path()
     login = redirect_to_login(page, resolve_url(settings.LOGIN_URL))
     return HttpResponseClientRedirect(login.url) if request.htmx else login
+
+
+def actor(request: HttpRequest, source: str = AuditEntry.Source.DASHBOARD) -> Actor:
+    """Who acts through a web request, for the audit trail: the person, if signed in, and the client's address as
+    HAProxy forwarded it (dashboard.web.middleware.TrustedProxyMiddleware)."""
+    return Actor(source=source, address=request.META.get("REMOTE_ADDR"), user=request.user)
 
 
 def owner_of_new(request: HttpRequest) -> AbstractBaseUser | None:
