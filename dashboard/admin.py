@@ -16,7 +16,8 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from redis.exceptions import RedisError
 
-from dashboard.computations.forms import check_when, error_text, operation_choices
+from dashboard.computations.forms import error_text, operation_choices
+from dashboard.schedules.schedule_form import check_when
 from dashboard.web import access, submitting, throttling
 from dashboard.web.access import may_operate, may_oversee
 from dashboard.web.redirects import see_other
@@ -32,8 +33,17 @@ def _selection(queryset: QuerySet[Computation]) -> services.Selection:
 @admin.register(Computation)
 class ComputationAdmin(admin.ModelAdmin):
     list_display = [
-        "id", "operation", "status", "progress", "owner", "created_at", "run_time", "attempts", "worker", "flower",
-    ]  # fmt: skip
+        "id",
+        "operation",
+        "status",
+        "progress",
+        "owner",
+        "created_at",
+        "run_time",
+        "attempts",
+        "worker",
+        "flower",
+    ]
     list_select_related = ["owner"]
     list_filter = ["status", "operation", "created_at", ("owner", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["=id", "=task_id"]
@@ -95,8 +105,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
     search_fields = ["=address", "user__username"]
     date_hierarchy = "created_at"
     readonly_fields = [
-        "created_at", "action", "source", "user", "address", "selection", "requested", "changed", "pruned",
-    ]  # fmt: skip
+        "created_at",
+        "action",
+        "source",
+        "user",
+        "address",
+        "selection",
+        "requested",
+        "changed",
+        "pruned",
+    ]
     exclude = ["computations"]
 
     @admin.display(description=_("pruned"))
@@ -213,11 +231,19 @@ class ScheduleAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Schedule, form: ScheduleAdminForm, change: bool) -> None:
         data = form.cleaned_data
         created = scheduling.create(
-            name=data["name"], operation=REGISTRY[data["operation"]], inputs=data["parsed_inputs"],
-            work_seconds=data["work_seconds"], kind=data["kind"], run_at=data["run_at"], every=data["every"],
-            unit=data["unit"], cron=data["cron"], catch_up=data["catch_up"], owner=request.user,
+            name=data["name"],
+            operation=REGISTRY[data["operation"]],
+            inputs=data["parsed_inputs"],
+            work_seconds=data["work_seconds"],
+            kind=data["kind"],
+            run_at=data["run_at"],
+            every=data["every"],
+            unit=data["unit"],
+            cron=data["cron"],
+            catch_up=data["catch_up"],
+            owner=request.user,
             actor=access.actor(request, AuditEntry.Source.ADMIN),
-        )  # fmt: skip
+        )
         obj.pk = created.pk
 
     def delete_model(self, request: HttpRequest, obj: Schedule) -> None:

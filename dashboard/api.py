@@ -9,9 +9,9 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from dashboard.computations.forms import ScheduleForm
 from dashboard.operators import workers
 from dashboard.schedules import pages as schedule_pages
+from dashboard.schedules.schedule_form import ScheduleForm
 from dashboard.web import access, submitting, throttling
 from dashboard.web.access import json_api, may_act_on, operators_only, overseers_only, owner_of_new, owner_scope
 from tasks import control, presence, queues, scheduling, services

@@ -15,10 +15,18 @@ application = get_wsgi_application()
 # uWSGI loads this module once in its master and forks its workers from it, again after each recycling: what is
 # loaded here (compiled templates, translation catalogues, the URL resolver) every worker has from its first
 # request, instead of paying for it then.
-for name in ("dashboard/index.html", "dashboard/list.html", "dashboard/computation_form.html",
-             "dashboard/detail.html", "dashboard/detail_section.html", "dashboard/batch.html",
-             "dashboard/batch_section.html", "dashboard/batch_form.html", "dashboard/batch_form_fields.html",
-             "503.html"):  # fmt: skip
+for name in (
+    "dashboard/index.html",
+    "dashboard/list.html",
+    "dashboard/computation_form.html",
+    "dashboard/detail.html",
+    "dashboard/detail_section.html",
+    "dashboard/batch.html",
+    "dashboard/batch_section.html",
+    "dashboard/batch_form.html",
+    "dashboard/batch_form_fields.html",
+    "503.html",
+):
     get_template(name)
 for language, _ in settings.LANGUAGES:
     with translation.override(language):

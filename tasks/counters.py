@@ -27,9 +27,13 @@ def record_submitted(operation: str, count: int = 1) -> None:
 
 
 def record_finished(
-    operation: str, status: str, count: int = 1, *, run_seconds: float | None = None,
+    operation: str,
+    status: str,
+    count: int = 1,
+    *,
+    run_seconds: float | None = None,
     end_to_end_seconds: float | None = None,
-) -> None:  # fmt: skip
+) -> None:
     def write(pipe) -> None:
         pipe.hincrby(FINISHED, f"{operation}|{status}", count)
         for name, seconds in (("run", run_seconds), ("end_to_end", end_to_end_seconds)):

@@ -114,9 +114,11 @@ def record(
         return False
     ended = timezone.now()
     counters.record_finished(
-        operation, outcome.status, run_seconds=(ended - started).total_seconds(),
+        operation,
+        outcome.status,
+        run_seconds=(ended - started).total_seconds(),
         end_to_end_seconds=(ended - created).total_seconds() if created else None,
-    )  # fmt: skip
+    )
     return True
 
 
@@ -171,9 +173,11 @@ def _run_claimed(rows: ComputationQuerySet) -> None:
     logger.info("computation %s attempt %s started", computation.pk, attempt)
     try:
         outcome = compute(
-            computation.operation, computation.inputs,
-            work_seconds=computation.work_seconds, progress=ProgressWriter(rows, attempt),
-        )  # fmt: skip
+            computation.operation,
+            computation.inputs,
+            work_seconds=computation.work_seconds,
+            progress=ProgressWriter(rows, attempt),
+        )
     except RunStopped:
         logger.info("computation %s attempt %s stopped: cancelled or taken over", computation.pk, attempt)
         return
@@ -186,8 +190,9 @@ def _run_claimed(rows: ComputationQuerySet) -> None:
         write = partial(rows.fail, attempt=attempt, error=outcome.error)
     else:
         write = partial(rows.succeed, attempt=attempt, result=outcome.result)
-    recorded = record(computation.operation, outcome, write, started=computation.started_at,
-                      created=computation.created_at)  # fmt: skip
+    recorded = record(
+        computation.operation, outcome, write, started=computation.started_at, created=computation.created_at
+    )
     logger.info("computation %s attempt %s %s", computation.pk, attempt, "ended" if recorded else "superseded")
 
 

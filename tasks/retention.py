@@ -85,9 +85,13 @@ def prune(now: datetime.datetime | None = None, *, seconds: float = PRUNE_SECOND
         batches = _delete_emptied_batches(before)
         _delete_schedule_runs(before)
     pruned = Pruned(
-        at=at, before=before.isoformat() if before else None, computations=deleted, batches=batches,
-        seconds=round(time.monotonic() - started, 3), done=done,
-    )  # fmt: skip
+        at=at,
+        before=before.isoformat() if before else None,
+        computations=deleted,
+        batches=batches,
+        seconds=round(time.monotonic() - started, 3),
+        done=done,
+    )
     with contextlib.suppress(RedisError):  # the record is for the storage panel; the prune is done either way
         redis_clients.durable().set(LAST_PRUNE, json.dumps(asdict(pruned)))
     logger.info("pruned %s computations and %s batches in %.1f s", deleted, batches, pruned.seconds)

@@ -142,9 +142,16 @@ def _sum_up(source: str, target: str, start: datetime.datetime, end: datetime.da
         key = (floor(part.period), part.operation, part.status, part.owner_key)
         if key not in sums:
             sums[key] = Rollup(
-                resolution=target, period=key[0], operation=part.operation, status=part.status,
-                owner_key=part.owner_key, count=0, runs=0, run_seconds=0.0, run_buckets=[0] * (len(BUCKETS) + 1),
-            )  # fmt: skip
+                resolution=target,
+                period=key[0],
+                operation=part.operation,
+                status=part.status,
+                owner_key=part.owner_key,
+                count=0,
+                runs=0,
+                run_seconds=0.0,
+                run_buckets=[0] * (len(BUCKETS) + 1),
+            )
         total = sums[key]
         total.count += part.count
         total.runs += part.runs
@@ -204,9 +211,11 @@ def finished(now: datetime.datetime, owner: AbstractBaseUser | None, span: Span)
     for row in rolled.filter(status=Status.SUCCEEDED).values("operation").annotate(**per_bucket):
         buckets[row["operation"]] = [row[f"b{index}"] or 0 for index in range(len(BUCKETS) + 1)]
 
-    tail = Computation.objects.visible_to(owner).filter(
-        finished_at__gte=max(rolled_to, now - TAIL), status__in=ENDED
-    ).order_by()  # fmt: skip
+    tail = (
+        Computation.objects.visible_to(owner)
+        .filter(finished_at__gte=max(rolled_to, now - TAIL), status__in=ENDED)
+        .order_by()
+    )
     per_minute = tail.annotate(minute=TruncMinute("finished_at", tzinfo=UTC)).values_list("minute", "status")
     for minute, status, count in per_minute.annotate(count=Count("pk")):
         index = (minute.replace(tzinfo=UTC) - start) // span.bar

@@ -43,10 +43,21 @@ class TooManySchedules(Exception):
 
 
 def create(
-    *, name: str, operation: Operation, inputs: Inputs, work_seconds: int, kind: str, run_at: datetime.datetime | None,
-    every: int | None, unit: str, cron: str, catch_up: bool, owner: AbstractBaseUser | None, actor: services.Actor,
+    *,
+    name: str,
+    operation: Operation,
+    inputs: Inputs,
+    work_seconds: int,
+    kind: str,
+    run_at: datetime.datetime | None,
+    every: int | None,
+    unit: str,
+    cron: str,
+    catch_up: bool,
+    owner: AbstractBaseUser | None,
+    actor: services.Actor,
     address: str | None = None,
-) -> Schedule:  # fmt: skip
+) -> Schedule:
     """A validated schedule (the forms check it), with its first due time. Only the fields of its kind are kept.
     `owner`'s, or made from `address` without signing in: its runs count against that client's share of the queue."""
     # Two creations at once may both pass: the caps bound the table, one more does not matter to it.
@@ -57,12 +68,19 @@ def create(
         raise TooManySchedules
     with transaction.atomic():
         schedule = Schedule(
-            name=name, operation=operation.name, inputs=operation.serialize_inputs(inputs), work_seconds=work_seconds,
-            kind=kind, run_at=run_at if kind == Schedule.Kind.ONCE else None,
-            every=every if kind == Schedule.Kind.EVERY else None, unit=unit if kind == Schedule.Kind.EVERY else "",
-            cron=" ".join(cron.split()) if kind == Schedule.Kind.CRON else "", catch_up=catch_up, owner=owner,
+            name=name,
+            operation=operation.name,
+            inputs=operation.serialize_inputs(inputs),
+            work_seconds=work_seconds,
+            kind=kind,
+            run_at=run_at if kind == Schedule.Kind.ONCE else None,
+            every=every if kind == Schedule.Kind.EVERY else None,
+            unit=unit if kind == Schedule.Kind.EVERY else "",
+            cron=" ".join(cron.split()) if kind == Schedule.Kind.CRON else "",
+            catch_up=catch_up,
+            owner=owner,
             created_from=address,
-        )  # fmt: skip
+        )
         schedule.next_run_at = schedule.next_after(timezone.now())
         schedule.save()
         _audit(AuditEntry.Action.CREATE_SCHEDULE, actor, schedule)
@@ -132,14 +150,21 @@ def _fire(pk: int, due: datetime.datetime, now: datetime.datetime) -> bool:
         missed = now - due > datetime.timedelta(seconds=settings.SCHEDULE_MISSED_AFTER_SECONDS)
         if missed and not schedule.catch_up:
             ScheduleRun.objects.create(
-                schedule=schedule, due_at=due, fired_at=now, outcome=ScheduleRun.Outcome.SKIPPED,
+                schedule=schedule,
+                due_at=due,
+                fired_at=now,
+                outcome=ScheduleRun.Outcome.SKIPPED,
                 reason=gettext_noop("Missed while nothing could run it; this schedule skips missed runs."),
-            )  # fmt: skip
+            )
         else:
             _run(schedule, due=due, now=now, manual=False)
     if missed:
-        logger.warning("schedule %s: the run due at %s was missed (%s)", pk, due, "skipped" if not schedule.catch_up
-                       else "run once now")  # fmt: skip
+        logger.warning(
+            "schedule %s: the run due at %s was missed (%s)",
+            pk,
+            due,
+            "skipped" if not schedule.catch_up else "run once now",
+        )
     return True
 
 
@@ -155,17 +180,25 @@ def _run(schedule: Schedule, *, due: datetime.datetime, now: datetime.datetime, 
         spec.validate(inputs)
         with transaction.atomic():  # a savepoint: a refusal leaves the run to be recorded
             computation = services.submit(
-                operation=spec, inputs=inputs, work_seconds=schedule.work_seconds, owner=schedule.owner,
+                operation=spec,
+                inputs=inputs,
+                work_seconds=schedule.work_seconds,
+                owner=schedule.owner,
                 address=schedule.created_from,
-            )  # fmt: skip
+            )
     except services.QueueFull as full:
         outcome, reason = ScheduleRun.Outcome.REFUSED, QUEUE_FULL_REASONS[full.yours]
     except OperationError as error:
         outcome, reason = ScheduleRun.Outcome.REFUSED, error.message % error.params if error.params else error.message
     return ScheduleRun.objects.create(
-        schedule=schedule, due_at=due, fired_at=now, manual=manual, outcome=outcome, reason=reason,
+        schedule=schedule,
+        due_at=due,
+        fired_at=now,
+        manual=manual,
+        outcome=outcome,
+        reason=reason,
         computation=computation,
-    )  # fmt: skip
+    )
 
 
 def _audit(action: str, actor: services.Actor, schedule: Schedule, *, ids: list[int] | None = None) -> None:

@@ -95,9 +95,14 @@ class Outcome:
 
 
 def submit(
-    *, operation: Operation, inputs: Inputs, work_seconds: int = 0, idempotency_key: uuid.UUID | None = None,
-    owner: AbstractBaseUser | None = None, address: str | None = None,
-) -> Computation:  # fmt: skip
+    *,
+    operation: Operation,
+    inputs: Inputs,
+    work_seconds: int = 0,
+    idempotency_key: uuid.UUID | None = None,
+    owner: AbstractBaseUser | None = None,
+    address: str | None = None,
+) -> Computation:
     """Records a computation and sends its task once the transaction commits. `inputs` are validated (forms do
     it). A second submission with the same idempotency key returns the first computation instead. `owner`, or
     without one the client `address`, is the client whose own cap it counts against."""
@@ -125,10 +130,18 @@ def submit(
 
 
 def submit_batch(
-    *, operation: Operation, varied: str, start: Number, stop: Number, step: Number, fixed: Inputs,
-    work_seconds: int = 0, idempotency_key: uuid.UUID | None = None, owner: AbstractBaseUser | None = None,
+    *,
+    operation: Operation,
+    varied: str,
+    start: Number,
+    stop: Number,
+    step: Number,
+    fixed: Inputs,
+    work_seconds: int = 0,
+    idempotency_key: uuid.UUID | None = None,
+    owner: AbstractBaseUser | None = None,
     address: str | None = None,
-) -> Batch:  # fmt: skip
+) -> Batch:
     """Records a batch and a computation for each value of `varied` from start to stop, in one transaction, and
     sends their tasks over one broker connection once it commits: a crash leaves all of it or none, and the sweep
     sends whatever the broker did not take. The values are validated (BatchForm does it)."""
@@ -277,9 +290,13 @@ def retry(*, selection: Selection, actor: Actor) -> Outcome:
 
 
 def _act(
-    action: str, selection: Selection, actor: Actor, change: Callable[[ComputationQuerySet, datetime], int],
-    *, cap: int | None = BULK_CAP,
-) -> Outcome:  # fmt: skip
+    action: str,
+    selection: Selection,
+    actor: Actor,
+    change: Callable[[ComputationQuerySet, datetime], int],
+    *,
+    cap: int | None = BULK_CAP,
+) -> Outcome:
     rows = actionable(selection, action).order_by("-pk").values_list("pk", flat=True)
     ids = list(rows if cap is None else rows[: cap + 1])
     capped = cap is not None and len(ids) > cap

@@ -119,8 +119,9 @@ def report(path: Path, name: str, **figures: object) -> None:
         out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
 
-def admin_session(url: str, environment: Mapping[str, str], *, landing: str = "/admin/",
-                  **request_options: object) -> tuple[requests.Session, requests.Response]:  # fmt: skip
+def admin_session(
+    url: str, environment: Mapping[str, str], *, landing: str = "/admin/", **request_options: object
+) -> tuple[requests.Session, requests.Response]:
     """Signs the admin user of `environment` in to the admin site at `url`; the session, and the page it landed on
     (`landing`)."""
     session = requests.Session()
@@ -131,7 +132,8 @@ def admin_session(url: str, environment: Mapping[str, str], *, landing: str = "/
         "password": environment["ADMIN_PASSWORD"],
         "next": landing,
     }
-    page = session.post(f"{url}/admin/login/", data=data, headers={"Referer": f"{url}/admin/login/"}, timeout=10,
-                        **request_options)  # fmt: skip
+    page = session.post(
+        f"{url}/admin/login/", data=data, headers={"Referer": f"{url}/admin/login/"}, timeout=10, **request_options
+    )
     assert page.status_code == 200 and "/admin/logout/" in page.text and page.url.endswith(landing), page.text[:300]
     return session, page

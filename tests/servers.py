@@ -32,19 +32,31 @@ class PrivateMySQL(Server):
 
     def _mysqld(self, *arguments: str) -> list[str]:
         return [
-            "chroot", str(self.root), "/usr/sbin/mysqld", "--no-defaults", "--user=root",
-            f"--datadir={self.inside / 'data'}", f"--secure-file-priv={self.inside / 'files'}", *arguments,
-        ]  # fmt: skip
+            "chroot",
+            str(self.root),
+            "/usr/sbin/mysqld",
+            "--no-defaults",
+            "--user=root",
+            f"--datadir={self.inside / 'data'}",
+            f"--secure-file-priv={self.inside / 'files'}",
+            *arguments,
+        ]
 
     def command(self) -> list[str]:
         return self._mysqld(
-            f"--port={self.port}", "--bind-address=127.0.0.1", "--mysqlx=OFF",
-            f"--socket={self.inside / 'mysqld.sock'}", f"--pid-file={self.inside / 'mysqld.pid'}",
-            f"--log-error={self.inside / 'error.log'}", "--character-set-server=utf8mb4",
-            "--collation-server=utf8mb4_unicode_ci", "--innodb-buffer-pool-size=128M", "--max-connections=300",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--mysqlx=OFF",
+            f"--socket={self.inside / 'mysqld.sock'}",
+            f"--pid-file={self.inside / 'mysqld.pid'}",
+            f"--log-error={self.inside / 'error.log'}",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+            "--innodb-buffer-pool-size=128M",
+            "--max-connections=300",
             # As compose/compose.yaml runs it: the audit trail's triggers are made with the binary log on.
             "--log-bin-trust-function-creators=ON",
-        )  # fmt: skip
+        )
 
     def start(self, timeout: float = 60) -> None:
         super().start(timeout)

@@ -125,9 +125,12 @@ def _connect(url: str) -> MySQLdb.Connection:
     """A connection to the server of `url`, with its credentials, to no database (it may not exist yet)."""
     settings = dj_database_url.parse(url)
     return MySQLdb.connect(
-        host=settings["HOST"] or "127.0.0.1", port=int(settings["PORT"] or 3306), user=settings["USER"],
-        password=settings["PASSWORD"] or "", connect_timeout=5,
-    )  # fmt: skip
+        host=settings["HOST"] or "127.0.0.1",
+        port=int(settings["PORT"] or 3306),
+        user=settings["USER"],
+        password=settings["PASSWORD"] or "",
+        connect_timeout=5,
+    )
 
 
 def check_broker(url: str, *, configured: bool) -> None:
@@ -164,8 +167,12 @@ def check_broker(url: str, *, configured: bool) -> None:
 
 def _not_the_server(port: int, kind: str, variable: str) -> StackError:
     """Something listens on a default port but does not speak the protocol of the server expected there."""
-    return taken(port, f"{kind}'s default", unlike=f", which does not answer as {kind}",
-                 other=f", or set {variable} in .env to your {kind}")  # fmt: skip
+    return taken(
+        port,
+        f"{kind}'s default",
+        unlike=f", which does not answer as {kind}",
+        other=f", or set {variable} in .env to your {kind}",
+    )
 
 
 def _address(url: str) -> str:

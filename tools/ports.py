@@ -77,11 +77,15 @@ def taken(port: int, role: str, *, unlike: str = "", other: str = "") -> StackEr
     what it is not, `other` is another way out."""
     where = f"Port {port} of 127.0.0.1 ({role}) is taken"
     if (pid := _listener(port)) is None:
-        return StackError(f"{where} by another program{unlike}.\nFind it (`ss -ltnp 'sport = :{port}'`), stop it "
-                          f"and run again{other}.")  # fmt: skip
+        return StackError(
+            f"{where} by another program{unlike}.\nFind it (`ss -ltnp 'sport = :{port}'`), stop it "
+            f"and run again{other}."
+        )
     if launcher := _launcher(pid):
-        return StackError(f"{where} by another `make run` (pid {launcher}){unlike}.\nStop it (Ctrl-C in its "
-                          f"terminal, or `kill {launcher}`) and run again{other}.")  # fmt: skip
+        return StackError(
+            f"{where} by another `make run` (pid {launcher}){unlike}.\nStop it (Ctrl-C in its "
+            f"terminal, or `kill {launcher}`) and run again{other}."
+        )
     name = Path(_command(pid).split(" ")[0]).name or "a program"
     return StackError(f"{where} by {name} (pid {pid}){unlike}.\nStop it (`kill {pid}`) and run again{other}.")
 

@@ -88,8 +88,13 @@ def serve(stack: Stack, banner: list[str]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dev", action="store_true", help="Django's development server and a worker, DEBUG on")
-    parser.add_argument("--var", type=Path, default=ROOT / "var", help="where the generated secrets and the data "
-                        "of the stack's own MariaDB and Redis are kept (default: var/ of the checkout)")  # fmt: skip
+    parser.add_argument(
+        "--var",
+        type=Path,
+        default=ROOT / "var",
+        help="where the generated secrets and the data "
+        "of the stack's own MariaDB and Redis are kept (default: var/ of the checkout)",
+    )
     arguments = parser.parse_args()
     # Ctrl-C, or SIGINT from anyone, stops the stack, even when this process was started with SIGINT ignored (as a
     # shell's background job is).

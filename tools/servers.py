@@ -77,9 +77,13 @@ class Server:
         configuration = self.configuration()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command(), stdin=subprocess.PIPE if configuration else subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
-            )  # fmt: skip
+                self.command(),
+                stdin=subprocess.PIPE if configuration else subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         if configuration:
             assert self.process.stdin is not None
             self.process.stdin.write(configuration)
@@ -88,8 +92,9 @@ class Server:
         while not self.ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
-                raise StackError(f"{self.name} did not start on 127.0.0.1:{self.port}: {self.last_log_line()}\n"
-                                 f"Its log: {self.log}")  # fmt: skip
+                raise StackError(
+                    f"{self.name} did not start on 127.0.0.1:{self.port}: {self.last_log_line()}\nIts log: {self.log}"
+                )
             time.sleep(0.1)
 
     def last_log_line(self) -> str:
@@ -125,9 +130,14 @@ class Redis(Server):
 
     def configuration(self) -> bytes:
         lines = [
-            f"port {self.port}", "bind 127.0.0.1", f'dir "{self.directory}"', "appendonly yes",
-            "appendfsync everysec", 'save ""', "daemonize no",
-        ]  # fmt: skip
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f'dir "{self.directory}"',
+            "appendonly yes",
+            "appendfsync everysec",
+            'save ""',
+            "daemonize no",
+        ]
         if self.password:
             lines.append(f"requirepass {self.password}")
         return "\n".join(lines).encode() + b"\n"
@@ -160,10 +170,18 @@ class MariaDB(Server):
         if (self.data / "mysql").is_dir():
             return
         installed = subprocess.run(
-            ["mariadb-install-db", "--no-defaults", f"--datadir={self.data}", f"--user={getpass.getuser()}",
-             "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={self.data}",
+                f"--user={getpass.getuser()}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--skip-name-resolve",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if installed.returncode != 0:
             shutil.rmtree(self.data, ignore_errors=True)  # a half-made data directory would be taken as made
             last = (installed.stderr or installed.stdout).strip().splitlines() or ["no output"]
@@ -172,11 +190,20 @@ class MariaDB(Server):
     def command(self) -> list[str]:
         assert self.runtime is not None
         command = [
-            "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.data}", f"--port={self.port}",
-            "--bind-address=127.0.0.1", f"--socket={self.runtime / 'mariadb.sock'}", f"--user={getpass.getuser()}",
-            f"--pid-file={self.runtime / 'mariadb.pid'}", "--skip-name-resolve", "--innodb-buffer-pool-size=128M",
-            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci", "--max-connections=300",
-        ]  # fmt: skip
+            "/usr/sbin/mariadbd",
+            "--no-defaults",
+            f"--datadir={self.data}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.runtime / 'mariadb.sock'}",
+            f"--user={getpass.getuser()}",
+            f"--pid-file={self.runtime / 'mariadb.pid'}",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=128M",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+            "--max-connections=300",
+        ]
         if self.password:
             accounts = ", ".join(f"'root'@'{host}' IDENTIFIED BY '{self.password}'" for host in _ROOT_HOSTS)
             init = self.runtime / "init.sql"
@@ -198,8 +225,15 @@ class MariaDB(Server):
 
     def connect(self, database: str | None = None) -> MySQLdb.Connection:
         options = {"database": database} if database else {}
-        return MySQLdb.connect(host="127.0.0.1", port=self.port, user="root", password=self.password,
-                               connect_timeout=1, autocommit=True, **options)  # fmt: skip
+        return MySQLdb.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="root",
+            password=self.password,
+            connect_timeout=1,
+            autocommit=True,
+            **options,
+        )
 
     @contextlib.contextmanager
     def cursor(self, database: str) -> Iterator[MySQLdb.cursors.Cursor]:

@@ -118,9 +118,14 @@ class Stack:
             environment.update(WORKER_VARIABLES.get(name, {}))
             command = [str(START / PROCESSES[name])]
             self.processes[name] = process = subprocess.Popen(
-                command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=die_with_parent,
-            )  # fmt: skip
+                command,
+                cwd=ROOT,
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
             self._relay(name, process)
 
     def _make_runtime(self) -> None:
@@ -137,9 +142,13 @@ class Stack:
         self._make_runtime()
         self.processes["web"] = subprocess.Popen(
             [str(VENV_BIN / "python"), "manage.py", "runserver", f"127.0.0.1:{self.ports.front}"],
-            cwd=ROOT, env=self.environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=self.environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         self._relay("web", self.processes["web"])
         self.start("cache", "worker", "instant", "beat")
 

@@ -45,14 +45,23 @@ class Range:
 RANGES = {
     each.key: each
     for each in (
-        Range("1h", _("1 h"), _("60 minutes"), pgettext_lazy("per", "minute"), 60, MINUTE, Rollup.Resolution.MINUTE,
-              "H:i"),
+        Range(
+            "1h", _("1 h"), _("60 minutes"), pgettext_lazy("per", "minute"), 60, MINUTE, Rollup.Resolution.MINUTE, "H:i"
+        ),
         Range("24h", _("24 h"), _("24 hours"), pgettext_lazy("per", "hour"), 24, HOUR, Rollup.Resolution.HOUR, "H:i"),
-        Range("7d", _("7 d"), _("7 days"), pgettext_lazy("per", "6 hours"), 28, 6 * HOUR, Rollup.Resolution.HOUR,
-              "M j, H:i"),
+        Range(
+            "7d",
+            _("7 d"),
+            _("7 days"),
+            pgettext_lazy("per", "6 hours"),
+            28,
+            6 * HOUR,
+            Rollup.Resolution.HOUR,
+            "M j, H:i",
+        ),
         Range("30d", _("30 d"), _("30 days"), pgettext_lazy("per", "day"), 30, DAY, Rollup.Resolution.DAY, "M j"),
     )
-}  # fmt: skip
+}
 DEFAULT_RANGE = "1h"
 ACTIVITY_SECONDS = 10
 ACTIVITY_KEY = "dashboard:activity:v2"  # v2: shared as cache_aside.Made

@@ -9,7 +9,8 @@ from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST, require_safe
 
 from dashboard.computations.notifications import announce_endings
-from dashboard.computations.rows import computation_row, history_lines, inputs_text, timeline
+from dashboard.computations.rows import computation_row, inputs_text
+from dashboard.computations.timeline import history_lines, timeline
 from dashboard.web import access, live, submitting, throttling
 from dashboard.web.access import may_act_on, owner_scope
 from dashboard.web.jinja import rendered

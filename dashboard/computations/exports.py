@@ -21,9 +21,20 @@ from dashboard.web.access import owner_scope
 
 CHUNK = 2000
 COLUMNS = [
-    "id", "operation", "inputs", "work_seconds", "status", "result", "error", "attempts", "worker", "batch_id",
-    "created_at", "started_at", "finished_at",
-]  # fmt: skip
+    "id",
+    "operation",
+    "inputs",
+    "work_seconds",
+    "status",
+    "result",
+    "error",
+    "attempts",
+    "worker",
+    "batch_id",
+    "created_at",
+    "started_at",
+    "finished_at",
+]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

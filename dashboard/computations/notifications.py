@@ -87,9 +87,14 @@ def _keep(response: HttpResponse, entries: list[str]) -> HttpResponse:
     entries = entries[-WATCHED_MAX:]
     if entries:
         response.set_signed_cookie(
-            COOKIE, ",".join(entries), salt=SALT, max_age=86_400, httponly=True, samesite="Lax",
+            COOKIE,
+            ",".join(entries),
+            salt=SALT,
+            max_age=86_400,
+            httponly=True,
+            samesite="Lax",
             secure=settings.SESSION_COOKIE_SECURE,
-        )  # fmt: skip
+        )
     else:
         response.delete_cookie(COOKIE, samesite="Lax")
     return response

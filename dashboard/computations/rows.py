@@ -6,11 +6,10 @@ addresses are plain attributes, and what is the same for every row (an operation
 buttons' words) is translated once.
 """
 
-import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
 
@@ -20,13 +19,11 @@ from django.utils import formats, timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 
-from tasks.models import ENDED, AuditEntry, Batch, Computation, Status, StatusCounts
+from tasks.models import Batch, Computation, Status, StatusCounts
 
 # Cut in the list (a cell shows the beginning, with an ellipsis; its title, more); whole on a computation's page.
 INPUTS_CHARACTERS, RESULT_CHARACTERS, ERROR_CHARACTERS, TITLE_CHARACTERS = 60, 40, 80, 300
 VISIBLE_CHARACTERS = 24  # what the narrowest cell shows whole, without its title
-_INSTANT = timedelta(milliseconds=1)
-LOST = "lost"  # a timeline step: an attempt whose worker died
 _DIGITS = re.compile(r"(?<![\d.])\d{4,}(?:\.\d+)?")  # a whole number's digits, not a fraction's
 
 
@@ -102,97 +99,9 @@ class ValueRow:
     error: Cut
 
 
-@dataclass(frozen=True)
-class HistoryLine:
-    when: Moment
-    text: str  # what was done, from where, by whom, to how many
-
-
-@dataclass(frozen=True)
-class Step:
-    """A point of a computation's timeline: when, what happened, and how long since the step before."""
-
-    when: Moment
-    kind: str  # queued, running or a final status, for its mark; "audit" for a person's action
-    title: str
-    detail: str = ""
-    since_previous: str = ""
-
-
 def computation_row(computation: Computation) -> ComputationRow:
     """One computation as the list shows it: its page shows its status and its button the same way."""
-    return _row(computation, _Texts())
-
-
-def history_lines(entries: Iterable[AuditEntry]) -> list[HistoryLine]:
-    """A computation's audit entries as its page lists them."""
-    texts, lines = _Texts(), []
-    for entry in entries:
-        text = gettext("%(action)s, %(source)s") % {
-            "action": entry.get_action_display(), "source": entry.get_source_display()
-        }  # fmt: skip
-        if entry.user:
-            text += gettext(" (%(user)s)") % {"user": entry.user.get_username()}
-        if entry.requested > 1:
-            text += ngettext(", with %(n)s computation", ", with %(n)s computations", entry.requested) % {
-                "n": entry.requested
-            }  # fmt: skip
-        lines.append(HistoryLine(texts.moment(entry.created_at), text))
-    return lines
-
-
-def timeline(computation: Computation, history: Iterable[HistoryLine]) -> list[Step]:
-    """A computation's life in order: submitted, each attempt's start (on which worker, after how long waiting) and
-    end (after how long running: its outcome, or its worker lost), the people's cancels and retries in their
-    places, sent to the queue again."""
-    texts = _Texts()
-    points: list[tuple[datetime, Step]] = [
-        (computation.created_at, Step(texts.moment(computation.created_at), Status.QUEUED, gettext("Submitted")))
-    ]
-    if computation.enqueued_at and computation.enqueued_at - computation.created_at > _INSTANT:
-        points.append((computation.enqueued_at, Step(texts.moment(computation.enqueued_at), Status.QUEUED,
-                                                     gettext("Sent to the queue again"))))  # fmt: skip
-    for earlier in computation.attempts_before:
-        points += _earlier_attempt(earlier, texts)
-    if computation.started_at:
-        detail = gettext("attempt %(attempt)s of %(allowed)s, on %(worker)s") % {
-            "attempt": computation.attempts, "allowed": computation.max_attempts, "worker": computation.worker or "—"
-        }  # fmt: skip
-        points.append((computation.started_at, Step(texts.moment(computation.started_at), Status.RUNNING,
-                                                     gettext("Started"), detail)))  # fmt: skip
-    if computation.finished_at and computation.status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED):
-        points.append((computation.finished_at, Step(texts.moment(computation.finished_at), computation.status,
-                                                      texts.status(computation.status))))  # fmt: skip
-    for line in history:
-        points.append((datetime.fromisoformat(line.when.iso), Step(line.when, "audit", line.text)))
-    points.sort(key=lambda point: point[0])
-    steps, previous, previous_kind = [], None, ""
-    for at, step in points:
-        gap = ""
-        if previous and at - previous >= _INSTANT:
-            time = duration((at - previous).total_seconds())
-            if step.kind == Status.RUNNING:
-                gap = gettext("waited %(time)s") % {"time": time}
-            elif previous_kind == Status.RUNNING and step.kind in (*ENDED, LOST):
-                gap = gettext("ran %(time)s") % {"time": time}
-            else:
-                gap = gettext("+%(time)s") % {"time": time}
-        steps.append(dataclasses.replace(step, since_previous=gap))
-        previous, previous_kind = at, step.kind
-    return steps
-
-
-def _earlier_attempt(attempt: dict, texts: "_Texts") -> list[tuple[datetime, Step]]:
-    """An attempt a later one replaced: its start, and its end (a failure or cancel, or its worker lost)."""
-    started, ended = attempt["started"], attempt["ended"]
-    detail = gettext("attempt %(attempt)s, on %(worker)s") % {
-        "attempt": attempt["attempt"], "worker": attempt["worker"] or "—"
-    }  # fmt: skip
-    if attempt["status"] == Status.RUNNING:
-        end = Step(texts.moment(ended), LOST, gettext("Worker lost"), gettext("its last heartbeat"))
-    else:
-        end = Step(texts.moment(ended), attempt["status"], texts.status(attempt["status"]))
-    return [(started, Step(texts.moment(started), Status.RUNNING, gettext("Started"), detail)), (ended, end)]
+    return _row(computation, Texts())
 
 
 def list_title(running: int) -> str:
@@ -204,7 +113,7 @@ def list_title(running: int) -> str:
 
 def list_rows(computations: Iterable[Computation]) -> list[ComputationRow | BatchRow]:
     """The rows of a page of the list: a batch's row where `_show_batches` gave it one (shown_batch)."""
-    texts = _Texts()
+    texts = Texts()
     return [
         _batch_row(row.shown_batch, row.batch_counts, texts) if getattr(row, "shown_batch", None) else _row(row, texts)
         for row in computations
@@ -213,16 +122,20 @@ def list_rows(computations: Iterable[Computation]) -> list[ComputationRow | Batc
 
 def value_rows(computations: Iterable[Computation], varied: str) -> list[ValueRow]:
     """A batch's values: each computation's `varied` input, its status and its outcome."""
-    texts = _Texts()
+    texts = Texts()
     return [_value_row(computation, varied, texts) for computation in computations]
 
 
-def _value_row(computation: Computation, varied: str, texts: "_Texts") -> ValueRow:
+def _value_row(computation: Computation, varied: str, texts: "Texts") -> ValueRow:
     value = grouped(str(computation.inputs.get(varied)))
     return ValueRow(
-        pk=computation.pk, url=texts.detail_url(computation.pk), varied_value=value, status=computation.status,
-        status_label=texts.status(computation.status), **_outcome(computation),
-    )  # fmt: skip
+        pk=computation.pk,
+        url=texts.detail_url(computation.pk),
+        varied_value=value,
+        status=computation.status,
+        status_label=texts.status(computation.status),
+        **_outcome(computation),
+    )
 
 
 def _outcome(computation: Computation) -> dict:
@@ -241,11 +154,12 @@ def grouped(text: str) -> str:
     """A text with the digits of its long numbers grouped as the reader's language does (1,234,567.5)."""
     if not text or len(text) < 4:
         return text
-    return _DIGITS.sub(lambda number: formats.number_format(Decimal(number[0]), use_l10n=True, force_grouping=True),
-                       text)  # fmt: skip
+    return _DIGITS.sub(
+        lambda number: formats.number_format(Decimal(number[0]), use_l10n=True, force_grouping=True), text
+    )
 
 
-def inputs_text(computation: Computation, texts: "_Texts | None" = None) -> str:
+def inputs_text(computation: Computation, texts: "Texts | None" = None) -> str:
     """The inputs as a person reads them, numbers grouped: "x = 1,500 · y = 2"."""
     pairs = texts.labelled_inputs(computation) if texts else computation.labelled_inputs
     return " · ".join(f"{label} = {grouped(str(value))}" for label, value in pairs)
@@ -288,7 +202,7 @@ def _cut(text: str, characters: int) -> Cut:
     return Cut(text if len(text) <= characters else Truncator(text).chars(characters), whole)
 
 
-def _row(computation: Computation, texts: "_Texts") -> ComputationRow:
+def _row(computation: Computation, texts: "Texts") -> ComputationRow:
     action, action_label = texts.action(computation)
     return ComputationRow(
         pk=computation.pk,
@@ -305,16 +219,20 @@ def _row(computation: Computation, texts: "_Texts") -> ComputationRow:
     )
 
 
-def _batch_row(batch: Batch, counts: StatusCounts, texts: "_Texts") -> BatchRow:
+def _batch_row(batch: Batch, counts: StatusCounts, texts: "Texts") -> BatchRow:
     failed = counts[Status.FAILED]
     return BatchRow(
-        batch=batch, url=batch.get_absolute_url(), label=texts.operation(batch), range_text=grouped(batch.range_text),
-        counts=counts, failed_text=ngettext("%(n)s failed", "%(n)s failed", failed) % {"n": failed} if failed else "",
+        batch=batch,
+        url=batch.get_absolute_url(),
+        label=texts.operation(batch),
+        range_text=grouped(batch.range_text),
+        counts=counts,
+        failed_text=ngettext("%(n)s failed", "%(n)s failed", failed) % {"n": failed} if failed else "",
         created=texts.moment(batch.created_at),
-    )  # fmt: skip
+    )
 
 
-class _Texts:
+class Texts:
     """What every row of one render shares, translated or formatted once."""
 
     def __init__(self):

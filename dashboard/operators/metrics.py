@@ -50,8 +50,9 @@ class ComputationCollector(Collector):
             if (since := jobs.seconds_since_last_sweep()) is not None:
                 yield GaugeMetricFamily(
                     "dashboard_sweep_last_age_seconds",
-                    "Seconds since the last sweep that beat sent ended: beat, the broker and a worker all work.", since,
-                )  # fmt: skip
+                    "Seconds since the last sweep that beat sent ended: beat, the broker and a worker all work.",
+                    since,
+                )
         with contextlib.suppress(DatabaseError):
             yield self._in_flight()
             yield from self._storage()
@@ -78,13 +79,15 @@ class ComputationCollector(Collector):
         yield sizes
         if figures.oldest:
             yield GaugeMetricFamily(
-                "dashboard_oldest_computation_age_seconds", "Age of the oldest computation kept.",
+                "dashboard_oldest_computation_age_seconds",
+                "Age of the oldest computation kept.",
                 now - figures.oldest.timestamp(),
-            )  # fmt: skip
+            )
         yield GaugeMetricFamily(
-            "dashboard_retention_days", "Ended computations are deleted this long after they end; 0 keeps them.",
+            "dashboard_retention_days",
+            "Ended computations are deleted this long after they end; 0 keeps them.",
             figures.retention_days,
-        )  # fmt: skip
+        )
         if prune := figures.last_prune:
             yield GaugeMetricFamily("dashboard_prune_last_timestamp_seconds", "When the last prune started.", prune.at)
             yield GaugeMetricFamily(

@@ -79,11 +79,22 @@ def _request_etag(request: HttpRequest, *args: object, **kwargs: object) -> str 
 def poll_etag(request: HttpRequest) -> str:
     data = snapshot(request)
     shown = [
-        (worker.name, worker.host, state, worker.queues, worker.consuming, worker.concurrency, worker.busy,
-         worker.processed, worker.started, worker.versions, _heartbeat_text(worker, state, data["now"]),
-         [(r.pk, r.progress) for r in running])
+        (
+            worker.name,
+            worker.host,
+            state,
+            worker.queues,
+            worker.consuming,
+            worker.concurrency,
+            worker.busy,
+            worker.processed,
+            worker.started,
+            worker.versions,
+            _heartbeat_text(worker, state, data["now"]),
+            [(r.pk, r.progress) for r in running],
+        )
         for worker, state, running in data["workers"]
-    ]  # fmt: skip
+    ]
     # The controls are drawn for operators only: who is asking is part of what is shown.
     parts = (shown, data["queues"], data["reachable"], get_language(), may_operate(request.user))
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
@@ -129,10 +140,13 @@ def _context(request: HttpRequest) -> dict[str, Any]:
             }
         )
     consuming = {
-        figures.name: sum(1 for worker, state, _ in data["workers"] if state == presence.State.ONLINE
-                          and figures.name in worker.consuming)
+        figures.name: sum(
+            1
+            for worker, state, _ in data["workers"]
+            if state == presence.State.ONLINE and figures.name in worker.consuming
+        )
         for figures in data["queues"]
-    }  # fmt: skip
+    }
     queue_rows = [
         {
             "figures": figures,

@@ -16,7 +16,7 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
-from dashboard.computations.forms import ScheduleForm
+from dashboard.schedules.schedule_form import ScheduleForm
 from dashboard.web import access, live, submitting, throttling
 from dashboard.web.access import may_act_on, owner_scope
 from dashboard.web.jinja import rendered

@@ -21,9 +21,12 @@ QUEUE_FULL_RETRY_SECONDS = 60
 
 
 def submit[T](
-    request: HttpRequest, form: "SubmissionForm[T]", *, accepted: Callable[[T], HttpResponse],
+    request: HttpRequest,
+    form: "SubmissionForm[T]",
+    *,
+    accepted: Callable[[T], HttpResponse],
     refused: Callable[[int], HttpResponse],
-) -> HttpResponse:  # fmt: skip
+) -> HttpResponse:
     """Counts, validates and submits a posted form (`submission`). `accepted` answers with what it created;
     `refused` with the form again in the refusal's status, its reason above the fields."""
     try:

@@ -48,9 +48,13 @@ class AuditEntry(models.Model):
     action = models.CharField(_("action"), max_length=16, choices=Action)
     source = models.CharField(pgettext_lazy("where an action came from", "from"), max_length=16, choices=Source)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     address = models.GenericIPAddressField(_("client address"), null=True, blank=True)
     # {"ids": [...]} for a selection, {"filter": {...}} for "all matching", {"queue": name}, {"worker": name} or
     # {"schedule": id, "name": name}.

@@ -71,9 +71,13 @@ class Batch(OfAnOperation, models.Model):
     # As a computation's: posting the same form twice makes one batch.
     idempotency_key = models.UUIDField(_("idempotency key"), unique=True, null=True, blank=True, editable=False)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
 
     objects = OwnedQuerySet.as_manager()
 
@@ -139,9 +143,14 @@ class Computation(OfAnOperation, models.Model):
     in_main_list = models.BooleanField(_("in the main list"), default=True)
     # Who submitted it, when signed in; with DASHBOARD_LOGIN_REQUIRED each person sees only their own.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", db_index=False,
-    )  # fmt: skip
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
     # The client address it came from, when no one was signed in: what one address may keep queued is capped.
     submitted_from = models.GenericIPAddressField(_("submitted from"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)

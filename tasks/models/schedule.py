@@ -47,9 +47,13 @@ class Schedule(OfAnOperation, models.Model):
     # The due time the next run is for; None once a "once" schedule has run. Fired when it has passed.
     next_run_at = models.DateTimeField(_("next run"), null=True, blank=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     # The client address that made it, when no one was signed in: the cap on schedules counts per person or address,
     # and its runs count as that address's submissions.
     created_from = models.GenericIPAddressField(_("created from"), null=True, blank=True, editable=False)
@@ -157,9 +161,14 @@ class ScheduleRun(models.Model):
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     # Kept after retention prunes the computation (no foreign key constraint), as the audit trail keeps its ids.
     computation = models.ForeignKey(
-        Computation, verbose_name=_("computation"), null=True, blank=True, on_delete=models.DO_NOTHING,
-        db_constraint=False, related_name="+",
-    )  # fmt: skip
+        Computation,
+        verbose_name=_("computation"),
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = _("schedule run")

@@ -65,9 +65,13 @@ def stack_database(stack: Stack) -> Iterator[MySQLdb.cursors.Cursor]:
     """A cursor on the stack's own database, for rows no form would write."""
     database = dj_database_url.parse(stack.environment["DATABASE_URL"])
     connection = MySQLdb.connect(
-        host=database["HOST"], port=int(database["PORT"]), user=database["USER"], password=database["PASSWORD"],
-        database=database["NAME"], autocommit=True,
-    )  # fmt: skip
+        host=database["HOST"],
+        port=int(database["PORT"]),
+        user=database["USER"],
+        password=database["PASSWORD"],
+        database=database["NAME"],
+        autocommit=True,
+    )
     try:
         with connection.cursor() as cursor:
             yield cursor

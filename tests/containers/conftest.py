@@ -32,7 +32,8 @@ def deployment(engine: Engine, app_image: str, tmp_path_factory: pytest.TempPath
     finally:
         logs = deployment.compose("logs", "--no-color", "--timestamps", check=False).stdout
         (tmp_path_factory.getbasetemp() / "compose.log").write_text(logs)
-        deployment.compose("--profile", "monitoring", "down", "--volumes", "--remove-orphans", "--timeout", "20",
-                           check=False)  # fmt: skip
+        deployment.compose(
+            "--profile", "monitoring", "down", "--volumes", "--remove-orphans", "--timeout", "20", check=False
+        )
         # The images the upgrade replaced: the engine's state is kept between runs, not let grow.
         engine.docker("image", "prune", "--force", check=False)

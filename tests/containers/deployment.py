@@ -27,9 +27,14 @@ COMPOSE = ROOT / ".tools" / "compose" / "compose" / "docker-compose"
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
 REPORT = ROOT / "var" / "containers.txt"
 SECRETS = (
-    "SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "ADMIN_PASSWORD", "FLOWER_PASSWORD", "STATS_PASSWORD",
+    "SECRET_KEY",
+    "MYSQL_PASSWORD",
+    "MYSQL_ROOT_PASSWORD",
+    "ADMIN_PASSWORD",
+    "FLOWER_PASSWORD",
+    "STATS_PASSWORD",
     "PROXY_SECRET",
-)  # fmt: skip
+)
 SCALE = ("--scale", "web=3", "--scale", "worker=2")
 
 
@@ -98,9 +103,18 @@ class Deployment:
     def sql(self, statement: str) -> list[list[str]]:
         """Rows of a statement run by the mysql client in the mysql container, as the root user."""
         output = self.compose(
-            "exec", "-T", "mysql", "mysql", "--user=root", f"--password={self.values['MYSQL_ROOT_PASSWORD']}",
-            "--batch", "--skip-column-names", self.values["MYSQL_DATABASE"], "--execute", statement,
-        ).stdout  # fmt: skip
+            "exec",
+            "-T",
+            "mysql",
+            "mysql",
+            "--user=root",
+            f"--password={self.values['MYSQL_ROOT_PASSWORD']}",
+            "--batch",
+            "--skip-column-names",
+            self.values["MYSQL_DATABASE"],
+            "--execute",
+            statement,
+        ).stdout
         return [line.split("\t") for line in output.splitlines()]
 
     def web_servers_up(self) -> set[str]:

@@ -44,8 +44,10 @@ class EngineUnavailable(RuntimeError):
 def run(*command: str | Path, check: bool = True, **options: object) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([str(part) for part in command], capture_output=True, text=True, check=False, **options)
     if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, command))[:300]} exited with {result.returncode}:\n"
-                           f"{result.stdout[-2000:]}{result.stderr[-3000:]}")  # fmt: skip
+        raise RuntimeError(
+            f"{' '.join(map(str, command))[:300]} exited with {result.returncode}:\n"
+            f"{result.stdout[-2000:]}{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -95,9 +97,11 @@ def _container_groups() -> list[Path]:
 def container_processes() -> set[int]:
     """The processes in our containers' cgroups (cgroup v1 or v2), whether an engine still runs them or not."""
     return {
-        int(pid) for group in _container_groups() for procs in group.rglob("cgroup.procs")
+        int(pid)
+        for group in _container_groups()
+        for procs in group.rglob("cgroup.procs")
         for pid in procs.read_text().split()
-    }  # fmt: skip
+    }
 
 
 def kill_containers() -> int:
@@ -159,15 +163,33 @@ class Engine:
         started = time.monotonic()
         self.process = subprocess.Popen(
             [
-                "dockerd", "--host", f"unix://{self.socket}", "--data-root", str(self.data_root),
-                "--exec-root", str(self.exec_root), "--pidfile", str(self.run_dir / "dockerd.pid"),
-                "--storage-driver", "overlay2", "--bip", BRIDGE, "--default-address-pool", ADDRESS_POOL,
-                "--containerd-namespace", "dashboard-tests",
-                "--containerd-plugins-namespace", "dashboard-tests-plugins", "--cgroup-parent", f"/{CGROUP_PARENT}",
+                "dockerd",
+                "--host",
+                f"unix://{self.socket}",
+                "--data-root",
+                str(self.data_root),
+                "--exec-root",
+                str(self.exec_root),
+                "--pidfile",
+                str(self.run_dir / "dockerd.pid"),
+                "--storage-driver",
+                "overlay2",
+                "--bip",
+                BRIDGE,
+                "--default-address-pool",
+                ADDRESS_POOL,
+                "--containerd-namespace",
+                "dashboard-tests",
+                "--containerd-plugins-namespace",
+                "dashboard-tests-plugins",
+                "--cgroup-parent",
+                f"/{CGROUP_PARENT}",
             ],
-            stdout=log, stderr=log, start_new_session=True,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
             env={**os.environ, "PATH": f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"},
-        )  # fmt: skip
+        )
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

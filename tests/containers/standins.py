@@ -80,10 +80,17 @@ class Standin:
         ]
         partial = self.tarball.with_suffix(".partial")
         command = [
-            "mmdebstrap", "--quiet", "--variant=minbase", "--aptopt=Acquire::Check-Valid-Until \"false\"",
-            f"--include={','.join(self.packages)}", *(f"--customize-hook={hook}" for hook in hooks),
-            "--format=tar", self.suite, str(partial), MIRROR,
-        ]  # fmt: skip
+            "mmdebstrap",
+            "--quiet",
+            "--variant=minbase",
+            '--aptopt=Acquire::Check-Valid-Until "false"',
+            f"--include={','.join(self.packages)}",
+            *(f"--customize-hook={hook}" for hook in hooks),
+            "--format=tar",
+            self.suite,
+            str(partial),
+            MIRROR,
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             partial.unlink(missing_ok=True)
@@ -105,8 +112,9 @@ class Standin:
         return directory
 
     def imported(self, engine: Engine) -> bool:
-        found = engine.docker("image", "inspect", "--format", f'{{{{index .Config.Labels "{LABEL}"}}}}',
-                              self.image, check=False)  # fmt: skip
+        found = engine.docker(
+            "image", "inspect", "--format", f'{{{{index .Config.Labels "{LABEL}"}}}}', self.image, check=False
+        )
         return found.returncode == 0 and found.stdout.strip() == self.key
 
     def load(self, engine: Engine) -> None:

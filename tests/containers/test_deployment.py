@@ -34,7 +34,7 @@ def test_the_image_runs_unprivileged_without_a_compiler(deployment: Deployment):
     assert user == "10001:10001"
     tools = deployment.engine.docker(
         "run", "--rm", "--entrypoint", "sh", image, "-c", "command -v gcc cc c++ make ld || true"
-    ).stdout  # fmt: skip
+    ).stdout
     assert tools.strip() == "", f"build tools in the image: {tools}"
     whoami = deployment.engine.docker("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip()
     assert whoami == "10001"
@@ -71,8 +71,9 @@ def test_the_audit_trail_records_the_clients_address_not_haproxys(deployment: De
     assert cancelled.status_code == 200
     (address,) = deployment.sql("SELECT address FROM tasks_auditentry ORDER BY id DESC LIMIT 1")[0]
     network = f"{deployment.project}_default"
-    gateway = deployment.engine.docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}",
-                                       network).stdout.strip()  # fmt: skip
+    gateway = deployment.engine.docker(
+        "network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", network
+    ).stdout.strip()
     haproxy = deployment.containers("haproxy")[0]["Name"]
     haproxy_address = deployment.engine.docker(
         "inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', haproxy
@@ -94,9 +95,11 @@ def test_scaling_the_web_down_and_up_fails_no_get_and_replays_no_post(deployment
             try:
                 # No idempotency key, and each its own input: a POST HAProxy replayed would be a second row of it.
                 answer = browser.session.post(
-                    f"{deployment.url}/computations/", headers={"HX-Request": "true"}, timeout=30,
+                    f"{deployment.url}/computations/",
+                    headers={"HX-Request": "true"},
+                    timeout=30,
                     data={"csrfmiddlewaretoken": browser.token, "operation": "add", "x": str(n), "y": "1"},
-                )  # fmt: skip
+                )
                 posted[answer.status_code] += 1
                 if answer.status_code == 200:
                     accepted.append(n)
@@ -124,8 +127,13 @@ def test_scaling_the_web_down_and_up_fails_no_get_and_replays_no_post(deployment
     )
     applied = {int(x): int(count) for x, count in rows}
     failed = len(errors) + sum(n for status, n in statuses.items() if status != 200)
-    report("scale web 3 → 1 → 4", gets=sum(statuses.values()), failed_gets=failed, posts=dict(posted),
-           rows=sum(applied.values()))  # fmt: skip
+    report(
+        "scale web 3 → 1 → 4",
+        gets=sum(statuses.values()),
+        failed_gets=failed,
+        posts=dict(posted),
+        rows=sum(applied.values()),
+    )
     assert sum(statuses.values()) > 50
     assert errors == [] and set(statuses) == {200}, (statuses, errors[:3])
     assert max(applied.values()) == 1, "a POST was applied twice"
@@ -142,15 +150,17 @@ def submit_many(deployment: Deployment, count: int, **data: str) -> list[int]:
 
 
 def statuses(deployment: Deployment, ids: list[int]) -> Counter:
-    rows = deployment.sql(f"SELECT status, COUNT(*) FROM tasks_computation WHERE id IN ({','.join(map(str, ids))})"
-                          " GROUP BY status")  # fmt: skip
+    rows = deployment.sql(
+        f"SELECT status, COUNT(*) FROM tasks_computation WHERE id IN ({','.join(map(str, ids))}) GROUP BY status"
+    )
     return Counter({status: int(count) for status, count in rows})
 
 
 def wait_until_ended(deployment: Deployment, ids: list[int], timeout: float) -> float:
     started = time.monotonic()
-    wait_for(lambda: statuses(deployment, ids).keys() <= {"succeeded", "failed", "cancelled"}, timeout=timeout,
-             interval=1)  # fmt: skip
+    wait_for(
+        lambda: statuses(deployment, ids).keys() <= {"succeeded", "failed", "cancelled"}, timeout=timeout, interval=1
+    )
     return time.monotonic() - started
 
 
@@ -172,8 +182,14 @@ def test_killing_a_worker_container_mid_run_loses_nothing_and_records_nothing_tw
     assert all(started[pk] >= 1 for pk in ids), "every run is in the workers' logs"
     doubled = [pk for pk in ids if finished[pk] > 1]
     rerun = sum(1 for pk in ids if started[pk] > 1)
-    report("worker container killed", computations=len(ids), final=dict(final), rerun=rerun,
-           recorded_twice=len(doubled), seconds_to_all_ended=round(seconds, 1))  # fmt: skip
+    report(
+        "worker container killed",
+        computations=len(ids),
+        final=dict(final),
+        rerun=rerun,
+        recorded_twice=len(doubled),
+        seconds_to_all_ended=round(seconds, 1),
+    )
     assert final == Counter(succeeded=len(ids))
     assert doubled == []
     results = deployment.sql(f"SELECT DISTINCT result FROM tasks_computation WHERE id IN ({','.join(map(str, ids))})")
@@ -210,8 +226,13 @@ def test_restarting_mysql_or_redis_keeps_accepted_work_and_needs_no_app_restart(
     errors = deployment.sql(
         f"SELECT id, error FROM tasks_computation WHERE status = 'failed' AND id IN ({','.join(map(str, ids))})"
     )
-    report(f"{server} restarted", accepted_before=len(ids), final=dict(statuses(deployment, ids)),
-           seconds_until_pages_answer=round(recovered, 1), errors=errors)  # fmt: skip
+    report(
+        f"{server} restarted",
+        accepted_before=len(ids),
+        final=dict(statuses(deployment, ids)),
+        seconds_until_pages_answer=round(recovered, 1),
+        errors=errors,
+    )
     assert statuses(deployment, ids) == Counter(succeeded=len(ids))
     assert started_at(deployment, "web", "worker", "worker-instant", "beat", "flower") == apps, (
         "no app container restarted"
@@ -261,9 +282,13 @@ def rollout(deployment: Deployment, service: str) -> str:
     files = " ".join(f"--file {file}" for file in deployment.files)
     compose = f"{COMPOSE} {files} --project-name {deployment.project} --env-file {deployment.env_file}"
     result = subprocess.run(
-        [ROOT / "compose" / "rollout", service], env={**deployment.environment, "DOCKER_COMPOSE": compose},
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+        [ROOT / "compose" / "rollout", service],
+        env={**deployment.environment, "DOCKER_COMPOSE": compose},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.strip().splitlines()[-1]
 
@@ -312,14 +337,18 @@ def test_an_addition_ends_at_once_while_every_heavy_process_is_busy(deployment: 
     assert data["result"] == "4" and data["worker"].startswith("instant@")
     assert seconds < 2.5 and busy == processes, (seconds, busy)
     for each in heavy:  # the next tests find every process free
-        browser.session.post(f"{deployment.url}/api/computations/{each}/cancel", headers={"X-CSRFToken": browser.token},
-                             timeout=10)  # fmt: skip
+        browser.session.post(
+            f"{deployment.url}/api/computations/{each}/cancel", headers={"X-CSRFToken": browser.token}, timeout=10
+        )
 
 
 def test_a_pool_of_submissions_through_the_containers_all_end_once(deployment: Deployment):
     with ThreadPoolExecutor(8) as pool:
-        ids = [pk for part in pool.map(lambda _: submit_many(deployment, 25, operation="add", x="2", y="3"),
-                                       range(8)) for pk in part]  # fmt: skip
+        ids = [
+            pk
+            for part in pool.map(lambda _: submit_many(deployment, 25, operation="add", x="2", y="3"), range(8))
+            for pk in part
+        ]
     seconds = wait_until_ended(deployment, ids, timeout=180)
     report("load", submitted=len(ids), final=dict(statuses(deployment, ids)), seconds_to_drain=round(seconds, 1))
     assert statuses(deployment, ids) == Counter(succeeded=len(ids))
@@ -333,21 +362,35 @@ def test_the_stack_runs_on_an_external_mysql_and_redis(deployment: Deployment, t
     mysql_port, redis_port, cache_port = free_ports(3)
     password = uuid.uuid4().hex
     servers = {
-        "external-mysql": ["-p", f"{bridge}:{mysql_port}:3306", "-e", f"MYSQL_ROOT_PASSWORD={password}",
-                           "-e", "MYSQL_DATABASE=shop", "-e", "MYSQL_USER=shopper", "-e", f"MYSQL_PASSWORD={password}",
-                           deployment.values["MYSQL_IMAGE"], "--log-bin-trust-function-creators=ON"],
+        "external-mysql": [
+            "-p",
+            f"{bridge}:{mysql_port}:3306",
+            "-e",
+            f"MYSQL_ROOT_PASSWORD={password}",
+            "-e",
+            "MYSQL_DATABASE=shop",
+            "-e",
+            "MYSQL_USER=shopper",
+            "-e",
+            f"MYSQL_PASSWORD={password}",
+            deployment.values["MYSQL_IMAGE"],
+            "--log-bin-trust-function-creators=ON",
+        ],
         "external-redis": ["-p", f"{bridge}:{redis_port}:6379", deployment.values["REDIS_IMAGE"]],
         "external-cache": ["-p", f"{bridge}:{cache_port}:6379", deployment.values["REDIS_IMAGE"]],
-    }  # fmt: skip
+    }
     values = deployment_values(
         DATABASE_URL=f"mysql://shopper:{password}@{bridge}:{mysql_port}/shop",
         REDIS_URL=f"redis://{bridge}:{redis_port}/0",
         CACHE_URL=f"redis://{bridge}:{cache_port}/0",
     )
     external = Deployment(
-        engine, env_file(tmp_path_factory.mktemp("external"), values), values,
-        files=(COMPOSE_FILE, COMPOSE_FILE.with_name("external.yaml")), project="dashboard-external",
-    )  # fmt: skip
+        engine,
+        env_file(tmp_path_factory.mktemp("external"), values),
+        values,
+        files=(COMPOSE_FILE, COMPOSE_FILE.with_name("external.yaml")),
+        project="dashboard-external",
+    )
     try:
         for name, arguments in servers.items():
             engine.docker("run", "--detach", "--name", name, *arguments)
@@ -357,8 +400,17 @@ def test_the_stack_runs_on_an_external_mysql_and_redis(deployment: Deployment, t
         services = {c["Service"] for c in external.containers()}
         assert services.isdisjoint({"mysql", "redis", "cache"}), services
         probe(external.url, values)
-        tables = engine.docker("exec", "external-mysql", "mysql", "-uroot", f"-p{password}", "shop", "-N", "-e",
-                               "SELECT COUNT(*) FROM tasks_computation").stdout.split()  # fmt: skip
+        tables = engine.docker(
+            "exec",
+            "external-mysql",
+            "mysql",
+            "-uroot",
+            f"-p{password}",
+            "shop",
+            "-N",
+            "-e",
+            "SELECT COUNT(*) FROM tasks_computation",
+        ).stdout.split()
         assert tables == ["4"], "the probe's four computations are in the external database"
         report("external servers", healthy_seconds=round(seconds, 1), services=sorted(services))
     finally:

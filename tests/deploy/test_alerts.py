@@ -49,8 +49,13 @@ def rules_without_descriptions() -> str:
 def test_the_rules_and_the_configuration_are_valid(promtool):
     rules = promtool("check", "rules", "alerts.yml", files={"alerts.yml": (COMPOSE / "alerts.yml").read_text()})
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    config = promtool("check", "config", "--syntax-only", "prometheus.yml",
-                      files={"prometheus.yml": (COMPOSE / "prometheus.yml").read_text()})  # fmt: skip
+    config = promtool(
+        "check",
+        "config",
+        "--syntax-only",
+        "prometheus.yml",
+        files={"prometheus.yml": (COMPOSE / "prometheus.yml").read_text()},
+    )
     assert config.returncode == 0, config.stdout + config.stderr
 
 
@@ -67,6 +72,10 @@ def test_every_alert_fires_on_its_series_and_only_then(promtool):
         for rule in group["rules"]
     }
     assert tested == rules, "every rule has a test"
-    fired = {case["alertname"] for test in yaml.safe_load(TESTS.read_text())["tests"]
-             for case in test["alert_rule_test"] if case["exp_alerts"]}  # fmt: skip
+    fired = {
+        case["alertname"]
+        for test in yaml.safe_load(TESTS.read_text())["tests"]
+        for case in test["alert_rule_test"]
+        if case["exp_alerts"]
+    }
     assert fired == rules, "every rule is seen firing"

@@ -22,9 +22,16 @@ COMPOSE = ROOT / ".tools" / "compose" / "compose" / "docker-compose"
 PRODUCTION_SECRET = "x" * 50
 # Set by the start scripts from others, never by a person.
 DERIVED = {
-    "WEB_MAXCONN", "HAPROXY_SERVER_TIMEOUT", "HAPROXY_CHECK_HOST", "WEB_PORT", "SIGN_IN_LIMIT",
-    "SIGN_IN_PERIOD_SECONDS", "WEB_DRAIN_FILE", "WEB_MAX_REQUESTS_DELTA", "TMPDIR",
-}  # fmt: skip
+    "WEB_MAXCONN",
+    "HAPROXY_SERVER_TIMEOUT",
+    "HAPROXY_CHECK_HOST",
+    "WEB_PORT",
+    "SIGN_IN_LIMIT",
+    "SIGN_IN_PERIOD_SECONDS",
+    "WEB_DRAIN_FILE",
+    "WEB_MAX_REQUESTS_DELTA",
+    "TMPDIR",
+}
 # Where containers differ from one machine: Compose gives these values of its own (service names, Docker's ranges).
 CONTAINER_ADDRESSES = {"TRUSTED_PROXIES", "DATABASE_URL", "REDIS_URL", "CACHE_URL"}
 # Images of others, configured by their own variables.
@@ -55,8 +62,14 @@ def documented_in_env_example() -> set[str]:
 def deployment_environment() -> dict[str, str]:
     """What an operator's .env holds: .env.example, its empty secrets filled in."""
     values = env_example()
-    for name in ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "ADMIN_PASSWORD", "FLOWER_PASSWORD",
-                 "STATS_PASSWORD"):  # fmt: skip
+    for name in (
+        "SECRET_KEY",
+        "MYSQL_PASSWORD",
+        "MYSQL_ROOT_PASSWORD",
+        "ADMIN_PASSWORD",
+        "FLOWER_PASSWORD",
+        "STATS_PASSWORD",
+    ):
         values[name] = secrets.token_urlsafe(24)
     return values
 
@@ -68,8 +81,11 @@ def service_environment(name: str) -> dict[str, str]:
         env_file.write_text("".join(f"{key}={value}\n" for key, value in deployment_environment().items()))
         result = subprocess.run(
             [COMPOSE, "--file", COMPOSE_FILE, "--env-file", env_file, "config", "--format", "json"],
-            capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": os.environ["PATH"]},
+        )
     return json.loads(result.stdout)["services"][name]["environment"]
 
 
@@ -87,9 +103,13 @@ def settings_reads(environment: dict[str, str]) -> dict[str, object]:
         "import dashboard.settings as settings; print(json.dumps(settings.env.dump(), default=str))"
     )
     result = subprocess.run(
-        [ROOT / ".venv" / "bin" / "python", "-c", program], capture_output=True, text=True, check=True, cwd=ROOT,
+        [ROOT / ".venv" / "bin" / "python", "-c", program],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
         env={"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "dashboard.settings", **environment},
-    )  # fmt: skip
+    )
     return json.loads(result.stdout)
 
 
@@ -97,8 +117,9 @@ def start_script_defaults() -> dict[str, str]:
     """{NAME: value} for every variable compose/start/defaults.sh gives a default, with nothing set."""
     names = re.findall(r'^export ([A-Z][A-Z0-9_]*)="\$\{', (START / "defaults.sh").read_text(), re.MULTILINE)
     program = f"source {START / 'defaults.sh'}; " + "; ".join(f'printf "%s=%s\\n" {name} "${name}"' for name in names)
-    result = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True,
-                            env={"PATH": os.environ["PATH"]})  # fmt: skip
+    result = subprocess.run(
+        ["bash", "-c", program], capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]}
+    )
     return dict(line.split("=", 1) for line in result.stdout.splitlines())
 
 
@@ -237,8 +258,9 @@ def test_prometheus_scrapes_only_what_the_monitoring_listener_serves():
     assert set(jobs) == {"dashboard", "haproxy", "flower", "node"}
     for name in ("dashboard", "haproxy", "flower"):
         job = jobs[name]
-        targets = job.get("static_configs") or [{"targets": [f"{each['names'][0]}:{each['port']}"]}
-                                                for each in job["dns_sd_configs"]]  # fmt: skip
+        targets = job.get("static_configs") or [
+            {"targets": [f"{each['names'][0]}:{each['port']}"]} for each in job["dns_sd_configs"]
+        ]
         assert targets == [{"targets": ["haproxy:8404"]}], name
         assert job["metrics_path"] in haproxy, "the monitoring listener serves it"
     # The node exporter's own port, on the internal network only.
@@ -279,10 +301,23 @@ def test_the_external_servers_file_leaves_no_service_waiting_for_a_bundled_one()
         env_file = Path(directory) / ".env"
         env_file.write_text("".join(f"{key}={value}\n" for key, value in deployment_environment().items()))
         result = subprocess.run(
-            [COMPOSE, "--file", COMPOSE_FILE, "--file", COMPOSE_FILE.parent / "external.yaml", "--env-file", env_file,
-             "config", "--format", "json"],
-            capture_output=True, text=True, check=False, env={"PATH": os.environ["PATH"]},
-        )  # fmt: skip
+            [
+                COMPOSE,
+                "--file",
+                COMPOSE_FILE,
+                "--file",
+                COMPOSE_FILE.parent / "external.yaml",
+                "--env-file",
+                env_file,
+                "config",
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": os.environ["PATH"]},
+        )
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
     assert {"web", "worker", "worker-instant", "beat", "flower", "migrate"} <= services.keys()

@@ -25,10 +25,17 @@ def stack() -> dict:
 def rendered() -> dict:
     """The stack file as `docker stack config` reads it (the docker CLI's own loader, no engine)."""
     result = subprocess.run(
-        ["docker", "stack", "config", "--compose-file", STACK_FILE], capture_output=True, text=True, check=False,
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "IMAGE": "registry.example.com/dashboard:1",
-             "ALLOWED_HOSTS": "dashboard.example.com", "DOCKER_HOST": "unix:///nonexistent"},
-    )  # fmt: skip
+        ["docker", "stack", "config", "--compose-file", STACK_FILE],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "IMAGE": "registry.example.com/dashboard:1",
+            "ALLOWED_HOSTS": "dashboard.example.com",
+            "DOCKER_HOST": "unix:///nonexistent",
+        },
+    )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 

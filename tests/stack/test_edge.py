@@ -28,14 +28,32 @@ pytestmark = [
 ]
 
 METRICS_SPELLINGS = [
-    "/metrics", "/%6detrics", "/metric%73", "/%6D%65%74%72%69%63%73", "/./metrics", "//metrics", "/x/../metrics",
-    "/%2e/metrics", "/x/%2E%2E/metrics", "/metrics%2f", "/%2fmetrics", "/metrics?x=1", "/./metrics/../metrics",
-]  # fmt: skip
+    "/metrics",
+    "/%6detrics",
+    "/metric%73",
+    "/%6D%65%74%72%69%63%73",
+    "/./metrics",
+    "//metrics",
+    "/x/../metrics",
+    "/%2e/metrics",
+    "/x/%2E%2E/metrics",
+    "/metrics%2f",
+    "/%2fmetrics",
+    "/metrics?x=1",
+    "/./metrics/../metrics",
+]
 FLOWER_SPELLINGS = [
-    "/flower/metrics", "/flower/healthcheck", "/flower/%6detrics", "/flower//metrics", "/flower/./healthcheck",
-    "/flower/x/../metrics", "/flower/healthchec%6b", "/x/../flower/metrics", "//flower/healthcheck",
+    "/flower/metrics",
+    "/flower/healthcheck",
+    "/flower/%6detrics",
+    "/flower//metrics",
+    "/flower/./healthcheck",
+    "/flower/x/../metrics",
+    "/flower/healthchec%6b",
+    "/x/../flower/metrics",
+    "//flower/healthcheck",
     "/flower/%2e/metrics",
-]  # fmt: skip
+]
 
 
 def raw_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -82,13 +100,21 @@ def cancel_through(url: str, headers: dict[str, str], **request_options: object)
     token = cookies["csrftoken"]
     origin = {"Referer": f"{url}/", "Origin": url}
     submitted = requests.post(
-        f"{url}/computations/", headers={"HX-Request": "true", **origin}, cookies=cookies, timeout=10,
+        f"{url}/computations/",
+        headers={"HX-Request": "true", **origin},
+        cookies=cookies,
+        timeout=10,
         data={"csrfmiddlewaretoken": token, "operation": "add", "x": "1", "y": "2", "work_seconds": "30"},
         **request_options,
-    )  # fmt: skip
+    )
     pk = int(re.search(r'href="/computations/(\d+)/"', submitted.text).group(1))
-    cancelled = requests.post(f"{url}/api/computations/{pk}/cancel", cookies=cookies, timeout=10, **request_options,
-                              headers={"X-CSRFToken": token, **origin, **headers})  # fmt: skip
+    cancelled = requests.post(
+        f"{url}/api/computations/{pk}/cancel",
+        cookies=cookies,
+        timeout=10,
+        **request_options,
+        headers={"X-CSRFToken": token, **origin, **headers},
+    )
     assert cancelled.status_code == 200, cancelled.text
 
 
@@ -116,9 +142,12 @@ def test_forwarded_headers_spelled_with_underscores_are_dropped_at_the_front(sta
     session = requests.Session()
     session.get(f"{stack.url}/", timeout=10)
     answer = session.post(
-        f"{stack.url}/theme/", data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "theme": "dark", "next": "/"},
-        headers={"X_Forwarded_Proto": "https"}, allow_redirects=False, timeout=10,
-    )  # fmt: skip
+        f"{stack.url}/theme/",
+        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], "theme": "dark", "next": "/"},
+        headers={"X_Forwarded_Proto": "https"},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert answer.status_code == 303, answer.text[:300]
     admin, _ = admin_session(stack.url, stack.environment)
     cancel_through(stack.url, {"X_Forwarded_For": "203.0.113.50"})
@@ -146,10 +175,25 @@ def tls_terminator(directory: Path, backend_port: int) -> Iterator[str]:
     certificate = directory / "edge.pem"
     if not certificate.exists():
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-             "-keyout", directory / "key.pem", "-out", directory / "cert.pem"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                directory / "key.pem",
+                "-out",
+                directory / "cert.pem",
+            ],
+            check=True,
+            capture_output=True,
+        )
         certificate.write_bytes((directory / "cert.pem").read_bytes() + (directory / "key.pem").read_bytes())
     (port,) = free_ports(1)
     config = directory / f"tls-{port}.cfg"
@@ -167,8 +211,9 @@ frontend tls
 backend dashboard
     server haproxy 127.0.0.1:{backend_port}
 """)
-    process = subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", config], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        ["/usr/sbin/haproxy", "-db", "-f", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"https://127.0.0.1:{port}"
     try:
         wait_for(lambda: _status(f"{url}/healthz", verify=False) == 200, timeout=20)
@@ -195,8 +240,9 @@ def test_a_front_that_is_not_trusted_has_its_forwarded_headers_overwritten(https
     """The same replicas behind an HAProxy that trusts no front: whoever claims https is sent to https, forever
     behind a TLS terminator it was not told about (so HAPROXY_TRUSTED_FRONTS must name it)."""
     with second_haproxy(https_replicas, HAPROXY_TRUSTED_FRONTS="") as front:
-        claimed = requests.get(f"http://127.0.0.1:{front}/", headers={"X-Forwarded-Proto": "https"}, timeout=10,
-                               allow_redirects=False)  # fmt: skip
+        claimed = requests.get(
+            f"http://127.0.0.1:{front}/", headers={"X-Forwarded-Proto": "https"}, timeout=10, allow_redirects=False
+        )
         assert claimed.status_code == 301 and claimed.headers["Location"].startswith("https://")
         with tls_terminator(tmp_path_factory.mktemp("tls"), front) as url:
             page = requests.get(f"{url}/", verify=False, timeout=10, allow_redirects=False)
@@ -209,10 +255,15 @@ def second_haproxy(stack: Stack, **environment: str) -> Iterator[int]:
     front, monitor = free_ports(2)
     process = subprocess.Popen(
         [START / "haproxy"],
-        env={**stack.environment, "HAPROXY_BIND": f"127.0.0.1:{front}", "HAPROXY_MONITOR_BIND": f"127.0.0.1:{monitor}",
-             **environment},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env={
+            **stack.environment,
+            "HAPROXY_BIND": f"127.0.0.1:{front}",
+            "HAPROXY_MONITOR_BIND": f"127.0.0.1:{monitor}",
+            **environment,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: _status(f"http://127.0.0.1:{front}/healthz") == 200, timeout=20)
         yield front
@@ -228,9 +279,13 @@ def _status(url: str, **options: object) -> int | None:
         return None
 
 
-@pytest.mark.parametrize("path, user, password", [
-    ("/haproxy/stats", "STATS_USER", "STATS_PASSWORD"), ("/flower/", "FLOWER_USER", "FLOWER_PASSWORD"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "path, user, password",
+    [
+        ("/haproxy/stats", "STATS_USER", "STATS_PASSWORD"),
+        ("/flower/", "FLOWER_USER", "FLOWER_PASSWORD"),
+    ],
+)
 def test_guessing_a_basic_auth_password_is_slowed_down(stack, path, user, password):
     with second_haproxy(stack, LOGIN_RATE_LIMIT="3/m") as front:
         url = f"http://127.0.0.1:{front}{path}"
@@ -285,8 +340,9 @@ def test_one_address_holds_at_most_its_share_of_connections(stack):
             one_more.settimeout(5)
             with contextlib.suppress(ConnectionResetError):  # the usual answer to a refused connection
                 assert one_more.recv(100) == b"", "closed at once, unanswered"
-            other = http.client.HTTPConnection("127.0.0.1", separate.ports.front, timeout=10,
-                                               source_address=("127.0.0.3", 0))  # fmt: skip
+            other = http.client.HTTPConnection(
+                "127.0.0.1", separate.ports.front, timeout=10, source_address=("127.0.0.3", 0)
+            )
             other.request("GET", "/healthz")
             assert other.getresponse().status == 200, "another address is let in"
         finally:
@@ -316,8 +372,10 @@ def test_one_clients_slow_large_bodies_hold_no_replica_and_everyone_else_is_serv
 def slow_large_bodies(front: int) -> tuple[dict[int, bytes], list[int | str], float]:
     """The attack for 20 s, with a GET from 127.0.0.3 every quarter of a second: what each attacking connection was
     answered, the GETs' statuses and the slowest GET's seconds."""
-    head = (b"POST /theme/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-            b"Content-Length: 100000\r\n\r\n")  # fmt: skip
+    head = (
+        b"POST /theme/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 100000\r\n\r\n"
+    )
     attackers = []
     for _ in range(16):
         attacker = socket.create_connection(("127.0.0.1", front))
@@ -411,8 +469,12 @@ def test_the_cache_has_a_bounded_server_of_its_own_and_filling_it_refuses_no_wor
     session = requests.Session()
     session.get(f"{stack.url}/", timeout=10)
     token = session.cookies["csrftoken"]
-    answer = session.post(f"{stack.url}/computations/", headers={"HX-Request": "true"}, timeout=10,
-                          data={"csrfmiddlewaretoken": token, "operation": "add", "x": "2", "y": "3"})  # fmt: skip
+    answer = session.post(
+        f"{stack.url}/computations/",
+        headers={"HX-Request": "true"},
+        timeout=10,
+        data={"csrfmiddlewaretoken": token, "operation": "add", "x": "2", "y": "3"},
+    )
     pk = int(re.search(r'href="/computations/(\d+)/"', answer.text).group(1))
 
     def ended() -> dict | None:

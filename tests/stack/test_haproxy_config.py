@@ -20,9 +20,11 @@ def check(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def local_environment() -> dict[str, str]:
     path = "/usr/sbin:/usr/bin:/bin"
     credentials = {
-        "STATS_USER": "stats", "STATS_PASSWORD": secrets.token_urlsafe(16),
-        "FLOWER_USER": "flower", "FLOWER_PASSWORD": secrets.token_urlsafe(16),
-    }  # fmt: skip
+        "STATS_USER": "stats",
+        "STATS_PASSWORD": secrets.token_urlsafe(16),
+        "FLOWER_USER": "flower",
+        "FLOWER_PASSWORD": secrets.token_urlsafe(16),
+    }
     stack = Stack({"PATH": path, **credentials}, Ports())
     return stack.environment
 
@@ -98,8 +100,17 @@ def test_the_settings_read_their_secrets_from_files_too(tmp_path):
         "print(len(settings.SECRET_KEY), settings.DATABASES['default']['PASSWORD'])"
     )
     result = subprocess.run(
-        [str(VENV_BIN / "python"), "-c", program], capture_output=True, text=True, check=False, cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "dashboard.settings", "SECRET_KEY_FILE": str(key),
-             "DATABASE_PASSWORD_FILE": str(password), "DATABASE_URL": "mysql://dashboard@db.example.com/dashboard"},
-    )  # fmt: skip
+        [str(VENV_BIN / "python"), "-c", program],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+            "SECRET_KEY_FILE": str(key),
+            "DATABASE_PASSWORD_FILE": str(password),
+            "DATABASE_URL": "mysql://dashboard@db.example.com/dashboard",
+        },
+    )
     assert result.returncode == 0 and result.stdout.split(maxsplit=1) == ["50", "a database password\n"], result.stderr

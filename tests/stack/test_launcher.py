@@ -39,13 +39,20 @@ class Launcher:
     names no server; its output collected line by line."""
 
     def __init__(self, namespace: NetworkNamespace, var: Path):
-        environment = {"PATH": f"{os.environ['PATH']}:/usr/sbin", "HOME": os.environ.get("HOME", "/root"),
-                       "LANG": "C.UTF-8"}  # fmt: skip
+        environment = {
+            "PATH": f"{os.environ['PATH']}:/usr/sbin",
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+        }
         with namespace.inside():
             self.process = subprocess.Popen(
-                [str(VENV_BIN / "python"), "-m", "tools.run", "--var", str(var)], cwd=ROOT, env=environment,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+                [str(VENV_BIN / "python"), "-m", "tools.run", "--var", str(var)],
+                cwd=ROOT,
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True).start()
 
@@ -106,16 +113,26 @@ def assert_told(status: int, output: str, *phrases: str) -> None:
 def test_a_port_taken_by_another_program_is_named_with_how_to_stop_it(namespace, tmp_path):
     with namespace.inside(), socket.create_server(("127.0.0.1", 8000)):
         status, output = Launcher(namespace, tmp_path / "var").output()
-    assert_told(status, output, "Port 8000 of 127.0.0.1 (the dashboard (HAProxy)) is taken by",
-                f"(pid {os.getpid()})", f"`kill {os.getpid()}`")  # fmt: skip
+    assert_told(
+        status,
+        output,
+        "Port 8000 of 127.0.0.1 (the dashboard (HAProxy)) is taken by",
+        f"(pid {os.getpid()})",
+        f"`kill {os.getpid()}`",
+    )
 
 
 def test_something_else_on_mysqls_port_is_not_taken_for_mysql(namespace, tmp_path):
     with namespace.inside(), socket.create_server(("127.0.0.1", 3306)):  # it accepts, and never speaks
         status, output = Launcher(namespace, tmp_path / "var").output()
-    assert_told(status, output, "Port 3306 of 127.0.0.1 (MySQL's default) is taken by",
-                f"(pid {os.getpid()}), which does not answer as MySQL", f"`kill {os.getpid()}`",
-                "or set DATABASE_URL in .env to your MySQL")  # fmt: skip
+    assert_told(
+        status,
+        output,
+        "Port 3306 of 127.0.0.1 (MySQL's default) is taken by",
+        f"(pid {os.getpid()}), which does not answer as MySQL",
+        f"`kill {os.getpid()}`",
+        "or set DATABASE_URL in .env to your MySQL",
+    )
 
 
 def test_a_database_that_refuses_the_credentials_says_which_to_give(namespace, tmp_path):
@@ -126,8 +143,13 @@ def test_a_database_that_refuses_the_credentials_says_which_to_give(namespace, t
         status, output = Launcher(namespace, tmp_path / "var").output()
     finally:
         server.stop()
-    assert_told(status, output, "MySQL at 127.0.0.1:3306 refused user root", "Access denied",
-                "set DATABASE_URL=mysql://USER:PASSWORD@127.0.0.1:3306/dashboard in .env")  # fmt: skip
+    assert_told(
+        status,
+        output,
+        "MySQL at 127.0.0.1:3306 refused user root",
+        "Access denied",
+        "set DATABASE_URL=mysql://USER:PASSWORD@127.0.0.1:3306/dashboard in .env",
+    )
 
 
 def test_a_full_disk_is_said_before_anything_starts(namespace, tmp_path):
@@ -151,5 +173,6 @@ def test_setup_without_a_python_to_use_says_how_to_get_one(tmp_path):
     result = subprocess.run(
         [str(ROOT / "tools" / "setup")], env={"PATH": str(bin_), "HOME": str(tmp_path)}, capture_output=True, text=True
     )
-    assert_told(result.returncode, result.stdout + result.stderr, "Python 3.12 or newer is needed",
-                "PYTHON=/path/to/python3.12")  # fmt: skip
+    assert_told(
+        result.returncode, result.stdout + result.stderr, "Python 3.12 or newer is needed", "PYTHON=/path/to/python3.12"
+    )

@@ -28,11 +28,16 @@ def online(stack: Stack, prefix: str) -> dict:
     """The record of the running worker whose name starts with `prefix`, once it has reported."""
     return wait_for(
         lambda: next(
-            (r for name, r in records(stack).items() if name.startswith(prefix) and not r["stopped"]
-             and time.time() - r["heartbeat"] < 6), None,
+            (
+                r
+                for name, r in records(stack).items()
+                if name.startswith(prefix) and not r["stopped"] and time.time() - r["heartbeat"] < 6
+            ),
+            None,
         ),
-        timeout=60, interval=0.5,
-    )  # fmt: skip
+        timeout=60,
+        interval=0.5,
+    )
 
 
 def post(stack: Stack, path: str, **data: str) -> requests.Response:

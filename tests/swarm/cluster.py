@@ -78,9 +78,11 @@ class Node:
         """The docker CLI's environment: this node's engine, and none of the tests' own settings, which `stack
         deploy` would take for the stack file's variables."""
         return {
-            "PATH": os.environ.get("PATH", os.defpath), "HOME": os.environ.get("HOME", "/root"),
-            "DOCKER_HOST": f"unix://{self.socket}", "DOCKER_CONFIG": str(self.directory / "config"),
-        }  # fmt: skip
+            "PATH": os.environ.get("PATH", os.defpath),
+            "HOME": os.environ.get("HOME", "/root"),
+            "DOCKER_HOST": f"unix://{self.socket}",
+            "DOCKER_CONFIG": str(self.directory / "config"),
+        }
 
     def docker(
         self, *arguments: str | Path, check: bool = True, variables: dict[str, str] | None = None, **options: object
@@ -108,21 +110,46 @@ class Node:
         """dockerd in the node's network namespace and a UTS namespace of its own (the node's hostname)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         dockerd = [
-            "dockerd", "--host", f"unix://{self.socket}", "--data-root", self.directory / "root",
-            "--exec-root", self.directory / "exec", "--pidfile", self.directory / "dockerd.pid",
-            "--storage-driver", "overlay2", "--bip", f"10.215.{self.number}.1/24",
-            "--default-address-pool", f"base=10.216.{self.number}.0/24,size=26",
-            "--containerd-namespace", self.namespace, "--containerd-plugins-namespace", f"{self.namespace}-plugins",
-            "--cgroup-parent", f"/{self.cgroup}", "--insecure-registry", registry,
-        ]  # fmt: skip
+            "dockerd",
+            "--host",
+            f"unix://{self.socket}",
+            "--data-root",
+            self.directory / "root",
+            "--exec-root",
+            self.directory / "exec",
+            "--pidfile",
+            self.directory / "dockerd.pid",
+            "--storage-driver",
+            "overlay2",
+            "--bip",
+            f"10.215.{self.number}.1/24",
+            "--default-address-pool",
+            f"base=10.216.{self.number}.0/24,size=26",
+            "--containerd-namespace",
+            self.namespace,
+            "--containerd-plugins-namespace",
+            f"{self.namespace}-plugins",
+            "--cgroup-parent",
+            f"/{self.cgroup}",
+            "--insecure-registry",
+            registry,
+        ]
         command = " ".join(f"'{part}'" for part in dockerd)
         log = (self.directory / "dockerd.log").open("ab")
         subprocess.Popen(
-            ["unshare", "--uts", "--", "sh", "-c",
-             f"hostname {self.name} && exec nsenter --net=/var/run/netns/{self.namespace} {command}"],
-            stdout=log, stderr=log, start_new_session=True,
+            [
+                "unshare",
+                "--uts",
+                "--",
+                "sh",
+                "-c",
+                f"hostname {self.name} && exec nsenter --net=/var/run/netns/{self.namespace} {command}",
+            ],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
             env={**os.environ, "PATH": f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"},
-        )  # fmt: skip
+        )
         _wait(self.answers, timeout=timeout, what=f"{self.name}'s dockerd (log: {self.directory / 'dockerd.log'})")
 
     def dockerd_pid(self) -> int | None:

@@ -35,9 +35,14 @@ PORT = 8080
 # first (the leader) or of the second (the registry) costs no data.
 DATA_NODE = "node3"
 SECRET_NAMES = (
-    "secret_key", "mysql_password", "mysql_root_password", "admin_password", "flower_password", "stats_password",
+    "secret_key",
+    "mysql_password",
+    "mysql_root_password",
+    "admin_password",
+    "flower_password",
+    "stats_password",
     "proxy_secret",
-)  # fmt: skip
+)
 IMAGES = ("mysql", "redis", "haproxy", "prometheus", "node_exporter")
 
 
@@ -60,10 +65,13 @@ class Deployed:
     def credentials(self) -> dict[str, str]:
         """What the probe and the admin session read: the users and their passwords."""
         return {
-            "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD": self.secrets["admin_password"],
-            "FLOWER_USER": "flower", "FLOWER_PASSWORD": self.secrets["flower_password"],
-            "STATS_USER": "stats", "STATS_PASSWORD": self.secrets["stats_password"],
-        }  # fmt: skip
+            "ADMIN_USERNAME": "admin",
+            "ADMIN_PASSWORD": self.secrets["admin_password"],
+            "FLOWER_USER": "flower",
+            "FLOWER_PASSWORD": self.secrets["flower_password"],
+            "STATS_USER": "stats",
+            "STATS_PASSWORD": self.secrets["stats_password"],
+        }
 
     def docker(self, *arguments: str, check: bool = True, **options: object) -> subprocess.CompletedProcess[str]:
         """A docker command on a manager that answers, with the deployment's variables (`stack deploy` reads them)."""
@@ -131,15 +139,17 @@ class Deployed:
         """{alert name: "pending" or "firing"}, as the stack's own Prometheus (on the data node) has them now."""
         data = next(node for node in self.cluster.nodes if node.name == DATA_NODE)
         container = data.docker("ps", "--quiet", "--filter", f"name={NAME}_prometheus").stdout.split()[0]
-        answer = data.docker("exec", container, "wget", "--quiet", "--output-document=-",
-                             "http://127.0.0.1:9090/api/v1/alerts")  # fmt: skip
+        answer = data.docker(
+            "exec", container, "wget", "--quiet", "--output-document=-", "http://127.0.0.1:9090/api/v1/alerts"
+        )
         return {alert["labels"]["alertname"]: alert["state"] for alert in json.loads(answer.stdout)["data"]["alerts"]}
 
     def statuses(self, ids: list[int]) -> Counter:
         if not ids:
             return Counter()
-        rows = self.sql(f"SELECT status, COUNT(*) FROM tasks_computation WHERE id IN ({','.join(map(str, ids))}) "
-                        "GROUP BY status")  # fmt: skip
+        rows = self.sql(
+            f"SELECT status, COUNT(*) FROM tasks_computation WHERE id IN ({','.join(map(str, ids))}) GROUP BY status"
+        )
         return Counter({status: int(count) for status, count in rows})
 
     def in_flight(self, ids: list[int]) -> int:
@@ -164,8 +174,10 @@ class Deployed:
     def runs(self) -> tuple[Counter, Counter]:
         """Per computation, how many runs the workers' logs (every node's) say started and ended."""
         # A stream from a node that is down never ends: every node must be up, and a stuck read fails the test.
-        logs = [self.docker("service", "logs", "--raw", "--no-trunc", f"{NAME}_{service}", check=False, timeout=120)
-                for service in ("worker", "worker-instant")]  # fmt: skip
+        logs = [
+            self.docker("service", "logs", "--raw", "--no-trunc", f"{NAME}_{service}", check=False, timeout=120)
+            for service in ("worker", "worker-instant")
+        ]
         return runs_in("".join(each.stdout + each.stderr for each in logs))
 
 
@@ -177,8 +189,19 @@ def push_images(cluster: Cluster, engine: Engine, app_image: str) -> dict[str, s
     storage = HOME / "registry"
     storage.mkdir(parents=True, exist_ok=True)
     node.docker("rm", "--force", "registry", check=False)  # an earlier run's, which its restart policy brought back
-    node.docker("run", "--detach", "--name", "registry", "--restart", "always", "--publish", "5000:5000",
-                "--volume", f"{storage}:/var/lib/docker-registry", registry.image)  # fmt: skip
+    node.docker(
+        "run",
+        "--detach",
+        "--name",
+        "registry",
+        "--restart",
+        "always",
+        "--publish",
+        "5000:5000",
+        "--volume",
+        f"{storage}:/var/lib/docker-registry",
+        registry.image,
+    )
     wait_for(lambda: _answers(f"http://{cluster.registry}/v2/"), timeout=30)
     images = {}
     for name in IMAGES:
@@ -189,8 +212,9 @@ def push_images(cluster: Cluster, engine: Engine, app_image: str) -> dict[str, s
     built = engine.docker("image", "inspect", "--format", "{{.Id}}", app_image).stdout.strip()
     if node.docker("image", "inspect", "--format", "{{.Id}}", app_image, check=False).stdout.strip() != built:
         saved = subprocess.Popen(["docker", "save", app_image], stdout=subprocess.PIPE, env=engine.environment)
-        subprocess.run(["docker", "load", "--quiet"], stdin=saved.stdout, env=node.environment, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["docker", "load", "--quiet"], stdin=saved.stdout, env=node.environment, check=True, capture_output=True
+        )
         assert saved.wait() == 0
     images["IMAGE"] = push(node, app_image, f"{cluster.registry}/computation-dashboard:{built[7:19]}")
     return images
@@ -249,8 +273,9 @@ def swarm(
         }
         deployed = Deployed(cluster, values, make_secrets(first))
         healthy = deployed.deploy()
-        report("deploy", swarm_seconds=round(formed, 1), images_seconds=round(pushed, 1),
-               healthy_seconds=round(healthy, 1))  # fmt: skip
+        report(
+            "deploy", swarm_seconds=round(formed, 1), images_seconds=round(pushed, 1), healthy_seconds=round(healthy, 1)
+        )
         yield deployed
     finally:
         if request.session.testsfailed:
@@ -268,8 +293,7 @@ def with_logs(cluster: Cluster, path) -> None:
                 services = node.docker("service", "ls", "--format", "{{.Name}}", check=False).stdout.split()
                 for service in services:
                     try:
-                        logs = node.docker("service", "logs", "--timestamps", "--raw", service, check=False,
-                                           timeout=60)  # fmt: skip
+                        logs = node.docker("service", "logs", "--timestamps", "--raw", service, check=False, timeout=60)
                     except subprocess.TimeoutExpired as expired:
                         logs = subprocess.CompletedProcess(expired.cmd, -1, "", "(no answer within a minute)")
                     out.write(f"==== {service}\n{logs.stdout}{logs.stderr}\n")

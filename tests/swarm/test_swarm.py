@@ -110,9 +110,16 @@ def assert_nothing_lost(
     )[0]
     # A POST whose replica died under it has no answer (the client cannot know whether it was applied): counted,
     # and the first named; what matters is that none is applied twice.
-    report(name, gets=sum(load.reads.values()), failed_gets=failed_gets, posts=len(ids),
-           post_errors=len(load.post_errors), recorded_twice=len(doubled), **figures,
-           **({"first_post_error": load.post_errors[0][:120]} if load.post_errors else {}))  # fmt: skip
+    report(
+        name,
+        gets=sum(load.reads.values()),
+        failed_gets=failed_gets,
+        posts=len(ids),
+        post_errors=len(load.post_errors),
+        recorded_twice=len(doubled),
+        **figures,
+        **({"first_post_error": load.post_errors[0][:120]} if load.post_errors else {}),
+    )
     assert sum(load.reads.values()) > 50 and failed_gets == 0, (load.reads, load.read_errors[:3])
     assert swarm.statuses(ids) == Counter(succeeded=len(ids)), "every accepted computation ends"
     assert applied[0] == applied[1], "a POST was applied twice"
@@ -135,16 +142,21 @@ def test_a_rolling_update_to_a_new_revision_fails_no_get(swarm: Deployed):
     with under_load(swarm, swarm.url()) as load:
         started = time.monotonic()
         swarm.docker("service", "update", "--detach", "--image", revision, f"{NAME}_web")
-        wait_for(lambda: {task["Image"] for task in swarm.tasks("web")} == {revision} and len(
-            swarm.web_servers_up()) == 2, timeout=300, interval=1)  # fmt: skip
+        wait_for(
+            lambda: {task["Image"] for task in swarm.tasks("web")} == {revision} and len(swarm.web_servers_up()) == 2,
+            timeout=300,
+            interval=1,
+        )
         seconds = time.monotonic() - started
     assert_nothing_lost(swarm, load, "rolling update of web", seconds=round(seconds, 1))
 
 
 def submit_heavy(swarm: Deployed, count: int, seconds: int = 4) -> list[int]:
     browser = DashboardClient(swarm.url())
-    ids = [browser.submitted_id(browser.submit(operation="add", x="2", y="3", work_seconds=str(seconds)))
-           for _ in range(count)]  # fmt: skip
+    ids = [
+        browser.submitted_id(browser.submit(operation="add", x="2", y="3", work_seconds=str(seconds)))
+        for _ in range(count)
+    ]
     assert None not in ids
     return ids
 
@@ -166,13 +178,25 @@ def test_draining_a_node_moves_its_tasks_and_every_computation_ends_once(swarm: 
     swarm.docker("node", "update", "--availability", "drain", node.name)
     try:
         # Its workers shut down warm (what they run ends first); the web replica it had starts elsewhere.
-        wait_for(lambda: not swarm.containers_on(node) and len(swarm.tasks("web")) == 2
-                 and len(swarm.web_servers_up(swarm.cluster.nodes[1])) == 2, timeout=240, interval=1)  # fmt: skip
+        wait_for(
+            lambda: (
+                not swarm.containers_on(node)
+                and len(swarm.tasks("web")) == 2
+                and len(swarm.web_servers_up(swarm.cluster.nodes[1])) == 2
+            ),
+            timeout=240,
+            interval=1,
+        )
         moved = time.monotonic() - started
         wait_for(lambda: swarm.in_flight(ids) == 0, timeout=180, interval=1)
         doubled = [pk for pk, runs in swarm.runs()[1].items() if pk in set(ids) and runs > 1]
-        report("drain", computations=len(ids), seconds_until_moved=round(moved, 1), final=dict(swarm.statuses(ids)),
-               recorded_twice=len(doubled))  # fmt: skip
+        report(
+            "drain",
+            computations=len(ids),
+            seconds_until_moved=round(moved, 1),
+            final=dict(swarm.statuses(ids)),
+            recorded_twice=len(doubled),
+        )
         assert swarm.statuses(ids) == Counter(succeeded=len(ids)) and doubled == []
         assert len(swarm.tasks("web")) == 2 and node.name not in {task["Node"] for task in swarm.tasks("web")}
     finally:
@@ -192,16 +216,29 @@ def test_a_node_lost_at_once_loses_no_work_and_rejoins(swarm: Deployed):
         lost.power_cut()
         wait_for(lambda: swarm.node_status(lost.name) == "Down", timeout=60, interval=0.5)
         down = time.monotonic() - started
-        wait_for(lambda: len(swarm.tasks("web")) == 2 and lost.name not in {t["Node"] for t in swarm.tasks("web")}
-                 and len(swarm.web_servers_up(reader)) == 2, timeout=180, interval=1)  # fmt: skip
+        wait_for(
+            lambda: (
+                len(swarm.tasks("web")) == 2
+                and lost.name not in {t["Node"] for t in swarm.tasks("web")}
+                and len(swarm.web_servers_up(reader)) == 2
+            ),
+            timeout=180,
+            interval=1,
+        )
         rescheduled = time.monotonic() - started
     load.accepted += ids
     # The operator is told: the stack's Prometheus fires WorkerLost (its workers died without saying they stop).
     wait_for(lambda: swarm.alerts().get("WorkerLost") == "firing", timeout=240, interval=5)
     told = time.monotonic() - started
-    assert_nothing_lost(swarm, load, "node lost", before_reading_logs=lambda: bring_back(swarm, lost),
-                        seconds_until_down=round(down, 1), seconds_until_rescheduled=round(rescheduled, 1),
-                        seconds_until_worker_lost_fires=round(told, 1))  # fmt: skip
+    assert_nothing_lost(
+        swarm,
+        load,
+        "node lost",
+        before_reading_logs=lambda: bring_back(swarm, lost),
+        seconds_until_down=round(down, 1),
+        seconds_until_rescheduled=round(rescheduled, 1),
+        seconds_until_worker_lost_fires=round(told, 1),
+    )
 
 
 def bring_back(swarm: Deployed, node: Node) -> None:
@@ -226,5 +263,10 @@ def test_losing_the_leader_elects_another_and_the_site_and_deploys_go_on(swarm: 
     swarm.docker("service", "scale", "--detach", f"{NAME}_web=3")
     wait_for(lambda: len(swarm.web_servers_up(reader)) == 3, timeout=180, interval=1)
     swarm.docker("service", "scale", "--detach", f"{NAME}_web=2")
-    assert_nothing_lost(swarm, load, "leader lost", before_reading_logs=lambda: bring_back(swarm, leader),
-                        seconds_until_new_leader=round(elected, 1))  # fmt: skip
+    assert_nothing_lost(
+        swarm,
+        load,
+        "leader lost",
+        before_reading_logs=lambda: bring_back(swarm, leader),
+        seconds_until_new_leader=round(elected, 1),
+    )

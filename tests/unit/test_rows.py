@@ -5,15 +5,21 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import formats, timezone, translation
 
-from dashboard.computations.rows import _cut, _Texts, _timing, duration, grouped, inputs_text
+from dashboard.computations.rows import Texts, _cut, _timing, duration, grouped, inputs_text
 from tasks.models import Computation, Status
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1234567", "1,234,567"), ("-1234567.125", "-1,234,567.125"), ("0.0001234", "0.0001234"), ("999", "999"),
-     ("2^3 × 1234567", "2^3 × 1,234,567"), ("", "")],
-)  # fmt: skip
+    [
+        ("1234567", "1,234,567"),
+        ("-1234567.125", "-1,234,567.125"),
+        ("0.0001234", "0.0001234"),
+        ("999", "999"),
+        ("2^3 × 1234567", "2^3 × 1,234,567"),
+        ("", ""),
+    ],
+)
 def test_long_numbers_are_grouped(text, expected):
     assert grouped(text) == expected
 
@@ -59,7 +65,7 @@ def test_a_long_text_is_cut_with_more_of_it_as_its_title():
 def test_the_exact_time_is_djangos_date_format_at_less_cost(language):
     start = timezone.make_aware(datetime(2026, 12, 31, 23, 59, 58), timezone.get_fixed_timezone(0))
     with translation.override(language):
-        texts = _Texts()
+        texts = Texts()
         assert texts.date_part is not None, "the fast path applies to our formats"
         for seconds in range(0, 400_000, 7_919):
             local = timezone.localtime(start + timedelta(seconds=seconds), texts.zone)

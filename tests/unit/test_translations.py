@@ -31,8 +31,10 @@ def _gettext_tools() -> None:
 def test_every_string_is_translated():
     result = subprocess.run(
         ["msgfmt", "--check-format", "--statistics", "-o", "/dev/null", str(CATALOGUE)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "untranslated" not in result.stderr and "fuzzy" not in result.stderr, result.stderr
     assert " translated messages." in result.stderr

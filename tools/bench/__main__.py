@@ -89,10 +89,26 @@ def running_stack(env: dict[str, str], ports: Ports, out: IO[str]) -> Iterator[S
         stack.start()
         stack.wait_until_ready()
         stack.processes["baseline"] = subprocess.Popen(
-            [str(VENV_BIN / "celery"), "--app", "tools.bench_app", "worker", "--concurrency", "1",
-             "--loglevel", "WARNING", "--hostname", "baseline@%h", "--queues", "bench"],
-            cwd=ROOT, env={**stack.environment}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                str(VENV_BIN / "celery"),
+                "--app",
+                "tools.bench_app",
+                "worker",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "WARNING",
+                "--hostname",
+                "baseline@%h",
+                "--queues",
+                "bench",
+            ],
+            cwd=ROOT,
+            env={**stack.environment},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         yield stack
     finally:
         stack.stop()

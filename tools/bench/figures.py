@@ -48,8 +48,14 @@ class Measurements:
         return [pid for pid in group_pids(leader) if pid != leader]
 
 
-def wrk(url: str, *, connections: int = CONCURRENCY, seconds: int = WRK_SECONDS, headers: dict | None = None,
-        script: str | None = None) -> dict[str, float]:  # fmt: skip
+def wrk(
+    url: str,
+    *,
+    connections: int = CONCURRENCY,
+    seconds: int = WRK_SECONDS,
+    headers: dict | None = None,
+    script: str | None = None,
+) -> dict[str, float]:
     """Requests per second and latency percentiles (ms) from wrk."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     for name, value in (headers or {}).items():

@@ -97,10 +97,17 @@ class PageMeasurements(Measurements):
         poll = wrk(f"{self.url}/computations/", headers=headers)
         sql = self.queries_304(headers)
         for percentile in ("p50", "p99"):
-            self.rows.append(Row(
-                f"idle poll 304, {percentile} (vs hello)", poll[percentile], hello[percentile], "ms", "≤ 1.5×",
-                poll[percentile] <= 1.5 * hello[percentile], f"{sql} SQL queries per 304",
-            ))  # fmt: skip
+            self.rows.append(
+                Row(
+                    f"idle poll 304, {percentile} (vs hello)",
+                    poll[percentile],
+                    hello[percentile],
+                    "ms",
+                    "≤ 1.5×",
+                    poll[percentile] <= 1.5 * hello[percentile],
+                    f"{sql} SQL queries per 304",
+                )
+            )
 
     def queries_304(self, headers: dict) -> int:
         from django.db import connection
@@ -128,18 +135,30 @@ class PageMeasurements(Measurements):
         for name in pages:
             for how in ("served", "rendered"):
                 small, large = measured[(name, how, 10_000)], measured[(name, how, 1_000_000)]
-                self.rows.append(Row(
-                    f"list {name} {how} at 1M rows, p50 (vs hello)", large["p50"], hello["p50"], "ms", "≤ 3×",
-                    large["p50"] <= 3 * hello["p50"],
-                    f"{large['queries']} SQL queries per render; at 10k rows {small['p50']:.2f} ms",
-                ))  # fmt: skip
+                self.rows.append(
+                    Row(
+                        f"list {name} {how} at 1M rows, p50 (vs hello)",
+                        large["p50"],
+                        hello["p50"],
+                        "ms",
+                        "≤ 3×",
+                        large["p50"] <= 3 * hello["p50"],
+                        f"{large['queries']} SQL queries per render; at 10k rows {small['p50']:.2f} ms",
+                    )
+                )
                 # The number of queries depends on what the page shows (a batch's row adds two), not on the
                 # table's size: it is reported, and the time alone decides.
-                self.rows.append(Row(
-                    f"list {name} {how}: p50 at 1M rows vs at 10k", large["p50"], small["p50"], "ms",
-                    "flat (≤ 1.5×)", large["p50"] <= 1.5 * small["p50"],
-                    f"SQL queries per render: {small['queries']} at 10k rows, {large['queries']} at 1M",
-                ))  # fmt: skip
+                self.rows.append(
+                    Row(
+                        f"list {name} {how}: p50 at 1M rows vs at 10k",
+                        large["p50"],
+                        small["p50"],
+                        "ms",
+                        "flat (≤ 1.5×)",
+                        large["p50"] <= 1.5 * small["p50"],
+                        f"SQL queries per render: {small['queries']} at 10k rows, {large['queries']} at 1M",
+                    )
+                )
 
     def whole_pages(self, hello: dict, highest_id: int = 1_000_000) -> None:
         """At a million rows: the whole dashboard, a computation's page and a batch's, each rendered for every
@@ -151,8 +170,10 @@ class PageMeasurements(Measurements):
         batch = Batch.objects.latest("pk").pk
         # Ids that exist (bulk inserts leave gaps): the first at or after 500 random points.
         points = (random.randint(1, highest_id) for _ in range(500))  # noqa: S311 (places to sample, not secrets)
-        ids = [Computation.objects.filter(pk__gte=point).order_by("pk").values_list("pk", flat=True).first()
-               for point in points]  # fmt: skip
+        ids = [
+            Computation.objects.filter(pk__gte=point).order_by("pk").values_list("pk", flat=True).first()
+            for point in points
+        ]
         paths = ", ".join(f'"/computations/{pk}/"' for pk in ids if pk)
         random_computation = f"""
 math.randomseed(os.time() + math.floor(os.clock() * 1000000))
@@ -166,15 +187,29 @@ request = function() return wrk.format(nil, paths[math.random(1, #paths)]) end
         }
         for name, (path, script, target) in pages.items():
             figures = wrk(f"{self.url}{path}", script=script)
-            self.rows.append(Row(
-                f"{name}, rendered, p50 (vs hello)", figures["p50"], hello["p50"], "ms", f"≤ {target}×",
-                figures["p50"] <= target * hello["p50"], f"{figures['rps']:.0f}/s, {figures['errors']} not 2xx",
-            ))  # fmt: skip
+            self.rows.append(
+                Row(
+                    f"{name}, rendered, p50 (vs hello)",
+                    figures["p50"],
+                    hello["p50"],
+                    "ms",
+                    f"≤ {target}×",
+                    figures["p50"] <= target * hello["p50"],
+                    f"{figures['rps']:.0f}/s, {figures['errors']} not 2xx",
+                )
+            )
         compressed, plain = self.changed_poll_bytes()
-        self.rows.append(Row(
-            "bytes on the wire for one changed poll of the list (gzip)", compressed, None, "B", "≤ 6 KB",
-            compressed <= 6 * 1024, f"{plain:,} bytes uncompressed",
-        ))  # fmt: skip
+        self.rows.append(
+            Row(
+                "bytes on the wire for one changed poll of the list (gzip)",
+                compressed,
+                None,
+                "B",
+                "≤ 6 KB",
+                compressed <= 6 * 1024,
+                f"{plain:,} bytes uncompressed",
+            )
+        )
 
     def changed_poll_bytes(self) -> tuple[int, int]:
         """One poll of the list after a change while work waits, as a browser asks for it: its bytes compressed and
@@ -232,11 +267,25 @@ request = function() return wrk.format(nil, paths[math.random(1, #paths)]) end
         grown = max((after[pid] - before[pid] for pid in after), default=0)
         rows = lines - 1
         self.rows += [
-            Row(f"export of {expected:,} rows as CSV: rows per second", rows / seconds, None, "rows/s", "reported",
-                None, f"{rows:,} rows in {seconds:.1f} s{'' if rows == expected else ' (INCOMPLETE)'}"),
-            Row("web worker RSS growth during the export", grown, max(before.values()), "MB", "flat", grown < 20,
-                f"largest worker {max(after.values(), default=0):.0f} MB after, {max(before.values()):.0f} MB before"),
-        ]  # fmt: skip
+            Row(
+                f"export of {expected:,} rows as CSV: rows per second",
+                rows / seconds,
+                None,
+                "rows/s",
+                "reported",
+                None,
+                f"{rows:,} rows in {seconds:.1f} s{'' if rows == expected else ' (INCOMPLETE)'}",
+            ),
+            Row(
+                "web worker RSS growth during the export",
+                grown,
+                max(before.values()),
+                "MB",
+                "flat",
+                grown < 20,
+                f"largest worker {max(after.values(), default=0):.0f} MB after, {max(before.values()):.0f} MB before",
+            ),
+        ]
 
     def idle_dashboard(self, seconds: int = 20) -> None:
         from playwright.sync_api import sync_playwright
@@ -253,10 +302,17 @@ request = function() return wrk.format(nil, paths[math.random(1, #paths)]) end
         for scenario, (requests_made, per_minute) in results.items():
             # Polling while work waits: at most a quarter of the 162 KB a minute measured before 304s were trimmed.
             target, met = ("≤ 40 KB", per_minute <= 40_500) if "waiting" in scenario else ("reported", None)
-            self.rows.append(Row(
-                f"one open, idle dashboard ({scenario}): bytes per minute", per_minute, None, "B/min", target, met,
-                f"{requests_made * 60 // seconds} requests per minute",
-            ))  # fmt: skip
+            self.rows.append(
+                Row(
+                    f"one open, idle dashboard ({scenario}): bytes per minute",
+                    per_minute,
+                    None,
+                    "B/min",
+                    target,
+                    met,
+                    f"{requests_made * 60 // seconds} requests per minute",
+                )
+            )
 
     def blocking_time(self, loads: int = 5) -> None:
         """Lighthouse's total blocking time, as Chromium reports it: the main thread's long tasks (over 50 ms) while
@@ -292,10 +348,17 @@ request = function() return wrk.format(nil, paths[math.random(1, #paths)]) end
                 context.close()
             browser.close()
         blocking = statistics.median(totals)
-        self.rows.append(Row(
-            f"total blocking time loading GET / (Chromium, 4× CPU slowdown, phone viewport), median of {loads}",
-            blocking, None, "ms", "< 200 ms", blocking < 200, f"longest task {longest:.0f} ms",
-        ))  # fmt: skip
+        self.rows.append(
+            Row(
+                f"total blocking time loading GET / (Chromium, 4× CPU slowdown, phone viewport), median of {loads}",
+                blocking,
+                None,
+                "ms",
+                "< 200 ms",
+                blocking < 200,
+                f"longest task {longest:.0f} ms",
+            )
+        )
 
     def watch_idle_page(self, browser, scenario: str, seconds: int) -> tuple[int, float]:
         """The requests an open dashboard makes in `seconds`, and their bytes per minute."""

@@ -45,11 +45,24 @@ class QueueMeasurements(Measurements):
             time.sleep(0.05)
         finished = time.monotonic() - started
         self.rows += [
-            Row(f"a batch of {size:,}: the POST that writes and sends it", submitted * 1000, None, "ms",
-                "well under 1 s", submitted < 0.5),
-            Row(f"a batch of {size:,}: until all have ended (one worker process)", finished, None, "s", "reported",
-                None, f"{size / finished:.0f} computations per second"),
-        ]  # fmt: skip
+            Row(
+                f"a batch of {size:,}: the POST that writes and sends it",
+                submitted * 1000,
+                None,
+                "ms",
+                "well under 1 s",
+                submitted < 0.5,
+            ),
+            Row(
+                f"a batch of {size:,}: until all have ended (one worker process)",
+                finished,
+                None,
+                "s",
+                "reported",
+                None,
+                f"{size / finished:.0f} computations per second",
+            ),
+        ]
 
     def submissions(self) -> None:
         import requests
@@ -64,10 +77,17 @@ class QueueMeasurements(Measurements):
             posts = wrk(f"{self.url}/computations/", connections=16, script=script)
         finally:
             self.stack.signal_workers(signal.SIGCONT)
-        self.rows.append(Row(
-            "submissions per second at 16 clients (vs hello)", posts["rps"], hello["rps"], "req/s", "≥ 0.4×",
-            posts["rps"] >= 0.4 * hello["rps"], f"{posts['errors']} non-2xx answers",
-        ))  # fmt: skip
+        self.rows.append(
+            Row(
+                "submissions per second at 16 clients (vs hello)",
+                posts["rps"],
+                hello["rps"],
+                "req/s",
+                "≥ 0.4×",
+                posts["rps"] >= 0.4 * hello["rps"],
+                f"{posts['errors']} non-2xx answers",
+            )
+        )
         self.wait_for_queue_to_drain()
 
     def wait_for_queue_to_drain(self, timeout: float = 600) -> None:
@@ -84,10 +104,16 @@ class QueueMeasurements(Measurements):
         raw = self.celery_round_trips(count)
         for name, percentile in (("p50", 50), ("p99", 99)):
             ours, base = percentile_of(latencies, percentile), percentile_of(raw, percentile)
-            self.rows.append(Row(
-                f"end to end, POST to result, {name} (vs raw Celery round trip)", ours, base, "ms", "≤ 2×",
-                ours <= 2 * base,
-            ))  # fmt: skip
+            self.rows.append(
+                Row(
+                    f"end to end, POST to result, {name} (vs raw Celery round trip)",
+                    ours,
+                    base,
+                    "ms",
+                    "≤ 2×",
+                    ours <= 2 * base,
+                )
+            )
 
     def beside_heavy_work(self, count: int = 50) -> None:
         """An addition's time from POST to result while every heavy process is busy and more heavy work waits,
@@ -103,9 +129,11 @@ class QueueMeasurements(Measurements):
         heavy = []
         for _ in range(12):  # every heavy process busy (the bench's worker has one), the rest waiting
             response = session.post(
-                f"{self.url}/computations/", data={"operation": "count_primes", "n": "1000", "work_seconds": "60"},
-                headers={"HX-Request": "true", "X-CSRFToken": token}, timeout=10,
-            )  # fmt: skip
+                f"{self.url}/computations/",
+                data={"operation": "count_primes", "n": "1000", "work_seconds": "60"},
+                headers={"HX-Request": "true", "X-CSRFToken": token},
+                timeout=10,
+            )
             heavy.append(int(re.search(r'href="/computations/(\d+)/"', response.text).group(1)))
         while not Computation.objects.filter(pk__in=heavy, status="running").exists():
             time.sleep(0.1)
@@ -114,10 +142,17 @@ class QueueMeasurements(Measurements):
         waiting = Computation.objects.filter(pk__in=heavy, status="queued").count()
         cancel = {"do": "cancel-matching", "operation": "count_primes", "confirm": "on"}
         session.post(f"{self.url}/computations/bulk/", data=cancel, headers={"X-CSRFToken": token}, timeout=30)
-        self.rows.append(Row(
-            "an addition's POST to result, p50, with the heavy queue full (vs an idle system)", busy, idle, "ms",
-            "≤ 2×", busy <= 2 * idle, f"{running} heavy running, {waiting} waiting",
-        ))  # fmt: skip
+        self.rows.append(
+            Row(
+                "an addition's POST to result, p50, with the heavy queue full (vs an idle system)",
+                busy,
+                idle,
+                "ms",
+                "≤ 2×",
+                busy <= 2 * idle,
+                f"{running} heavy running, {waiting} waiting",
+            )
+        )
 
     def submission_round_trips(self, count: int) -> list[float]:
         """Milliseconds from each POST of a computation until the database has it finished."""
@@ -161,10 +196,16 @@ class QueueMeasurements(Measurements):
     def worker_throughput(self, count: int = 2000) -> None:
         ours = self.computations_per_second(count)
         raw = self.noop_tasks_per_second(count)
-        self.rows.append(Row(
-            "computations per second, one worker process (vs no-op Celery tasks)", ours, raw, "tasks/s", "≥ 0.5×",
-            ours >= 0.5 * raw,
-        ))  # fmt: skip
+        self.rows.append(
+            Row(
+                "computations per second, one worker process (vs no-op Celery tasks)",
+                ours,
+                raw,
+                "tasks/s",
+                "≥ 0.5×",
+                ours >= 0.5 * raw,
+            )
+        )
 
     def computations_per_second(self, count: int) -> float:
         """`count` additions queued while the worker is stopped, then drained by it."""
@@ -230,9 +271,22 @@ class QueueMeasurements(Measurements):
         flower_after = rss_mb(flower_pid)
         self.rows += [
             Row("RSS of a uWSGI worker after the runs", web_rss, None, "MB", "reported", None),
-            Row("RSS of a Celery worker's main process", worker_rss, None, "MB", "reported", None,
-                f"its pool process: {pool_rss:.0f} MB"),
-            Row(f"RSS of Flower after {flower_tasks:,} tasks (max_tasks 10,000)", flower_after, flower_before, "MB",
-                "bounded", flower_after < 400,
-                f"{flower_tasks / (time.monotonic() - started):.0f} tasks/s through the baseline worker"),
-        ]  # fmt: skip
+            Row(
+                "RSS of a Celery worker's main process",
+                worker_rss,
+                None,
+                "MB",
+                "reported",
+                None,
+                f"its pool process: {pool_rss:.0f} MB",
+            ),
+            Row(
+                f"RSS of Flower after {flower_tasks:,} tasks (max_tasks 10,000)",
+                flower_after,
+                flower_before,
+                "MB",
+                "bounded",
+                flower_after < 400,
+                f"{flower_tasks / (time.monotonic() - started):.0f} tasks/s through the baseline worker",
+            ),
+        ]

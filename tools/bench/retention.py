@@ -52,15 +52,22 @@ class RetentionMeasurements(Measurements):
             started = time.monotonic()
             rollups.roll_up()
             rolled = time.monotonic() - started
-        self.rows.append(Row(
-            "first roll-up of a month at 1M rows (a week of minutes, the rest in hours, all in days)", rolled, None,
-            "s", "—", None,
-        ))  # fmt: skip
+        self.rows.append(
+            Row(
+                "first roll-up of a month at 1M rows (a week of minutes, the rest in hours, all in days)",
+                rolled,
+                None,
+                "s",
+                "—",
+                None,
+            )
+        )
         with holding(jobs.ROLL_UP_LOCK):
             started = time.monotonic()
             rollups.roll_up()
-        self.rows.append(Row("a roll-up each minute after that", (time.monotonic() - started) * 1000, None, "ms",
-                             "—", None))  # fmt: skip
+        self.rows.append(
+            Row("a roll-up each minute after that", (time.monotonic() - started) * 1000, None, "ms", "—", None)
+        )
 
         for key, span in activity.RANGES.items():
             costs = []
@@ -70,10 +77,17 @@ class RetentionMeasurements(Measurements):
                 costs.append((time.monotonic() - began) * 1000)
             counted = sum(sum(counts.values()) for _, counts in figures["bars"])
             scan = self.table_scan_ms(span.bars * span.bar)
-            self.rows.append(Row(
-                f"Activity panel's figures at 1M rows, {key} (vs counting the table)", statistics.median(costs),
-                scan, "ms", "< 100 ms", statistics.median(costs) < 100, f"{counted:,} computations drawn",
-            ))  # fmt: skip
+            self.rows.append(
+                Row(
+                    f"Activity panel's figures at 1M rows, {key} (vs counting the table)",
+                    statistics.median(costs),
+                    scan,
+                    "ms",
+                    "< 100 ms",
+                    statistics.median(costs) < 100,
+                    f"{counted:,} computations drawn",
+                )
+            )
 
         # A prune as it would run once the retention period has passed over all of them.
         steady = SteadySubmissions(self.url)
@@ -89,16 +103,29 @@ class RetentionMeasurements(Measurements):
             steady.stop()
         during = steady.take()
         p99_before, p99_during = percentile_of(before.latencies, 99), percentile_of(during.latencies, 99)
-        self.rows.append(Row(
-            f"prune of {pruned.computations:,} ended rows: rows per second", pruned.rows_per_second or 0, None,
-            "rows/s", "—", None,
-            f"{pruned.seconds:.0f} s, {retention.BATCH:,} rows a statement; {pruned.batches} emptied batches deleted",
-        ))  # fmt: skip
-        self.rows.append(Row(
-            f"submission p99 during the prune ({SUBMISSIONS_PER_SECOND}/s; vs before it)", p99_during, p99_before,
-            "ms", "≤ 2×, none failed", p99_during <= 2 * p99_before and not during.failed + before.failed,
-            f"{len(during.latencies)} submitted, {during.failed} failed",
-        ))  # fmt: skip
+        self.rows.append(
+            Row(
+                f"prune of {pruned.computations:,} ended rows: rows per second",
+                pruned.rows_per_second or 0,
+                None,
+                "rows/s",
+                "—",
+                None,
+                f"{pruned.seconds:.0f} s, {retention.BATCH:,} rows a statement; "
+                f"{pruned.batches} emptied batches deleted",
+            )
+        )
+        self.rows.append(
+            Row(
+                f"submission p99 during the prune ({SUBMISSIONS_PER_SECOND}/s; vs before it)",
+                p99_during,
+                p99_before,
+                "ms",
+                "≤ 2×, none failed",
+                p99_during <= 2 * p99_before and not during.failed + before.failed,
+                f"{len(during.latencies)} submitted, {during.failed} failed",
+            )
+        )
 
     def table_scan_ms(self, span: timedelta) -> float:
         """What the panel cost before the rollups: counting the table's rows over the range by status."""
