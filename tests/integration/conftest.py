@@ -41,6 +41,18 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[object]:
 
 
 @pytest.fixture
+def accounts_on(settings) -> None:
+    """DASHBOARD_LOGIN_REQUIRED: every page needs a signed-in person, who sees their own work only."""
+    settings.DASHBOARD_LOGIN_REQUIRED = True
+
+
+@pytest.fixture
+def people() -> dict:
+    """Two people, ann and bob, and sam, an operator: each signs in with factories.PASSWORD."""
+    return {"ann": factories.person("ann"), "bob": factories.person("bob"), "sam": factories.operator("sam")}
+
+
+@pytest.fixture
 def operator_client(client):
     """The test client, signed in as an operator (staff in the "Operators" group)."""
     client.force_login(factories.operator())

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from dashboard.web.middleware import UNREACHABLE, ServerUnavailableMiddleware
 from tasks.models import Computation, Status
+from tests import factories
 from tests.helpers import HTMX, database_url
 from tools.ports import free_ports
 from tools.stack import ROOT
@@ -135,8 +136,8 @@ def test_a_forwarded_address_counts_only_from_a_trusted_proxy(settings, django_c
 @pytest.mark.django_db
 def test_a_full_queue_refuses_submissions_with_503_and_keeps_what_it_has(settings, django_capture_on_commit_callbacks):
     settings.COMPUTATION_MAX_QUEUED = 2
-    Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"})
-    Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"})
+    factories.computation(inputs={"x": "1", "y": "1"})
+    factories.computation(inputs={"x": "1", "y": "1"})
     with django_capture_on_commit_callbacks():
         response = Client().post(reverse("computations"), {"operation": "add", "x": "1", "y": "2"}, **HTMX)
     assert response.status_code == 503

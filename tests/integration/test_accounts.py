@@ -16,37 +16,15 @@ from tests.helpers import HTMX
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def accounts(settings):
-    settings.DASHBOARD_LOGIN_REQUIRED = True
-
-
-@pytest.fixture
-def people() -> dict:
-    return {"ann": factories.person("ann"), "bob": factories.person("bob"), "sam": factories.operator("sam")}
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def mine(owner, status: str = Status.QUEUED, **fields) -> Computation:
-    return Computation.objects.create(
-        operation="add", inputs={"x": "1", "y": "2"}, status=status, owner=owner, **fields
-    )
-
-
 def test_off_the_dashboard_is_open_to_everyone(client):
-    computation = mine(None, Status.SUCCEEDED)
+    computation = factories.computation(Status.SUCCEEDED)
     assert client.get(reverse("dashboard")).status_code == 200
     assert client.get(reverse("computation-detail", args=[computation.pk])).status_code == 200
 
 
-@pytest.mark.usefixtures("accounts")
+@pytest.mark.usefixtures("accounts_on")
 def test_on_everything_but_health_and_metrics_needs_signing_in(client):
-    computation = mine(None)
+    computation = factories.computation()
     page = client.get(reverse("computation-detail", args=[computation.pk]))
     assert page.status_code == 302 and page["Location"] == f"/accounts/login/?next=/computations/{computation.pk}/"
     export = client.get(reverse("export-csv"))
@@ -68,7 +46,7 @@ def test_on_everything_but_health_and_metrics_needs_signing_in(client):
     assert admin.status_code == 302 and admin["Location"].startswith("/admin/login/"), "the admin keeps its login"
 
 
-@pytest.mark.usefixtures("accounts")
+@pytest.mark.usefixtures("accounts_on")
 def test_signing_in_and_out_through_the_styled_pages(people):
     browser = Client(enforce_csrf_checks=True)
     form = browser.get(reverse("login") + "?next=/computations/").content.decode()
@@ -94,16 +72,16 @@ def test_signing_in_and_out_through_the_styled_pages(people):
     assert browser.get(reverse("dashboard")).status_code == 302
 
 
-@pytest.mark.usefixtures("accounts")
+@pytest.mark.usefixtures("accounts_on")
 def test_each_person_sees_their_own_and_operators_see_all(people):
-    ann, bob, sam = (signed_in(people[name]) for name in ("ann", "bob", "sam"))
+    ann, bob, sam = (factories.signed_in(people[name]) for name in ("ann", "bob", "sam"))
     submitted = ann.post(
         reverse("computations"), {"operation": "add", "x": "1", "y": "2", "idempotency_key": str(uuid.uuid4())}, **HTMX
     )
     assert submitted.status_code == 200
     annes = Computation.objects.get()
     assert annes.owner == people["ann"]
-    bobs = mine(people["bob"], Status.FAILED, error="x")
+    bobs = factories.computation(Status.FAILED, owner=people["bob"], error="x")
 
     def listed(client: Client) -> set[int]:
         html = client.get(reverse("computations"), **HTMX).content.decode()
@@ -117,10 +95,10 @@ def test_each_person_sees_their_own_and_operators_see_all(people):
     assert [row["id"] for row in json.loads(b"".join(exported.streaming_content))] == [bobs.pk]
 
 
-@pytest.mark.usefixtures("accounts")
+@pytest.mark.usefixtures("accounts_on")
 def test_no_one_acts_on_anothers_computations(people):
-    ann, bob = signed_in(people["ann"]), signed_in(people["bob"])
-    annes = mine(people["ann"])
+    ann, bob = factories.signed_in(people["ann"]), factories.signed_in(people["bob"])
+    annes = factories.computation(owner=people["ann"])
     for url in (reverse("computation-cancel", args=[annes.pk]), reverse("api-computation-cancel", args=[annes.pk])):
         assert bob.post(url, **HTMX).status_code == 404
     everything = bob.post(reverse("computations-bulk"), {"do": "cancel-matching", "confirm": "on"}, **HTMX)
@@ -135,9 +113,9 @@ def test_no_one_acts_on_anothers_computations(people):
     assert annes.status == Status.CANCELLED
 
 
-@pytest.mark.usefixtures("accounts")
+@pytest.mark.usefixtures("accounts_on")
 def test_batches_are_their_owners(people):
-    ann, bob = signed_in(people["ann"]), signed_in(people["bob"])
+    ann, bob = factories.signed_in(people["ann"]), factories.signed_in(people["bob"])
     data = {"operation": "add", "varied": "x", "start": "1", "stop": "3", "step": "1", "y": "1"}
     answer = ann.post(reverse("batches"), {**data, "idempotency_key": str(uuid.uuid4())}, **HTMX)
     batch = Batch.objects.get()
@@ -151,7 +129,7 @@ def test_batches_are_their_owners(people):
     assert batch.computations.filter(status=Status.CANCELLED).count() == 0
 
 
-@pytest.mark.usefixtures("accounts")
+@pytest.mark.usefixtures("accounts_on")
 def test_guessing_passwords_is_slowed_down(people, settings):
     # An hour's window: the limits' windows are fixed, and a minute's could close between attempts.
     settings.LOGIN_RATE_LIMIT = "3/h"
@@ -166,9 +144,9 @@ def test_guessing_passwords_is_slowed_down(people, settings):
     assert other.post(reverse("login"), {"username": "ann", "password": "a long enough password"}).status_code == 302
 
 
-@pytest.mark.usefixtures("accounts")
+@pytest.mark.usefixtures("accounts_on")
 def test_changing_ones_password(people):
-    ann = signed_in(people["ann"])
+    ann = factories.signed_in(people["ann"])
     form = ann.get(reverse("password_change")).content.decode()
     assert 'class="site-header"' in form and 'name="old_password"' in form and 'name="new_password2"' in form
     new = "another long enough password"

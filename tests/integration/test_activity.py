@@ -15,14 +15,15 @@ from django.utils import timezone, translation
 from dashboard.computations import activity
 from tasks import changes, rollups
 from tasks.models import ENDED, Computation, Status
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 def finished(minutes_ago: float, status: str, seconds: float, operation: str = "add") -> Computation:
     end = timezone.now() - timedelta(minutes=minutes_ago)
-    return Computation.objects.create(
-        operation=operation, inputs={"x": "1", "y": "1"}, status=status, started_at=end - timedelta(seconds=seconds),
+    return factories.computation(
+        status, operation=operation, inputs={"x": "1", "y": "1"}, started_at=end - timedelta(seconds=seconds),
         finished_at=end,
     )  # fmt: skip
 
@@ -108,7 +109,7 @@ def test_the_last_poll_brings_the_final_figures(client):
     """While work runs the figures are shared for ACTIVITY_SECONDS; the poll that finds nothing left in flight
     answers 286 (the polling stops), so it must carry the figures of what just ended, not those of before."""
     finished(2, Status.SUCCEEDED, 1)
-    running = Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.RUNNING)
+    running = factories.computation(Status.RUNNING, inputs={"x": "1", "y": "1"})
     changes.record_change()
     polled = client.get(reverse("computations"), HTTP_HX_REQUEST="true")
     assert polled.status_code == 200 and "In the last 60 minutes: 1 succeeded" in polled.content.decode()
@@ -120,14 +121,14 @@ def test_the_last_poll_brings_the_final_figures(client):
     assert re.search(r"Succeeded <strong>2</strong>", last.content.decode()), "the strip agrees"
 
 
-def test_every_range_counts_what_the_table_holds_from_the_rollups_and_past_them(django_user_model):
-    person = django_user_model.objects.create_user("ann")
+def test_every_range_counts_what_the_table_holds_from_the_rollups_and_past_them():
+    person = factories.person("ann")
     now = timezone.now()
     rng = random.Random(7)
     made = []
     for _ in range(400):
-        made.append(Computation.objects.create(
-            operation="add", inputs={"x": "1", "y": "1"}, status=rng.choice(ENDED), owner=rng.choice([None, person]),
+        made.append(factories.computation(
+            rng.choice(ENDED), inputs={"x": "1", "y": "1"}, owner=rng.choice([None, person]), started_at=None,
             finished_at=now - timedelta(seconds=rng.uniform(90, 32 * 86400)),
         ))  # fmt: skip
     for minutes in (3, 30, 59):
@@ -138,8 +139,7 @@ def test_every_range_counts_what_the_table_holds_from_the_rollups_and_past_them(
     rollups.roll_up(now)  # the second run backfills the rest of the history older than a week
     # Past the rollups: ended since the last whole minute, read from the table.
     for status in (Status.FAILED, Status.SUCCEEDED):
-        made.append(Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=status,
-                                               finished_at=now))  # fmt: skip
+        made.append(factories.computation(status, inputs={"x": "1", "y": "1"}, started_at=None, finished_at=now))
     cache.clear()
     for key, span in activity.RANGES.items():
         for owner in (None, person):

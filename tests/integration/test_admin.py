@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from tasks import services
 from tasks.models import AuditEntry, Computation, Status
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -18,8 +19,8 @@ def test_the_admin_requires_a_staff_login(client):
 
 
 def test_the_list_shows_filters_and_searches_by_id_and_task_id(admin_client):
-    first = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, status=Status.SUCCEEDED)
-    second = Computation.objects.create(operation="divide", inputs={"x": "1", "y": "2"}, status=Status.FAILED)
+    first = factories.computation(Status.SUCCEEDED)
+    second = factories.computation(Status.FAILED, operation="divide")
     page = admin_client.get(CHANGELIST).content.decode()
     assert f"/flower/task/{first.task_id}" in page and "divide" in page
 
@@ -33,7 +34,7 @@ def test_the_list_shows_filters_and_searches_by_id_and_task_id(admin_client):
 
 
 def test_rows_cannot_be_added_or_edited_by_hand(admin_client):
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    computation = factories.computation()
     assert admin_client.get(reverse("admin:tasks_computation_add")).status_code == 403
     change = reverse("admin:tasks_computation_change", args=[computation.pk])
     assert admin_client.post(change, {"status": "succeeded", "result": "forged"}).status_code == 403
@@ -42,7 +43,7 @@ def test_rows_cannot_be_added_or_edited_by_hand(admin_client):
 
 
 def test_rows_cannot_be_deleted_in_the_admin(admin_client):
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    computation = factories.computation()
     delete = reverse("admin:tasks_computation_delete", args=[computation.pk])
     assert admin_client.get(delete).status_code == 403
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
@@ -52,9 +53,9 @@ def test_rows_cannot_be_deleted_in_the_admin(admin_client):
     assert Computation.objects.filter(pk=computation.pk).exists()
 
 
-def test_the_database_keeps_the_audit_trail_append_only(admin_client, django_user_model):
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
-    operator = django_user_model.objects.create_user("operator", password="a long enough password")
+def test_the_database_keeps_the_audit_trail_append_only(admin_client):
+    computation = factories.computation()
+    operator = factories.person("operator")
     entry = services.cancel(
         selection=services.Selection(ids=[computation.pk]),
         actor=services.Actor(source=AuditEntry.Source.ADMIN, address="192.0.2.1", user=operator),
@@ -72,8 +73,8 @@ def test_the_database_keeps_the_audit_trail_append_only(admin_client, django_use
 
 
 def test_cancel_and_retry_actions_go_through_the_services(admin_client, django_capture_on_commit_callbacks):
-    queued = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
-    failed = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, status=Status.FAILED, error="x")
+    queued = factories.computation()
+    failed = factories.computation(Status.FAILED, error="x")
     admin_client.post(CHANGELIST, {"action": "cancel", "_selected_action": [queued.pk, failed.pk]})
     queued.refresh_from_db()
     failed.refresh_from_db()

@@ -9,6 +9,7 @@ from django.urls import reverse
 from tasks import services
 from tasks.models import AuditEntry, Batch, Computation, InputValue, Status
 from tasks.operations import REGISTRY
+from tests import factories
 from tests.helpers import HTMX, wait_for
 
 
@@ -81,7 +82,7 @@ def test_the_main_list_shows_a_batch_as_one_row_and_a_filter_shows_its_computati
         operation=REGISTRY["add"], varied="x", start=Decimal(1), stop=Decimal(3), step=Decimal(1),
         fixed={"y": Decimal(1)},
     )  # fmt: skip
-    alone = Computation.objects.create(operation="add", inputs={"x": "9", "y": "9"})
+    alone = factories.computation(inputs={"x": "9", "y": "9"})
     html = client.get(reverse("computations"), **HTMX).content.decode()
     assert html.count('<tr id="batch-') == 1 and html.count('<details id="batch-details-') == 1
     assert f'href="{batch.get_absolute_url()}"' in html and f'id="computation-{alone.pk}"' in html

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from tasks.models import Computation
+from tests import factories
 from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,7 @@ def cache_keys() -> set[bytes]:
 
 
 def test_ten_thousand_junk_query_strings_add_no_key(client):
-    Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    factories.computation()
     url = reverse("computations")
     assert client.get(url, {"status": "queued"}, **HTMX).status_code == 200
     before = cache_keys()
@@ -28,7 +28,7 @@ def test_ten_thousand_junk_query_strings_add_no_key(client):
 
 
 def test_junk_cookies_and_unknown_parameters_share_the_rendering_of_the_normalised_address():
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    computation = factories.computation()
     url = reverse("computations")
     first = Client().get(url, **HTMX)
     before = cache_keys()

@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks.models import Batch, Computation, Status
+from tasks.models import Computation, Status
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -36,10 +37,9 @@ def test_the_csv_holds_every_matching_row_oldest_first_across_chunks(client):
 
 
 def test_cells_a_spreadsheet_would_run_are_neutralised_and_numbers_are_not(client):
-    Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, status=Status.FAILED,
-                               error="=HYPERLINK(\"http://evil.example\")", worker="@SUM(1+1)")  # fmt: skip
-    Computation.objects.create(operation="subtract", inputs={"x": "1", "y": "4.5"}, status=Status.SUCCEEDED,
-                               result="-3.5", worker="+cmd|' /C calc'!A0")  # fmt: skip
+    factories.computation(Status.FAILED, error='=HYPERLINK("http://evil.example")', worker="@SUM(1+1)")
+    factories.computation(Status.SUCCEEDED, operation="subtract", inputs={"x": "1", "y": "4.5"}, result="-3.5",
+                          worker="+cmd|' /C calc'!A0")  # fmt: skip
     rows = list(csv.reader(io.StringIO(content(client.get(reverse("export-csv"))))))
     failed, succeeded = rows[1], rows[2]
     assert failed[6] == '\'=HYPERLINK("http://evil.example")' and failed[8] == "'@SUM(1+1)"
@@ -47,12 +47,10 @@ def test_cells_a_spreadsheet_would_run_are_neutralised_and_numbers_are_not(clien
 
 
 def test_the_json_export_filters_by_batch_and_date_range(client):
-    batch = Batch.objects.create(operation="add", varied="x", start="1", stop="2", step="1", fixed_inputs={"y": "1"},
-                                 size=2)  # fmt: skip
-    old = timezone.now() - timedelta(days=3)
-    inside = Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, batch=batch)
-    Computation.objects.create(operation="add", inputs={"x": "2", "y": "1"}, batch=batch, created_at=old)
-    Computation.objects.create(operation="add", inputs={"x": "3", "y": "1"})
+    batch = factories.batch(fixed_inputs={"y": "1"})
+    inside, old = batch.computations.order_by("pk")
+    Computation.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=3))
+    factories.computation(inputs={"x": "3", "y": "1"})
     since = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
     response = client.get(reverse("export-json"), {"batch": batch.pk, "created_from": since})
     assert response["Content-Type"] == "application/json"

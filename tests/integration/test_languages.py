@@ -13,6 +13,7 @@ from django.utils.translation import gettext
 
 from tasks.models import Computation, Status
 from tasks.operations import TimeLimitExceeded
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,7 @@ def test_the_switcher_never_redirects_elsewhere(client):
 
 def failed(operation: str, inputs: dict, error: Exception) -> Computation:
     """A computation that a worker ran and failed with `error`, through the transitions a worker uses."""
-    computation = Computation.objects.create(operation=operation, inputs=inputs)
+    computation = factories.computation(operation=operation, inputs=inputs)
     rows = Computation.objects.filter(pk=computation.pk)
     assert rows.claim(worker="test") == 1 and rows.fail(attempt=1, error=error) == 1
     return rows.get()
@@ -79,7 +80,7 @@ def test_the_api_keeps_english_for_machines(client):
 def test_dates_read_as_in_each_language_in_the_configured_time_zone(client, settings):
     settings.TIME_ZONE = "Asia/Shanghai"
     created = datetime.datetime(2026, 11, 25, 1, 2, 3, tzinfo=datetime.UTC)
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, created_at=created)
+    computation = factories.computation(created_at=created)
     url = reverse("computation-detail", args=[computation.pk])
     assert "25 Nov 2026, 09:02:03" in client.get(url).content.decode()
     assert "2026年11月25日 09:02:03" in client.get(url, **ZH).content.decode()

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from tasks import services
 from tasks.models import AuditEntry, Batch, Computation, Status
+from tests import factories
 from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
@@ -15,10 +16,7 @@ BULK = reverse("computations-bulk")
 
 
 def failed(count: int = 1, **fields) -> list[Computation]:
-    return [
-        Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, status=Status.FAILED, **fields)
-        for _ in range(count)
-    ]
+    return [factories.computation(Status.FAILED, **fields) for _ in range(count)]
 
 
 def queued(count: int) -> None:
@@ -108,10 +106,10 @@ def test_the_admins_retry_is_refused_when_the_queue_is_full(admin_client, settin
     assert Computation.objects.get(pk=computation.pk).status == Status.FAILED
 
 
-def test_the_admin_login_shares_the_dashboards_limit_of_attempts(settings, django_user_model):
+def test_the_admin_login_shares_the_dashboards_limit_of_attempts(settings):
     # An hour's window: the limits' windows are fixed, and a minute's could close between attempts.
     settings.LOGIN_RATE_LIMIT = "3/h"
-    django_user_model.objects.create_superuser("root", password="a long enough password")
+    factories.superuser("root")
     guesser = Client(REMOTE_ADDR="198.51.100.7")
     attempts = [
         guesser.post(reverse("login"), {"username": "root", "password": "guess"}).status_code,

@@ -10,6 +10,7 @@ from django.urls import reverse
 from dashboard.computations import notifications
 from tasks import changes
 from tasks.models import Batch, Computation, Status
+from tests import factories
 from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +65,7 @@ def test_failures_read_as_text_and_in_the_readers_language(client):
 
 
 def test_a_forged_cookie_is_ignored(client):
-    other = Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.SUCCEEDED)
+    other = factories.computation(Status.SUCCEEDED, inputs={"x": "1", "y": "1"})
     client.cookies[notifications.COOKIE] = str(other.pk)
     assert "HX-Trigger" not in poll(client)
     assert client.post(reverse("notifications"), **HTMX).content.decode().strip() == ""
@@ -73,7 +74,7 @@ def test_a_forged_cookie_is_ignored(client):
 def test_the_tab_title_counts_what_runs():
     client = Client()
     assert poll(client).content.decode().lstrip().startswith("<title>Computations · Computation dashboard</title>")
-    running = Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.RUNNING)
+    running = factories.computation(Status.RUNNING, inputs={"x": "1", "y": "1"})
     changes.record_change()
     assert (
         poll(client)

@@ -42,12 +42,6 @@ def accounts(request, settings) -> bool:
     return request.param
 
 
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def post(client: Client, door: str, url: str):
     """What each door's control takes: the admin's queue page a form naming the queue and the action."""
     data = {"queue": "heavy", "action": "purge", "confirm": "yes"} if door == "admin" else {}
@@ -86,7 +80,7 @@ def test_a_visitor_who_is_not_signed_in_is_sent_to_sign_in_and_changes_nothing(d
 def test_a_person_without_the_permission_is_refused_even_as_staff(door, url):
     waiting = factories.computation()
     for user in (factories.person("ann"), factories.person("sam", is_staff=True)):
-        client = signed_in(user)
+        client = factories.signed_in(user)
         for answer in (client.get(url), post(client, door, url)):
             if door == "admin" and not user.is_staff:  # the admin site asks anyone but staff to sign in as staff
                 assert answer.status_code == 302 and answer["Location"].startswith("/admin/login/")
@@ -99,7 +93,7 @@ def test_a_person_without_the_permission_is_refused_even_as_staff(door, url):
 
 @pytest.mark.usefixtures("accounts")
 def test_a_read_only_operator_sees_the_operator_pages_without_their_controls():
-    client = signed_in(factories.operator(read_only=True))
+    client = factories.signed_in(factories.operator(read_only=True))
     for _, url in READS:
         assert client.get(url).status_code == 200, url
     workers_page = client.get(reverse("workers")).content.decode()
@@ -112,7 +106,7 @@ def test_a_read_only_operator_sees_the_operator_pages_without_their_controls():
 @pytest.mark.parametrize(("door", "url"), WRITES)
 def test_a_read_only_operators_controls_are_refused_and_change_nothing(door, url):
     waiting = factories.computation()
-    client = signed_in(factories.operator(read_only=True))
+    client = factories.signed_in(factories.operator(read_only=True))
     answer = post(client, door, url)
     assert answer.status_code == 403
     if door == "api":
@@ -122,7 +116,7 @@ def test_a_read_only_operators_controls_are_refused_and_change_nothing(door, url
 
 @pytest.mark.usefixtures("accounts")
 def test_an_operator_sees_the_controls_and_steers_a_queue():
-    client = signed_in(factories.operator())
+    client = factories.signed_in(factories.operator())
     assert "Pause</button>" in client.get(reverse("workers")).content.decode()
     try:
         assert client.post(reverse("api-queue", args=["heavy", "pause"])).json()["paused"] is True
@@ -134,25 +128,25 @@ def test_an_operator_sees_the_controls_and_steers_a_queue():
 
 def test_a_read_only_operators_admin_shows_the_audit_trail_and_acts_on_nothing():
     waiting = factories.computation()
-    client = signed_in(factories.operator("rita", read_only=True))
+    client = factories.signed_in(factories.operator("rita", read_only=True))
     assert client.get(reverse("admin:tasks_auditentry_changelist")).status_code == 200
     changelist = reverse("admin:tasks_computation_changelist")
     page = client.get(changelist).content.decode()
     assert 'value="cancel"' not in page and 'value="retry"' not in page
     client.post(changelist, {"action": "cancel", "_selected_action": [waiting.pk]})
     assert_nothing_changed(waiting)
-    operator = signed_in(factories.operator())
+    operator = factories.signed_in(factories.operator())
     operator.post(changelist, {"action": "cancel", "_selected_action": [waiting.pk]})
     waiting.refresh_from_db()
     assert waiting.status == Status.CANCELLED
 
 
-def test_with_accounts_on_a_read_only_operator_sees_everyones_work_and_changes_only_their_own(settings):
-    settings.DASHBOARD_LOGIN_REQUIRED = True
+@pytest.mark.usefixtures("accounts_on")
+def test_with_accounts_on_a_read_only_operator_sees_everyones_work_and_changes_only_their_own():
     reader = factories.operator(read_only=True)
     theirs = factories.computation(owner=factories.person("ann"))
     own = factories.computation(owner=reader)
-    client = signed_in(reader)
+    client = factories.signed_in(reader)
     listed = client.get(reverse("computations"), **HTMX).content.decode()
     assert f'id="computation-{theirs.pk}"' in listed and f'id="computation-{own.pk}"' in listed
     assert client.get(reverse("computation-detail", args=[theirs.pk])).status_code == 200

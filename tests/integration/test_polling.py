@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tasks import changes
-from tasks.models import Batch, Computation, Status
+from tasks.models import Computation, Status
+from tests import factories
 from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +23,7 @@ def poll(client, url, etag=None):
 
 
 def test_list_poll_answers_200_then_304_then_200_after_a_change_then_286(client, django_assert_num_queries):
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    computation = factories.computation()
     rows = Computation.objects.filter(pk=computation.pk)
     url = reverse("computations")
 
@@ -52,7 +53,7 @@ def test_list_poll_answers_200_then_304_then_200_after_a_change_then_286(client,
 
 
 def test_a_poll_keeps_the_filters_and_position_it_was_rendered_with(client):
-    Computation.objects.create(operation="divide", inputs={"x": "1", "y": "2"}, status=Status.FAILED)
+    factories.computation(Status.FAILED, operation="divide")
     html = poll(client, reverse("computations") + "?status=failed&operation=divide").content.decode()
     assert 'hx-get="/computations/?status=failed&amp;operation=divide"' in html
 
@@ -74,7 +75,7 @@ def test_invalid_filters_get_400_with_the_reason(client):
 
 
 def test_detail_polls_while_running_and_stops_when_done(client, django_assert_num_queries):
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    computation = factories.computation()
     rows = Computation.objects.filter(pk=computation.pk)
     url = computation.get_absolute_url()
     rows.claim(worker="test")
@@ -106,7 +107,7 @@ def test_without_redis_pages_are_rendered_in_full(client, settings):
 
 
 def test_a_partial_is_rendered_once_per_change_for_everyone(client, django_assert_num_queries):
-    Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    factories.computation()
     url = reverse("computations")
     first = poll(client, url)
     with django_assert_num_queries(0):
@@ -119,12 +120,8 @@ def test_a_partial_is_rendered_once_per_change_for_everyone(client, django_asser
 @pytest.mark.parametrize("page", ["/", "/?status=queued&operation=add", "detail", "batch"])
 def test_a_page_gives_its_partial_the_etag_of_its_first_poll(client, page):
     """So that first poll answers 304 too when nothing changed, and htmx swaps nothing (focus and scroll stay)."""
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, status=Status.QUEUED)
-    batch = Batch.objects.create(
-        operation="add", varied="x", start="1", stop="1", step="1", fixed_inputs={"y": "2"}, size=1
-    )
-    computation.batch = batch
-    computation.save()
+    batch = factories.batch(Status.QUEUED, size=1)
+    computation = batch.computations.get()
     changes.record_change()
     path = {"detail": f"/computations/{computation.pk}/", "batch": f"/batches/{batch.pk}/"}.get(page, page)
     html = client.get(path).content.decode()
@@ -139,7 +136,7 @@ def test_a_page_gives_its_partial_the_etag_of_its_first_poll(client, page):
 
 
 def test_the_counts_by_status_are_worked_out_once_per_change_for_every_page(client):
-    Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    factories.computation()
     poll(client, reverse("computations"))  # the counts of this version, now shared
 
     def counted(response) -> str:
@@ -149,7 +146,7 @@ def test_the_counts_by_status_are_worked_out_once_per_change_for_every_page(clie
         other_page = poll(client, reverse("computations") + "?status=queued")
     assert counted(other_page) == "1"
     assert not [query for query in queries if "UNION ALL" in query["sql"]], "no count query: shared"
-    Computation.objects.create(operation="add", inputs={"x": "2", "y": "2"})
+    factories.computation(inputs={"x": "2", "y": "2"})
     changes.record_change()
     with CaptureQueriesContext(connection) as queries:
         after = poll(client, reverse("computations") + "?status=queued")

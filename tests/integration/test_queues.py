@@ -14,6 +14,7 @@ from tasks.celery import app
 from tasks.models import AuditEntry, Computation, Status
 from tasks.operations import REGISTRY
 from tasks.redis_clients import durable
+from tests import factories
 from tests.helpers import HTMX, wait_for
 from tools.ports import free_ports
 
@@ -52,7 +53,7 @@ def test_each_operation_and_amount_of_work_goes_to_one_queue_and_rows_of_agrees(
     for name, spec in REGISTRY.items():
         for work_seconds in (0, 2):
             inputs = {each.name: "2" for each in spec.inputs}
-            pk = Computation.objects.create(operation=name, inputs=inputs, work_seconds=work_seconds).pk
+            pk = factories.computation(operation=name, inputs=inputs, work_seconds=work_seconds).pk
             expected[pk] = queues.for_computation(name, work_seconds)
             assert expected[pk] == (queues.INSTANT if spec.is_instant(work_seconds) else queues.HEAVY)
     assert set(expected.values()) == {queues.INSTANT, queues.HEAVY}
@@ -128,8 +129,8 @@ def test_the_page_shows_workers_from_their_heartbeats_lost_after_a_minute_then_f
     assert 'data-worker="quiet@host-1" data-state="lost"' in page
     assert 'data-worker="done@host-1" data-state="stopped"' in page
     assert "gone@host-1" not in page and not durable().hexists(presence.WORKERS_KEY, "gone@host-1")
-    running = Computation.objects.create(
-        operation="factorize", inputs={"n": "360"}, status=Status.RUNNING, worker="fresh@host-1", progress=40
+    running = factories.computation(
+        Status.RUNNING, operation="factorize", inputs={"n": "360"}, worker="fresh@host-1", progress=40
     )
     assert f'href="/computations/{running.pk}/"' in operator_client.get(reverse("workers")).content.decode()
 

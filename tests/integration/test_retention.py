@@ -7,7 +7,6 @@ import re
 import pytest
 from django.core.cache import cache
 from django.db.models import Sum
-from django.test import Client
 from django.urls import reverse
 
 from tasks import retention, rollups, services
@@ -36,15 +35,9 @@ def counted() -> int:
 def test_ended_computations_past_retention_go_and_their_counts_stay(settings):
     settings.COMPUTATION_RETENTION_DAYS = 2
     old = [ended(3, status) for status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)] + [ended(2.5)]
-    batch = Batch.objects.create(
-        operation="add", varied="x", start="1", stop="2", step="1", fixed_inputs={"y": "2"}, size=2,
-        created_at=NOW - 3 * DAY,
-    )  # fmt: skip
+    batch = factories.batch(computations=False, created_at=NOW - 3 * DAY)
     old += [ended(3, batch=batch), ended(3, batch=batch)]
-    kept_batch = Batch.objects.create(
-        operation="add", varied="x", start="1", stop="2", step="1", fixed_inputs={"y": "2"}, size=2,
-        created_at=NOW - 3 * DAY,
-    )  # fmt: skip
+    kept_batch = factories.batch(computations=False, created_at=NOW - 3 * DAY)
     ended(3, batch=kept_batch)
     in_batch_still_running = computation(Status.RUNNING, batch=kept_batch, created_at=NOW - 3 * DAY)
     recent = ended(1)
@@ -150,6 +143,5 @@ def test_the_storage_page_and_metrics_tell_operators_what_is_kept(settings, clie
     assert re.search(r'dashboard_table_bytes\{part="index",table="tasks_computation"\} [1-9]', metrics)
     assert 'dashboard_rollups_first_timestamp_seconds{resolution="hour"}' in metrics
 
-    person = Client()
-    person.force_login(factories.person())
+    person = factories.signed_in(factories.person())
     assert person.get(reverse("storage")).status_code == 403, "operators only"

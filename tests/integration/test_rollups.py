@@ -11,6 +11,7 @@ from django.db.models import Sum
 from tasks import rollups
 from tasks.counters import BUCKETS
 from tasks.models import ENDED, Computation, Rollup, Status
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +22,9 @@ NOW = datetime.datetime(2026, 11, 30, 12, 30, 20, tzinfo=UTC)
 def ended(finished_at: datetime.datetime, *, operation: str = "add", status: str = Status.SUCCEEDED,
           run_seconds: float | None = 0.02, owner=None) -> Computation:  # fmt: skip
     started = finished_at - datetime.timedelta(seconds=run_seconds) if run_seconds is not None else None
-    return Computation.objects.create(
-        operation=operation, inputs={"x": "1", "y": "2"}, status=status, owner=owner, created_at=finished_at,
-        started_at=started, finished_at=finished_at,
-    )  # fmt: skip
+    return factories.computation(
+        status, operation=operation, owner=owner, created_at=finished_at, started_at=started, finished_at=finished_at
+    )
 
 
 def minute_counts(resolution: str = Rollup.Resolution.MINUTE) -> Counter:
@@ -35,8 +35,8 @@ def minute_counts(resolution: str = Rollup.Resolution.MINUTE) -> Counter:
     return counts
 
 
-def test_the_rollups_equal_the_counts_they_replace(django_user_model):
-    person = django_user_model.objects.create_user("ann")
+def test_the_rollups_equal_the_counts_they_replace():
+    person = factories.person("ann")
     rng = random.Random(3)
     made = []
     for _ in range(300):

@@ -6,28 +6,17 @@ import threading
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks import scheduling, services
+from tasks import scheduling
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun, Status
-from tasks.operations import REGISTRY
-from tests.factories import computation
+from tests import factories
+from tests.factories import ACTOR
 
 pytestmark = pytest.mark.django_db
 
-ACTOR = services.Actor(source=AuditEntry.Source.DASHBOARD, address="192.0.2.7")
 MINUTE = datetime.timedelta(minutes=1)
-
-
-def make(kind: str = Schedule.Kind.EVERY, owner=None, **fields: object) -> Schedule:
-    when = {"every": 5, "unit": Schedule.Unit.MINUTES, "run_at": None, "cron": ""} | fields
-    catch_up = when.pop("catch_up", True)
-    return scheduling.create(
-        name="sums", operation=REGISTRY["add"], inputs=REGISTRY["add"].parse_inputs({"x": "2", "y": "3"}),
-        work_seconds=0, kind=kind, catch_up=catch_up, owner=owner, actor=ACTOR, **when,
-    )  # fmt: skip
 
 
 def due_now(schedule: Schedule, ago: datetime.timedelta = datetime.timedelta(seconds=1)) -> datetime.datetime:
@@ -36,9 +25,9 @@ def due_now(schedule: Schedule, ago: datetime.timedelta = datetime.timedelta(sec
     return due
 
 
-def test_a_due_schedule_submits_its_computation_once_and_is_due_again_on_its_grid(django_user_model):
-    owner = django_user_model.objects.create_user("ann")
-    schedule = make(owner=owner)
+def test_a_due_schedule_submits_its_computation_once_and_is_due_again_on_its_grid():
+    owner = factories.person("ann")
+    schedule = factories.schedule(owner=owner)
     assert schedule.next_run_at > timezone.now()
     due = due_now(schedule)
 
@@ -59,7 +48,7 @@ def test_a_due_schedule_submits_its_computation_once_and_is_due_again_on_its_gri
 
 @pytest.mark.django_db(transaction=True)
 def test_two_firings_at_once_fire_each_due_time_once():
-    made = [make() for _ in range(20)]
+    made = [factories.schedule() for _ in range(20)]
     for schedule in made:
         due_now(schedule)
     barrier = threading.Barrier(2)
@@ -83,7 +72,7 @@ def test_two_firings_at_once_fire_each_due_time_once():
 
 
 def test_a_missed_run_runs_once_on_recovery_or_is_skipped():
-    catching_up, skipping = make(), make(catch_up=False)
+    catching_up, skipping = factories.schedule(), factories.schedule(catch_up=False)
     hours_ago = datetime.timedelta(hours=3)  # 36 periods of 5 minutes missed
     due_now(catching_up, hours_ago)
     due_now(skipping, hours_ago)
@@ -103,8 +92,8 @@ def test_a_missed_run_runs_once_on_recovery_or_is_skipped():
 
 def test_a_run_the_queue_has_no_room_for_is_recorded_as_refused(settings):
     settings.COMPUTATION_MAX_QUEUED = 1
-    waiting = computation(Status.QUEUED)
-    schedule = make()
+    waiting = factories.computation(Status.QUEUED)
+    schedule = factories.schedule()
     due_now(schedule)
     assert scheduling.fire_due() == 1
     run = ScheduleRun.objects.get()
@@ -113,7 +102,7 @@ def test_a_run_the_queue_has_no_room_for_is_recorded_as_refused(settings):
 
 
 def test_once_runs_once_and_is_done():
-    schedule = make(Schedule.Kind.ONCE, run_at=timezone.now() + MINUTE)
+    schedule = factories.schedule(Schedule.Kind.ONCE, run_at=timezone.now() + MINUTE)
     assert scheduling.fire_due() == 0, "not yet"
     assert scheduling.fire_due(timezone.now() + 2 * MINUTE) == 1
     schedule.refresh_from_db()
@@ -122,7 +111,7 @@ def test_once_runs_once_and_is_done():
 
 
 def test_pause_resume_run_now_and_delete_are_audited():
-    schedule = make()
+    schedule = factories.schedule()
     due_now(schedule, datetime.timedelta(hours=1))
     assert scheduling.pause(schedule, ACTOR) and not scheduling.pause(schedule, ACTOR)
     assert scheduling.fire_due() == 0, "paused"
@@ -147,9 +136,9 @@ def test_pause_resume_run_now_and_delete_are_audited():
 
 def test_the_cap_on_schedules(settings):
     settings.SCHEDULE_MAX = 2
-    make(), make()
+    factories.schedule(), factories.schedule()
     with pytest.raises(scheduling.TooManySchedules):
-        make()
+        factories.schedule()
     assert Schedule.objects.count() == 2
 
 
@@ -225,11 +214,9 @@ def test_the_api_lists_creates_and_acts_on_schedules(client):
     assert client.get(reverse("api-schedule", args=[body["id"]])).status_code == 404
 
 
-def test_with_accounts_on_a_person_sees_and_steers_only_their_own_schedules(settings, django_user_model):
-    settings.DASHBOARD_LOGIN_REQUIRED = True
-    ann, bob = Client(), Client()
-    ann.force_login(django_user_model.objects.create_user("ann", password="a long enough password"))
-    bob.force_login(django_user_model.objects.create_user("bob", password="a long enough password"))
+@pytest.mark.usefixtures("accounts_on")
+def test_with_accounts_on_a_person_sees_and_steers_only_their_own_schedules(people):
+    ann, bob = factories.signed_in(people["ann"]), factories.signed_in(people["bob"])
     assert ann.post(reverse("schedules"), FORM).status_code == 303
     schedule = Schedule.objects.get()
     assert schedule.owner.username == "ann"

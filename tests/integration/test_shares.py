@@ -10,7 +10,6 @@ from django.urls import reverse
 
 from tasks import redis_clients, scheduling, services
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
-from tasks.operations import REGISTRY
 from tests import factories
 from tests.helpers import HTMX
 
@@ -35,13 +34,8 @@ def schedule(client: Client, **when: str):
 
 def test_run_now_is_a_submission_on_every_door(settings, django_capture_on_commit_callbacks):
     settings.SUBMISSION_RATE_LIMIT = "2/h"  # an hour: a window cannot close between the requests
-    made = scheduling.create(
-        name="sums", operation=REGISTRY["add"], inputs={"x": 2, "y": 3}, work_seconds=0, kind=Schedule.Kind.EVERY,
-        run_at=None, every=5, unit=Schedule.Unit.MINUTES, cron="", catch_up=True, owner=None,
-        actor=services.Actor(source=AuditEntry.Source.DASHBOARD),
-    )  # fmt: skip
-    operator = Client()
-    operator.force_login(factories.operator())
+    made = factories.schedule(actor=services.Actor(source=AuditEntry.Source.DASHBOARD))
+    operator = factories.signed_in(factories.operator())
     page, api = reverse("schedule-action", args=[made.pk, "run"]), reverse("api-schedule-action", args=[made.pk, "run"])
     with django_capture_on_commit_callbacks():
         assert operator.post(page).status_code == 303
@@ -88,11 +82,7 @@ def test_what_one_address_or_person_keeps_waiting_is_capped(settings, django_cap
 def test_a_schedules_runs_count_against_its_makers_share(settings):
     settings.COMPUTATION_MAX_QUEUED_PER_CLIENT = 1
     actor = services.Actor(source=AuditEntry.Source.DASHBOARD, address="198.51.100.23")
-    made = scheduling.create(
-        name="sums", operation=REGISTRY["add"], inputs={"x": 2, "y": 3}, work_seconds=0, kind=Schedule.Kind.EVERY,
-        run_at=None, every=5, unit=Schedule.Unit.MINUTES, cron="", catch_up=True, owner=None, actor=actor,
-        address=actor.address,
-    )  # fmt: skip
+    made = factories.schedule(actor=actor, address=actor.address)
     first, second = scheduling.run_now(made, actor), scheduling.run_now(made, actor)
     assert first.outcome == ScheduleRun.Outcome.SUBMITTED and second.outcome == ScheduleRun.Outcome.REFUSED
     assert scheduling.reason_text(second) == "Its owner has as many computations waiting as one person may have."

@@ -5,6 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tasks.models import AuditEntry, Computation, Status
+from tests import factories
 from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
@@ -14,7 +15,7 @@ SUBMISSION = {"operation": "add", "x": "1", "y": "2"}
 
 def audited_address(client: Client, **headers: str) -> str | None:
     """Cancels a queued computation through the API and returns the address the audit trail recorded."""
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"})
+    computation = factories.computation()
     assert client.post(reverse("api-computation-cancel", args=[computation.pk]), **headers).status_code == 200
     return AuditEntry.objects.filter(computations=computation).get().address
 
@@ -61,7 +62,7 @@ def test_metrics_answer_only_what_came_through_the_monitoring_listener(client):
 
 
 def test_a_csrf_failure_of_the_json_api_answers_json():
-    computation = Computation.objects.create(operation="add", inputs={"x": "1", "y": "2"}, status=Status.FAILED)
+    computation = factories.computation(Status.FAILED)
     browser = Client(enforce_csrf_checks=True)
     refused = browser.post(reverse("api-computation-retry", args=[computation.pk]))
     assert refused.status_code == 403 and refused["Content-Type"] == "application/json"

@@ -112,7 +112,7 @@ def test_retry_runs_a_cancelled_computation_again(client):
 
 
 def test_a_failing_computation_records_its_error_and_can_be_retried():
-    computation = Computation.objects.create(operation="retired_operation", inputs={})
+    computation = factories.computation(operation="retired_operation", inputs={})
     sending.enqueue(computation)
     computation = final(computation)
     assert computation.status == Status.FAILED
@@ -157,7 +157,7 @@ def test_a_row_whose_attempts_are_used_up_fails_with_a_clear_error():
 
 def test_the_sweep_sends_what_the_broker_never_took():
     # As submit() leaves a row when the broker was down: committed, queued, never sent.
-    computation = Computation.objects.create(operation="add", inputs={"x": "20", "y": "22"}, enqueued_at=None)
+    computation = factories.computation(inputs={"x": "20", "y": "22"}, enqueued_at=None)
     jobs.sweep()
     computation = final(computation)
     assert computation.status == Status.SUCCEEDED and computation.result == "42"
@@ -166,12 +166,11 @@ def test_the_sweep_sends_what_the_broker_never_took():
 
 def test_the_sweep_sends_a_dead_workers_rows_again():
     long_ago = timezone.now() - timedelta(minutes=5)
-    running = Computation.objects.create(
-        operation="add", inputs={"x": "1", "y": "1"}, status=Status.RUNNING, attempts=1, updated_at=long_ago,
-        enqueued_at=long_ago,
-    )  # fmt: skip
+    running = factories.computation(
+        Status.RUNNING, inputs={"x": "1", "y": "1"}, attempts=1, updated_at=long_ago, enqueued_at=long_ago
+    )
     # Held by a worker that died before it started it; the broker's queue is empty meanwhile.
-    reserved = Computation.objects.create(operation="add", inputs={"x": "2", "y": "2"}, enqueued_at=long_ago)
+    reserved = factories.computation(inputs={"x": "2", "y": "2"}, enqueued_at=long_ago)
     jobs.sweep()
     assert (final(running).status, running.attempts, running.result) == (Status.SUCCEEDED, 2, "2")
     assert (final(reserved).status, reserved.attempts, reserved.result) == (Status.SUCCEEDED, 1, "4")
@@ -179,12 +178,11 @@ def test_the_sweep_sends_a_dead_workers_rows_again():
 
 def test_the_sweep_leaves_rows_that_are_on_their_way_alone():
     now = timezone.now()
-    Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, enqueued_at=now)
-    Computation.objects.create(
-        operation="add", inputs={"x": "1", "y": "1"}, status=Status.RUNNING, attempts=1, updated_at=now,
-        enqueued_at=now - timedelta(minutes=5),
-    )  # fmt: skip
-    Computation.objects.create(operation="add", inputs={"x": "1", "y": "1"}, status=Status.SUCCEEDED, enqueued_at=None)
+    factories.computation(inputs={"x": "1", "y": "1"}, enqueued_at=now)
+    factories.computation(
+        Status.RUNNING, inputs={"x": "1", "y": "1"}, attempts=1, updated_at=now, enqueued_at=now - timedelta(minutes=5)
+    )
+    factories.computation(Status.SUCCEEDED, inputs={"x": "1", "y": "1"}, enqueued_at=None)
     assert sending.sweep(empty_queues=queues.NAMES) == 0
 
 
