@@ -42,9 +42,13 @@ def computation(status: str = Status.QUEUED, **fields: object) -> Computation:
 
 
 def batch(
-    status: str = Status.QUEUED, *, size: int = 2, fixed_inputs: dict | None = None, computations: bool = True,
+    status: str = Status.QUEUED,
+    *,
+    size: int = 2,
+    fixed_inputs: dict | None = None,
+    computations: bool = True,
     **fields: object,
-) -> Batch:  # fmt: skip
+) -> Batch:
     """Additions over x = 1 … `size` (y fixed at 2), a computation per value in `status` (as computation() makes
     one), the first standing for the batch in the main list: laid out as services.submit_batch() lays them out,
     without sending anything or writing search values. `computations=False`: the batch alone, for a test that makes
@@ -57,25 +61,43 @@ def batch(
     if computations:
         for index, value in enumerate(range(1, size + 1)):
             computation(
-                status, operation=made.operation, inputs={made.varied: str(value), **fixed_inputs}, batch=made,
-                in_main_list=index == 0, owner=made.owner, created_at=made.created_at,
-            )  # fmt: skip
+                status,
+                operation=made.operation,
+                inputs={made.varied: str(value), **fixed_inputs},
+                batch=made,
+                in_main_list=index == 0,
+                owner=made.owner,
+                created_at=made.created_at,
+            )
     return made
 
 
 def schedule(
-    kind: str = Schedule.Kind.EVERY, *, owner=None, catch_up: bool = True, actor: services.Actor = ACTOR,
-    address: str | None = None, **when: object,
-) -> Schedule:  # fmt: skip
+    kind: str = Schedule.Kind.EVERY,
+    *,
+    owner=None,
+    catch_up: bool = True,
+    actor: services.Actor = ACTOR,
+    address: str | None = None,
+    **when: object,
+) -> Schedule:
     """A schedule named "sums": 2 + 3 every 5 minutes unless `when` says otherwise, made as the pages make one
     (scheduling.create: validated, audited by `actor`, with its first due time); `owner`'s, or else made from
     `address`."""
     when = {"every": 5, "unit": Schedule.Unit.MINUTES, "run_at": None, "cron": ""} | when
     add = REGISTRY["add"]
     return scheduling.create(
-        name="sums", operation=add, inputs=add.parse_inputs({"x": "2", "y": "3"}), work_seconds=0, kind=kind,
-        catch_up=catch_up, owner=owner, actor=actor, address=address, **when,
-    )  # fmt: skip
+        name="sums",
+        operation=add,
+        inputs=add.parse_inputs({"x": "2", "y": "3"}),
+        work_seconds=0,
+        kind=kind,
+        catch_up=catch_up,
+        owner=owner,
+        actor=actor,
+        address=address,
+        **when,
+    )
 
 
 def person(name: str = "ann", **fields: object):

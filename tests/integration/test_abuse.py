@@ -181,9 +181,13 @@ def manage(django_db_setup) -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "manage.py", *arguments], env={**env, **environment}, cwd=ROOT, capture_output=True,
-            text=True, check=False,
-        )  # fmt: skip
+            [sys.executable, "manage.py", *arguments],
+            env={**env, **environment},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     return run
 
@@ -203,7 +207,10 @@ def test_production_mode_refuses_to_start_without_a_real_secret(manage, secret):
 
 def test_production_mode_refuses_a_weak_admin_password(manage):
     result = manage(
-        "ensure_admin", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ADMIN_USERNAME="admin",
+        "ensure_admin",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ADMIN_USERNAME="admin",
         ADMIN_PASSWORD="admin123",
-    )  # fmt: skip
+    )
     assert result.returncode != 0 and "ADMIN_PASSWORD is too weak" in result.stderr

@@ -23,9 +23,12 @@ pytestmark = pytest.mark.django_db
 def finished(minutes_ago: float, status: str, seconds: float, operation: str = "add") -> Computation:
     end = timezone.now() - timedelta(minutes=minutes_ago)
     return factories.computation(
-        status, operation=operation, inputs={"x": "1", "y": "1"}, started_at=end - timedelta(seconds=seconds),
+        status,
+        operation=operation,
+        inputs={"x": "1", "y": "1"},
+        started_at=end - timedelta(seconds=seconds),
         finished_at=end,
-    )  # fmt: skip
+    )
 
 
 def test_the_panel_counts_the_last_hour_by_minute_and_status():
@@ -127,10 +130,15 @@ def test_every_range_counts_what_the_table_holds_from_the_rollups_and_past_them(
     rng = random.Random(7)
     made = []
     for _ in range(400):
-        made.append(factories.computation(
-            rng.choice(ENDED), inputs={"x": "1", "y": "1"}, owner=rng.choice([None, person]), started_at=None,
-            finished_at=now - timedelta(seconds=rng.uniform(90, 32 * 86400)),
-        ))  # fmt: skip
+        made.append(
+            factories.computation(
+                rng.choice(ENDED),
+                inputs={"x": "1", "y": "1"},
+                owner=rng.choice([None, person]),
+                started_at=None,
+                finished_at=now - timedelta(seconds=rng.uniform(90, 32 * 86400)),
+            )
+        )
     for minutes in (3, 30, 59):
         made.append(finished(minutes, Status.SUCCEEDED, 1))
         Computation.objects.filter(pk=made[-1].pk).update(owner=person)

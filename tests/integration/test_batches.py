@@ -69,9 +69,13 @@ def test_a_thousand_values_are_written_in_a_few_statements(
     measure how busy the machine is)."""
     with django_capture_on_commit_callbacks(), django_assert_max_num_queries(12):
         batch = services.submit_batch(
-            operation=REGISTRY["add"], varied="x", start=Decimal(1), stop=Decimal(1000), step=Decimal(1),
+            operation=REGISTRY["add"],
+            varied="x",
+            start=Decimal(1),
+            stop=Decimal(1000),
+            step=Decimal(1),
             fixed={"y": Decimal(1)},
-        )  # fmt: skip
+        )
     assert batch.computations.count() == 1000
     assert InputValue.objects.filter(computation__batch=batch).count() == 1999  # x = 1, y = 1: one value
 
@@ -79,9 +83,13 @@ def test_a_thousand_values_are_written_in_a_few_statements(
 @pytest.mark.django_db
 def test_the_main_list_shows_a_batch_as_one_row_and_a_filter_shows_its_computations(client):
     batch = services.submit_batch(
-        operation=REGISTRY["add"], varied="x", start=Decimal(1), stop=Decimal(3), step=Decimal(1),
+        operation=REGISTRY["add"],
+        varied="x",
+        start=Decimal(1),
+        stop=Decimal(3),
+        step=Decimal(1),
         fixed={"y": Decimal(1)},
-    )  # fmt: skip
+    )
     alone = factories.computation(inputs={"x": "9", "y": "9"})
     html = client.get(reverse("computations"), **HTMX).content.decode()
     assert html.count('<tr id="batch-') == 1 and html.count('<details id="batch-details-') == 1
@@ -94,9 +102,13 @@ def test_the_main_list_shows_a_batch_as_one_row_and_a_filter_shows_its_computati
 @pytest.mark.django_db(transaction=True)
 def test_the_batch_page_shows_progress_and_polls_until_all_have_ended(client):
     batch = services.submit_batch(
-        operation=REGISTRY["multiply"], varied="y", start=Decimal("0.5"), stop=Decimal("1.5"), step=Decimal("0.5"),
+        operation=REGISTRY["multiply"],
+        varied="y",
+        start=Decimal("0.5"),
+        stop=Decimal("1.5"),
+        step=Decimal("0.5"),
         fixed={"x": Decimal(2)},
-    )  # fmt: skip
+    )
     page = client.get(batch.get_absolute_url(), **HTMX)
     assert page.status_code == 200 and "0 of 3 ended" in page.content.decode()
     assert client.get(batch.get_absolute_url(), HTTP_IF_NONE_MATCH=page["ETag"], **HTMX).status_code == 304
@@ -113,9 +125,13 @@ def test_the_batch_page_shows_progress_and_polls_until_all_have_ended(client):
 @pytest.mark.django_db
 def test_a_batch_is_cancelled_and_retried_as_a_whole_and_audited(client, django_capture_on_commit_callbacks):
     batch = services.submit_batch(
-        operation=REGISTRY["add"], varied="x", start=Decimal(1), stop=Decimal(5), step=Decimal(1),
+        operation=REGISTRY["add"],
+        varied="x",
+        start=Decimal(1),
+        stop=Decimal(5),
+        step=Decimal(1),
         fixed={"y": Decimal(1)},
-    )  # fmt: skip
+    )
     cancelled = client.post(reverse("batch-cancel", args=[batch.pk]), **HTMX)
     assert "5 computations of the batch cancelled." in cancelled.content.decode()
     assert set(batch.computations.values_list("status", flat=True)) == {Status.CANCELLED}

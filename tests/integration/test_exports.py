@@ -38,8 +38,13 @@ def test_the_csv_holds_every_matching_row_oldest_first_across_chunks(client):
 
 def test_cells_a_spreadsheet_would_run_are_neutralised_and_numbers_are_not(client):
     factories.computation(Status.FAILED, error='=HYPERLINK("http://evil.example")', worker="@SUM(1+1)")
-    factories.computation(Status.SUCCEEDED, operation="subtract", inputs={"x": "1", "y": "4.5"}, result="-3.5",
-                          worker="+cmd|' /C calc'!A0")  # fmt: skip
+    factories.computation(
+        Status.SUCCEEDED,
+        operation="subtract",
+        inputs={"x": "1", "y": "4.5"},
+        result="-3.5",
+        worker="+cmd|' /C calc'!A0",
+    )
     rows = list(csv.reader(io.StringIO(content(client.get(reverse("export-csv"))))))
     failed, succeeded = rows[1], rows[2]
     assert failed[6] == '\'=HYPERLINK("http://evil.example")' and failed[8] == "'@SUM(1+1)"

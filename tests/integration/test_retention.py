@@ -52,8 +52,11 @@ def test_ended_computations_past_retention_go_and_their_counts_stay(settings):
     assert pruned.done
     assert pruned.batches == 1
     assert set(Computation.objects.values_list("pk", flat=True)) == {
-        recent.pk, queued.pk, running.pk, in_batch_still_running.pk,
-    }  # fmt: skip
+        recent.pk,
+        queued.pk,
+        running.pk,
+        in_batch_still_running.pk,
+    }
     assert not InputValue.objects.filter(computation_id__in=[row.pk for row in old]).exists()
     assert InputValue.objects.filter(computation_id=recent.pk).exists()
     assert set(Batch.objects.values_list("pk", flat=True)) == {kept_batch.pk}

@@ -19,8 +19,14 @@ UTC = datetime.UTC
 NOW = datetime.datetime(2026, 11, 30, 12, 30, 20, tzinfo=UTC)
 
 
-def ended(finished_at: datetime.datetime, *, operation: str = "add", status: str = Status.SUCCEEDED,
-          run_seconds: float | None = 0.02, owner=None) -> Computation:  # fmt: skip
+def ended(
+    finished_at: datetime.datetime,
+    *,
+    operation: str = "add",
+    status: str = Status.SUCCEEDED,
+    run_seconds: float | None = 0.02,
+    owner=None,
+) -> Computation:
     started = finished_at - datetime.timedelta(seconds=run_seconds) if run_seconds is not None else None
     return factories.computation(
         status, operation=operation, owner=owner, created_at=finished_at, started_at=started, finished_at=finished_at
@@ -42,11 +48,15 @@ def test_the_rollups_equal_the_counts_they_replace():
     for _ in range(300):
         finished = NOW - datetime.timedelta(seconds=rng.uniform(61, 3 * 3600))
         status = rng.choice(ENDED)
-        made.append(ended(
-            finished, operation=rng.choice(["add", "factorize"]), status=status,
-            run_seconds=None if status == Status.CANCELLED and rng.random() < 0.5 else rng.uniform(0, 20),
-            owner=person if rng.random() < 0.3 else None,
-        ))  # fmt: skip
+        made.append(
+            ended(
+                finished,
+                operation=rng.choice(["add", "factorize"]),
+                status=status,
+                run_seconds=None if status == Status.CANCELLED and rng.random() < 0.5 else rng.uniform(0, 20),
+                owner=person if rng.random() < 0.3 else None,
+            )
+        )
     ended(NOW - datetime.timedelta(seconds=5))  # this minute is not whole yet: left for the next run
     assert rollups.roll_up(NOW) == 300
 

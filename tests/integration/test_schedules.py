@@ -128,8 +128,12 @@ def test_pause_resume_run_now_and_delete_are_audited():
     assert Computation.objects.filter(pk=computation).exists(), "its computations stay"
     actions = list(AuditEntry.objects.order_by("pk").values_list("action", "selection", "address"))
     assert [action for action, _, _ in actions] == [
-        "create-schedule", "pause-schedule", "resume-schedule", "run-schedule", "delete-schedule",
-    ]  # fmt: skip
+        "create-schedule",
+        "pause-schedule",
+        "resume-schedule",
+        "run-schedule",
+        "delete-schedule",
+    ]
     assert all(selection == {"schedule": pk, "name": "sums"} for _, selection, _ in actions)
     assert AuditEntry.objects.get(action="run-schedule").links.get().computation_id == computation
 
@@ -142,8 +146,19 @@ def test_the_cap_on_schedules(settings):
     assert Schedule.objects.count() == 2
 
 
-FORM = {"name": "nightly sums", "operation": "add", "x": "2", "y": "3", "work_seconds": "0", "kind": "cron",
-        "cron": "0 2 * * *", "every": "", "unit": "minutes", "run_at": "", "catch_up": "on"}  # fmt: skip
+FORM = {
+    "name": "nightly sums",
+    "operation": "add",
+    "x": "2",
+    "y": "3",
+    "work_seconds": "0",
+    "kind": "cron",
+    "cron": "0 2 * * *",
+    "every": "",
+    "unit": "minutes",
+    "run_at": "",
+    "catch_up": "on",
+}
 
 
 def test_the_page_creates_a_schedule_and_shows_its_runs_linked_to_their_computations(client):
@@ -230,8 +245,18 @@ def test_with_accounts_on_a_person_sees_and_steers_only_their_own_schedules(peop
 
 
 def test_the_admin_creates_pauses_runs_and_deletes_schedules_through_the_same_service(admin_client):
-    form = {"name": "hourly", "operation": "multiply", "inputs": '{"x": "4", "y": "5"}', "work_seconds": "0",
-            "kind": "every", "every": "1", "unit": "hours", "run_at": "", "cron": "", "catch_up": "on"}  # fmt: skip
+    form = {
+        "name": "hourly",
+        "operation": "multiply",
+        "inputs": '{"x": "4", "y": "5"}',
+        "work_seconds": "0",
+        "kind": "every",
+        "every": "1",
+        "unit": "hours",
+        "run_at": "",
+        "cron": "",
+        "catch_up": "on",
+    }
     refused = admin_client.post("/admin/tasks/schedule/add/", {**form, "inputs": '{"x": "4"}'})
     assert refused.status_code == 200 and "Give each input as text: x, y." in refused.text
     refused = admin_client.post("/admin/tasks/schedule/add/", {**form, "kind": "cron", "cron": "99 * * * *"})
@@ -252,5 +277,8 @@ def test_the_admin_creates_pauses_runs_and_deletes_schedules_through_the_same_se
     admin_client.post(f"/admin/tasks/schedule/{schedule.pk}/delete/", {"post": "yes"})
     assert not Schedule.objects.exists()
     assert list(AuditEntry.objects.filter(source="admin").order_by("pk").values_list("action", flat=True)) == [
-        "create-schedule", "pause-schedule", "run-schedule", "delete-schedule",
-    ]  # fmt: skip
+        "create-schedule",
+        "pause-schedule",
+        "run-schedule",
+        "delete-schedule",
+    ]

@@ -36,9 +36,16 @@ def listed(client, **params: str) -> str:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("1500", "1500"), ("1,500", "1500"), ("1 500", "1500"), ("1500.000", "1500"), ("-0.50", "-0.5"),
-     ("2 × 3", "2 × 3"), ("  7 ", "7")],
-)  # fmt: skip
+    [
+        ("1500", "1500"),
+        ("1,500", "1500"),
+        ("1 500", "1500"),
+        ("1500.000", "1500"),
+        ("-0.50", "-0.5"),
+        ("2 × 3", "2 × 3"),
+        ("  7 ", "7"),
+    ],
+)
 def test_a_value_is_searched_in_its_plain_form(text, value):
     assert search_value(text) == value
 

@@ -311,13 +311,23 @@ def test_a_computations_page_is_its_timeline(client):
     and the people's actions in their places."""
     start = timezone.now() - timedelta(minutes=5)
     computation = factories.computation(
-        Status.SUCCEEDED, result="3", created_at=start, enqueued_at=start, started_at=start + timedelta(seconds=2),
-        finished_at=start + timedelta(seconds=5), worker="worker@host", attempts=2,
-    )  # fmt: skip
+        Status.SUCCEEDED,
+        result="3",
+        created_at=start,
+        enqueued_at=start,
+        started_at=start + timedelta(seconds=2),
+        finished_at=start + timedelta(seconds=5),
+        worker="worker@host",
+        attempts=2,
+    )
     entry = AuditEntry.objects.create(
-        action=AuditEntry.Action.RETRY, source=AuditEntry.Source.API, selection={"ids": [computation.pk]},
-        requested=1, changed=1, created_at=start + timedelta(seconds=1),
-    )  # fmt: skip
+        action=AuditEntry.Action.RETRY,
+        source=AuditEntry.Source.API,
+        selection={"ids": [computation.pk]},
+        requested=1,
+        changed=1,
+        created_at=start + timedelta(seconds=1),
+    )
     entry.computations.add(computation)
     html = client.get(computation.get_absolute_url()).content.decode()
     steps = re.findall(r'<li class="step step-(\w+)">', html)
