@@ -41,6 +41,6 @@ format:  ## Format and fix the code with ruff
 	$(VENV)/bin/ruff check --fix .
 
 messages:  ## Update the Chinese catalogue from the code (then translate what is new), and compile it
-	DEBUG=true $(VENV)/bin/python manage.py makemessages --locale zh_Hans --no-location --no-obsolete \
+	DEBUG=true $(VENV)/bin/python manage.py makemessages --locale zh_Hans --no-location --no-obsolete --extension html,txt,py,jinja \
 		--ignore '.venv/*' --ignore 'tests/*' --ignore 'var/*' --ignore '.tools/*' --ignore 'static/*' --ignore 'docs/*'
 	DEBUG=true $(VENV)/bin/python manage.py compilemessages --ignore '.venv/*' --ignore '.tools/*'

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import reverse
@@ -30,8 +30,21 @@ def _selection(queryset: QuerySet[Computation]) -> services.Selection:
     return services.Selection(ids=list(queryset.values_list("pk", flat=True)[: services.BULK_CAP]))
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the admin shows and never adds, edits or deletes: they change through the services alone."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
 @admin.register(Computation)
-class ComputationAdmin(admin.ModelAdmin):
+class ComputationAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "operation",
@@ -53,15 +66,6 @@ class ComputationAdmin(admin.ModelAdmin):
     # The row changes only through its transitions (tasks.services), never by hand, and is not deleted here.
     readonly_fields = [field.name for field in Computation._meta.fields] + ["flower"]
     actions = ["cancel", "retry"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Computation | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Computation | None = None) -> bool:
-        return False
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         return may_operate(request.user)
@@ -97,7 +101,7 @@ class ComputationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """The audit trail, read-only: entries are only ever added, by tasks.services."""
 
     list_display = ["created_at", "action", "source", "user", "address", "requested", "changed"]
@@ -128,15 +132,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
             "%(count)s of its computations were pruned (retention): the entry keeps their ids.",
             pruned,
         ) % {"count": pruned}
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
-        return False
 
 
 def queues_view(request: HttpRequest) -> HttpResponse:

@@ -120,8 +120,7 @@ TEMPLATES = [
             ],
         },
     },
-    # The partials every poller gets after each change (dashboard/web/jinja.py says why); found by their names, which no
-    # Django template shares.
+    # The partials every poller gets after each change, named *.jinja (dashboard/templates/README.md says which).
     {
         "BACKEND": "django.template.backends.jinja2.Jinja2",
         "DIRS": [],

@@ -21,10 +21,10 @@ from tasks import services
 from tasks.models import AuditEntry, Batch
 from tasks.operations import MAX_RANGE_VALUES
 
-FORM_PAGE, PAGE = "dashboard/batch_form.html", "dashboard/batch.html"
-# Jinja2 templates (dashboard/web/jinja.py), which the pages show rendered: the form, the batch's polled section and
-# its values.
-FORM, SECTION, VALUES = "dashboard/batch_form_fields.html", "dashboard/batch_section.html", "dashboard/batch_rows.html"
+FORM_PAGE, PAGE = "dashboard/batch_form.html", "dashboard/section_page.html"
+# Jinja2 templates, which the pages show rendered: the form, the batch's polled section and its values.
+FORM, SECTION = "dashboard/batch_form_fields.jinja", "dashboard/batch_section.jinja"
+VALUES = "dashboard/batch_rows.jinja"
 ROWS_PER_PAGE = 100
 
 

@@ -19,9 +19,9 @@ from dashboard.web.redirects import back_to
 from tasks import services
 from tasks.models import AuditEntry, Computation
 
-DETAIL = "dashboard/detail.html"
+DETAIL = "dashboard/section_page.html"
 # A Jinja2 template (dashboard/web/jinja.py), which the page shows rendered.
-DETAIL_SECTION = "dashboard/detail_section.html"
+DETAIL_SECTION = "dashboard/detail_section.jinja"
 CANCEL, RETRY = AuditEntry.Action.CANCEL, AuditEntry.Action.RETRY
 
 

@@ -1,9 +1,9 @@
-"""The dashboard's pages and their HTMX partials.
+"""The dashboard's page: the computation form, the list with its filters and search, and the bulk actions over it.
 
-Each view parses (a form), calls a service or a query, and renders. An HTMX request gets a partial of the same
-template that renders the whole page (`page.html#name`), so each piece of HTML has one source. Lists and details
-that poll answer 304 from the change counter without loading a row, are rendered once per change for everyone
-who polls them, and stop the polling (286) once nothing is queued or running.
+The list polls (dashboard.web.live): a poll answers 304 from the change counter without loading a row, a changed
+list is rendered once per change for everyone who polls it, and the polling stops (286) once nothing is queued or
+running. The list, the form and the filters are Jinja2 partials that the page shows rendered; the bulk panel is a
+partial of the page's own template (index.html#bulk).
 """
 
 import dataclasses
@@ -40,11 +40,9 @@ from tasks.models import (
 )
 
 PAGE = "dashboard/index.html"
-# Jinja2 templates (dashboard/web/jinja.py), which the page shows rendered.
-LIST, FORM, DETAIL_SECTION = "dashboard/list.html", "dashboard/computation_form.html", "dashboard/detail_section.html"
-LIST_FILTERS, FILTERS_FORM = "dashboard/list_filters.html", "list-filters"  # the template, its form's id
-CANCEL, RETRY = AuditEntry.Action.CANCEL, AuditEntry.Action.RETRY
-DETAIL = "dashboard/detail.html"
+# Jinja2 templates, which the page shows rendered.
+LIST, FORM = "dashboard/list.jinja", "dashboard/computation_form.jinja"
+LIST_FILTERS, FILTERS_FORM = "dashboard/list_filters.jinja", "list-filters"  # the template, its form's id
 
 
 def _list_params(filters: ListFilterForm) -> dict:
@@ -206,7 +204,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     except throttling.Refused as refused:
         form.add_error(None, refused.message)
         return refused.advise(_bulk_response(request, {"bulk_form": form}, status=refused.status))
-    if form.action == CANCEL:
+    if form.action == AuditEntry.Action.CANCEL:
         message = ngettext("%(count)d computation cancelled.", "%(count)d computations cancelled.", outcome.changed)
     else:
         message = ngettext(

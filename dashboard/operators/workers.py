@@ -10,7 +10,6 @@ controls are for operators alone, POSTs (CSRF as everywhere), each written to th
 services.purge). A purge is asked for twice: the first request says what it would cancel.
 """
 
-import hashlib
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +21,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import get_language, gettext, ngettext
-from django.views.decorators.cache import cache_control
-from django.views.decorators.http import condition, require_POST, require_safe
-from django.views.decorators.vary import vary_on_headers
+from django.views.decorators.http import require_POST, require_safe
 from redis.exceptions import RedisError
 
 from dashboard.web import access, live
@@ -71,11 +68,6 @@ def snapshot(request: HttpRequest) -> dict[str, Any]:
     return request.workers_snapshot
 
 
-def _request_etag(request: HttpRequest, *args: object, **kwargs: object) -> str | None:
-    """A poll's ETag; none for the whole page, which also shows who is signed in and their messages."""
-    return poll_etag(request) if live.wants_partial(request) else None
-
-
 def poll_etag(request: HttpRequest) -> str:
     data = snapshot(request)
     shown = [
@@ -97,7 +89,7 @@ def poll_etag(request: HttpRequest) -> str:
     ]
     # The controls are drawn for operators only: who is asking is part of what is shown.
     parts = (shown, data["queues"], data["reachable"], get_language(), may_operate(request.user))
-    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+    return live.digest(*parts)
 
 
 def _heartbeat_text(worker: presence.Worker, state: str, now: float) -> str:
@@ -112,9 +104,7 @@ def _heartbeat_text(worker: presence.Worker, state: str, now: float) -> str:
 
 @require_safe
 @overseers_only
-@vary_on_headers("HX-Request")
-@cache_control(no_cache=True)
-@condition(etag_func=_request_etag)
+@live.polled_section(poll_etag)
 def workers_page(request: HttpRequest) -> HttpResponse:
     context = _context(request)
     if live.wants_partial(request):

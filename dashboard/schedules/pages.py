@@ -25,7 +25,7 @@ from tasks import scheduling
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 from tasks.services import Actor
 
-PAGE, DETAIL, FORM = "dashboard/schedules.html", "dashboard/schedule.html", "dashboard/schedule_form_fields.html"
+PAGE, DETAIL, FORM = "dashboard/schedules.html", "dashboard/schedule.html", "dashboard/schedule_form_fields.jinja"
 RUNS_PER_PAGE = 50
 
 

@@ -6,6 +6,10 @@ table. A changed one is rendered once per change for everyone who polls the same
 cache under a key made of the normalised inputs only (the partial's own address, the language, whether the broker
 answers, whose computations it shows), so junk in a query string or a cookie adds no key. Once nothing it shows is
 queued or running it answers 286, which stops the polling.
+
+One polled piece follows something the change counter does not see: the Workers section shows the workers'
+heartbeat records and the queues' figures in Redis. It keeps the same protocol with an ETag of its own, a digest
+of what it shows (`polled_section`), and is rendered for each poll that finds it changed.
 """
 
 import hashlib
@@ -35,7 +39,21 @@ type Build = Callable[[], tuple[dict, bool]]
 
 def polled(view):
     """For a view that polls: its ETag, revalidated on every request, one for the page and one for the partial."""
-    return vary_on_headers("HX-Request")(cache_control(no_cache=True)(condition(etag_func=_request_etag)(view)))
+    return _revalidated(view, _request_etag)
+
+
+def polled_section(etag: Callable[[HttpRequest], str]):
+    """For a view whose polled partial follows what the change counter does not see: `etag(request)` digests what
+    a poll shows. The whole page has no ETag (it also shows who is signed in and their messages)."""
+
+    def decorate(view):
+        return _revalidated(view, lambda request, *args, **kwargs: etag(request) if wants_partial(request) else None)
+
+    return decorate
+
+
+def _revalidated(view, etag_func: Callable[..., str | None]):
+    return vary_on_headers("HX-Request")(cache_control(no_cache=True)(condition(etag_func=etag_func)(view)))
 
 
 def wants_partial(request: HttpRequest) -> bool:
@@ -47,7 +65,7 @@ def poll_etag(request: HttpRequest, path: str) -> str | None:
     """The ETag a poll of `path` (a partial's normalised address) from this request's person gets now; a page
     embeds it so that its first poll can answer 304 too."""
     version = _version(request)
-    return None if version is None else f"{version}-{_digest(*_depends_on(request, path))}"
+    return None if version is None else f"{version}-{digest(*_depends_on(request, path))}"
 
 
 def partial(request: HttpRequest, template: str, path: str, build: Build, *, keep: bool = True) -> HttpResponse:
@@ -56,7 +74,7 @@ def partial(request: HttpRequest, template: str, path: str, build: Build, *, kee
     each time and never kept (a search, a page deep in the list: each client's own, and a client could ask for
     endless different ones to fill the cache)."""
     version = _version(request) if keep else None
-    key = f"dashboard:partial:{_digest(template, *_depends_on(request, path))}"
+    key = f"dashboard:partial:{digest(template, *_depends_on(request, path))}"
     cached = cache_aside.read(key) if version is not None else None
     if cached is None or cached[0] != version:
         context, in_flight = build()
@@ -99,7 +117,7 @@ def _request_etag(request: HttpRequest, *args: object, **kwargs: object) -> str 
     # A whole page also shows who is signed in and the colour scheme they chose: their session decides (read from
     # its cookie, so a 304 touches no table).
     who = request.COOKIES.get(settings.SESSION_COOKIE_NAME, ""), theme.chosen(request)
-    return f"{version}-{_digest('page', *_depends_on(request, request.get_full_path()), *who)}"
+    return f"{version}-{digest('page', *_depends_on(request, request.get_full_path()), *who)}"
 
 
 def _version(request: HttpRequest) -> int | None:
@@ -109,5 +127,5 @@ def _version(request: HttpRequest) -> int | None:
     return request.live_version
 
 
-def _digest(*parts: object) -> str:
+def digest(*parts: object) -> str:
     return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).hexdigest()

@@ -247,5 +247,6 @@ class Computation(OfAnOperation, models.Model):
 
 @receiver(post_delete, sender=Computation)
 def _record_deletion(**kwargs: object) -> None:
-    # A row deleted (in the admin) changes the lists that showed it.
+    # A row deleted through the ORM (its batch's cascade, a shell; never the admin, which deletes nothing) changes
+    # the lists that showed it. Retention's prune deletes in one statement, without this signal.
     transaction.on_commit(changes.record_change)

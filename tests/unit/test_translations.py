@@ -17,6 +17,7 @@ MAKEMESSAGES = {
     "locale": ["zh_Hans"],
     "no_location": True,
     "no_obsolete": True,
+    "extensions": ["html", "txt", "py", "jinja"],
     "ignore_patterns": [".venv/*", "tests/*", "var/*", ".tools/*", "static/*", "docs/*"],
     "verbosity": 0,
 }
