@@ -31,7 +31,7 @@ def flower() -> bool:
 
 def worker() -> bool:
     node = f"{os.environ.get('WORKER_NAME', 'worker')}@{socket.gethostname()}"
-    command = ["celery", "--app", "tasks", "inspect", "ping", "--destination", node, "--timeout", "5"]
+    command = ["celery", "--app", "tasks.celery", "inspect", "ping", "--destination", node, "--timeout", "5"]
     return subprocess.run(command, capture_output=True, check=False).returncode == 0  # noqa: S603
 
 

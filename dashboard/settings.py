@@ -10,7 +10,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 from environs import Env
-from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -250,10 +249,6 @@ SUBMISSION_RATE_LIMIT = env.str("SUBMISSION_RATE_LIMIT", default="1000/10m")
 # Attempts to sign in per client address (the dashboard's login; the admin's has its own page).
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="10/m")
 
-# The two queues (tasks/queues.py routes each computation): instant computations (arithmetic without simulated work)
-# never wait behind heavy ones. A worker consumes those in WORKER_QUEUES (compose/start/worker), by default both.
-COMPUTATION_INSTANT_QUEUE = "instant"
-COMPUTATION_HEAVY_QUEUE = "heavy"
 # Every worker writes a heartbeat this often (tasks/presence.py); one silent for WORKER_LOST_AFTER_SECONDS is shown as
 # lost, and one lost or stopped for WORKER_FORGET_AFTER_SECONDS is forgotten.
 WORKER_HEARTBEAT_SECONDS = 5
@@ -262,9 +257,8 @@ WORKER_FORGET_AFTER_SECONDS = env.int("WORKER_FORGET_AFTER_SECONDS", default=360
 
 # Celery, configured from here through the CELERY_ namespace (tasks/celery.py).
 CELERY_BROKER_URL = REDIS_URL
-CELERY_TASK_QUEUES = [Queue(COMPUTATION_INSTANT_QUEUE), Queue(COMPUTATION_HEAVY_QUEUE)]
-# The sweep and other housekeeping: quick work.
-CELERY_TASK_DEFAULT_QUEUE = COMPUTATION_INSTANT_QUEUE
+# The queues, their routing and the housekeeping's queues are declared in tasks/queues.py (tasks/celery.py tells
+# Celery).
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A web request that sends a task while the broker is down gives up within about a second; the row stays
 # queued for the sweep.
@@ -308,8 +302,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # The rollups of ended computations, which outlive them (tasks/rollups.py).
     "roll-up": {"task": "tasks.roll_up", "schedule": 60, "options": {"expires": 60}},
-    # Retention (tasks/retention.py): minutes of deletes, so on the heavy queue, never ahead of instant work.
-    "prune": {"task": "tasks.prune", "schedule": 600, "options": {"expires": 600, "queue": COMPUTATION_HEAVY_QUEUE}},
+    # Retention (tasks/retention.py): minutes of deletes, sent to the heavy queue (tasks/celery.py).
+    "prune": {"task": "tasks.prune", "schedule": 600, "options": {"expires": 600}},
     # People's schedules (tasks/scheduling.py), fired from MySQL: a due time is at most this late.
     "fire-schedules": {"task": "tasks.fire_schedules", "schedule": 5, "options": {"expires": 5}},
 }

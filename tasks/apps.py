@@ -5,3 +5,9 @@ from django.utils.translation import gettext_lazy as _
 class TasksConfig(AppConfig):
     name = "tasks"
     verbose_name = _("Computations")
+
+    def ready(self) -> None:
+        # The Celery app, loaded with Django in every process (web replicas too), so that what they send goes to its
+        # broker; not at the package's import, so that tasks.queues and the like load without Django's settings
+        # (tools/stack.py reads the queues).
+        from . import celery  # noqa: F401

@@ -3,6 +3,10 @@
 import os
 
 from celery import Celery
+from kombu import Queue
+
+from . import broker, queues
+from .presence import Presence
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
@@ -14,8 +18,10 @@ app.conf.update({name: app.conf[name] for name in ("redbeat_redis_url", "redbeat
 # The task module is tasks/jobs.py, not the tasks.py that autodiscovery expects.
 app.autodiscover_tasks(related_name="jobs")
 
-# Every worker's heartbeat record and its following of paused queues (tasks.presence). Imported here, after the app:
-# tasks.queues and tasks.presence read Django's settings, which are configured by now.
-from .presence import Presence  # noqa: E402
-
+app.conf.task_queues = [Queue(queue.name) for queue in queues.QUEUES]
+# The sweep and other housekeeping are quick work; retention's prune is minutes of deletes, never ahead of instant
+# work.
+app.conf.task_default_queue = queues.INSTANT
+app.conf.task_routes = {broker.PRUNE: {"queue": queues.HEAVY}}
+# Every worker's heartbeat record and its following of paused queues.
 app.steps["consumer"].add(Presence)

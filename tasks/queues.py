@@ -1,7 +1,13 @@
-"""The queues computations wait in: which one each goes to, which are paused, and their figures.
+"""The queues computations wait in: what they are (QUEUES), which one each computation goes to, which are paused,
+and their figures.
 
-Routing is decided here alone: an instant computation (Operation.is_instant: arithmetic without simulated work)
-goes to COMPUTATION_INSTANT_QUEUE, every other to COMPUTATION_HEAVY_QUEUE, so an addition never waits behind a
+QUEUES is the one declaration of the queues: routing, the sweep, the Workers page, the metrics, the JSON API and the
+admin read it here; Celery declares them from it (tasks.celery); `make run` starts a worker for each
+(tools/stack.py); Compose and the stack file have a worker service for each, which tests/deploy holds against it.
+Adding a queue is one entry here and its worker service there.
+
+Routing: a computation goes to the first queue that takes it, and the last takes the rest (an unknown operation
+too, whose worker fails it). So an addition (instant: arithmetic without simulated work) never waits behind a
 factorisation. Sending asks `for_computation`, the purge and the sweep ask `rows_of`; a retry is sent again the
 same way, so it keeps its queue.
 
@@ -22,17 +28,47 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from celery.signals import before_task_publish
-from django.conf import settings
 from django.db.models import Q
-from django.utils.translation import gettext
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy
 from redis.client import Pipeline
 
-from .operations import REGISTRY
+from .operations import REGISTRY, Operation
 from .redis_clients import durable
 
-INSTANT, HEAVY = settings.COMPUTATION_INSTANT_QUEUE, settings.COMPUTATION_HEAVY_QUEUE
-NAMES = (INSTANT, HEAVY)
-_LABELS = {INSTANT: lambda: gettext("Instant"), HEAVY: lambda: gettext("Heavy")}
+
+@dataclass(frozen=True)
+class Queue:
+    name: str  # the broker's list, and what WORKER_QUEUES names
+    label: str | Promise  # as people read it, in the language of the moment
+    instant: bool = False  # takes only computations done in an instant (Operation.is_instant)
+    operations: tuple[str, ...] = ()  # takes only these operations; none named: any
+    concurrency: int | None = None  # processes of a worker that serves it alone; None: WORKER_CONCURRENCY's default
+
+    def takes(self, operation: str, spec: Operation | None, work_seconds: int) -> bool:
+        if self.operations and operation not in self.operations:
+            return False
+        return not self.instant or (spec is not None and spec.is_instant(work_seconds))
+
+    def rows(self) -> Q:
+        """What `takes` says, as a condition on computations' rows."""
+        condition = Q(operation__in=self.operations) if self.operations else Q()
+        if self.instant:
+            instant = [name for name, spec in REGISTRY.items() if spec.is_instant(0)]
+            condition &= Q(operation__in=instant, work_seconds=0)
+        return condition
+
+
+INSTANT, HEAVY = "instant", "heavy"
+QUEUES = (
+    # Additions and the like take milliseconds: one process takes hundreds a second.
+    Queue(INSTANT, gettext_lazy("Instant"), instant=True, concurrency=1),
+    Queue(HEAVY, gettext_lazy("Heavy")),
+)
+NAMES = tuple(queue.name for queue in QUEUES)
+if any(not (queue.operations or queue.instant) for queue in QUEUES[:-1]) or QUEUES[-1].operations or QUEUES[-1].instant:
+    raise ValueError("every queue but the last takes some computations (operations, instant); the last the rest")
+BY_NAME = {queue.name: queue for queue in QUEUES}
 PAUSED_KEY = "dashboard:queues:paused"
 # Messages in and out per queue, one hash per minute: {"in:<queue>": n, "out:<queue>": n}.
 MINUTE_KEY = "dashboard:queues:minute:"
@@ -43,20 +79,25 @@ SENT_AT = "sent_at"
 
 
 def for_computation(operation: str, work_seconds: int) -> str:
-    """The queue a computation's task goes to (an unknown operation to the heavy one, whose worker fails it)."""
+    """The queue a computation's task goes to: the first that takes it, else the last."""
     spec = REGISTRY.get(operation)
-    return INSTANT if spec is not None and spec.is_instant(work_seconds) else HEAVY
+    return next((queue.name for queue in QUEUES[:-1] if queue.takes(operation, spec, work_seconds)), QUEUES[-1].name)
 
 
 def rows_of(queue: str) -> Q:
-    """The computations whose tasks go to `queue`, as a condition on their rows."""
-    instant = Q(operation__in=[name for name, spec in REGISTRY.items() if spec.is_instant(0)], work_seconds=0)
-    return instant if queue == INSTANT else ~instant
+    """The computations whose tasks go to `queue`, as a condition on their rows: what it takes and no queue before
+    it does."""
+    condition = Q()
+    for each in QUEUES:
+        if each.name == queue:
+            return condition & each.rows() if each is not QUEUES[-1] else condition
+        condition &= ~each.rows()
+    raise KeyError(queue)
 
 
 def label(queue: str) -> str:
     """The queue's name as people read it, in the request's language."""
-    return _LABELS[queue]()
+    return str(BY_NAME[queue].label)
 
 
 def paused() -> set[str]:

@@ -23,6 +23,8 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from tasks.queues import QUEUES
+
 from .ports import Ports
 from .servers import Server, StackError, die_with_parent
 
@@ -30,22 +32,25 @@ ROOT = Path(__file__).resolve().parents[1]
 START = ROOT / "compose" / "start"
 VENV_BIN = ROOT / ".venv" / "bin"
 
-# Name → start script. Two replicas of the same web script; two workers of the same script, one per queue
-# (WORKER_VARIABLES), as Compose runs them.
+# One worker per queue, as Compose runs them: the last queue's (which takes the rest) is "worker", the others are
+# named after their queue. Each has its queue's concurrency when it declares one, else WORKER_CONCURRENCY.
+WORKER_VARIABLES = {
+    ("worker" if queue is QUEUES[-1] else queue.name): {
+        "WORKER_NAME": queue.name,
+        "WORKER_QUEUES": queue.name,
+        **({"WORKER_CONCURRENCY": str(queue.concurrency)} if queue.concurrency else {}),
+    }
+    for queue in QUEUES
+}
+# Name → start script. Two replicas of the same web script; the workers of the same script.
 PROCESSES = {
     "cache": "cache",
     "haproxy": "haproxy",
     "web1": "web",
     "web2": "web",
-    "worker": "worker",
-    "instant": "worker",
+    **dict.fromkeys(WORKER_VARIABLES, "worker"),
     "beat": "beat",
     "flower": "flower",
-}
-# The heavy worker has WORKER_CONCURRENCY processes; one process takes additions faster than a person submits them.
-WORKER_VARIABLES = {
-    "worker": {"WORKER_NAME": "heavy", "WORKER_QUEUES": "heavy"},
-    "instant": {"WORKER_NAME": "instant", "WORKER_QUEUES": "instant", "WORKER_CONCURRENCY": "1"},
 }
 
 type Output = Callable[[str, str], None]
@@ -150,14 +155,14 @@ class Stack:
             preexec_fn=die_with_parent,
         )
         self._relay("web", self.processes["web"])
-        self.start("cache", "worker", "instant", "beat")
+        self.start("cache", *WORKER_VARIABLES, "beat")
 
     def signal(self, name: str, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.processes[name].pid, signum)
 
     def signal_workers(self, signum: int) -> None:
-        """To both workers (SIGSTOP holds every computation queued, SIGCONT lets them go)."""
+        """To every worker (SIGSTOP holds every computation queued, SIGCONT lets them go)."""
         for name in WORKER_VARIABLES:
             self.signal(name, signum)
 

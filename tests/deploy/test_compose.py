@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tasks.queues import QUEUES
 from tools.stack import PROCESSES, ROOT, START
 
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
@@ -208,6 +209,19 @@ def test_haproxy_accepts_its_configuration_with_composes_environment():
 
 def test_compose_runs_the_start_scripts_the_stack_tests_run_with_the_variables_they_read():
     assert drift(compose()) == []
+
+
+def test_every_declared_queue_has_its_worker_service_with_its_concurrency():
+    """tasks/queues.py declares the queues; Compose (and the stack file, held to it) has a worker service for each:
+    `worker` for the last, which takes the rest, and `worker-<queue>` for the others."""
+    services = compose()["services"]
+    workers = {name for name, service in services.items() if service.get("command") == ["compose/start/worker"]}
+    assert workers == {"worker" if queue is QUEUES[-1] else f"worker-{queue.name}" for queue in QUEUES}
+    for queue in QUEUES:
+        environment = services["worker" if queue is QUEUES[-1] else f"worker-{queue.name}"]["environment"]
+        assert (environment["WORKER_NAME"], environment["WORKER_QUEUES"]) == (queue.name, queue.name)
+        if queue.concurrency:
+            assert re.fullmatch(rf"\$\{{[A-Z_]+:-{queue.concurrency}\}}", environment["WORKER_CONCURRENCY"])
 
 
 def test_a_command_or_variable_the_stack_does_not_know_is_reported():

@@ -85,6 +85,43 @@ def test_each_operation_and_amount_of_work_goes_to_one_queue_and_rows_of_agrees(
         assert found == {pk for pk, each in expected.items() if each == queue}
 
 
+PRIMES = queues.Queue("primes", "Primes", operations=("count_primes",), concurrency=1)
+
+
+@pytest.fixture
+def third_queue(monkeypatch, celery_worker):
+    """A third queue declared, before the heavy one, as one entry of tasks.queues.QUEUES; the session's worker told
+    to take from it too, as a worker started for it would."""
+    declared = (*queues.QUEUES[:-1], PRIMES, queues.QUEUES[-1])
+    monkeypatch.setattr(queues, "QUEUES", declared)
+    monkeypatch.setattr(queues, "NAMES", tuple(queue.name for queue in declared))
+    monkeypatch.setattr(queues, "BY_NAME", {queue.name: queue for queue in declared})
+    app.control.add_consumer(PRIMES.name, destination=[celery_worker.hostname], reply=True, timeout=5)
+    yield PRIMES
+    app.control.cancel_consumer(PRIMES.name, destination=[celery_worker.hostname], reply=True, timeout=5)
+    durable().delete(PRIMES.name)
+
+
+def test_a_third_queue_is_one_entry_routed_shown_and_served(third_queue, operator_client):
+    assert queues.for_computation("count_primes", 0) == "primes" == queues.for_computation("count_primes", 3)
+    assert queues.for_computation("factorize", 0) == queues.HEAVY and queues.for_computation("add", 0) == queues.INSTANT
+    computation = services.submit(operation=REGISTRY["count_primes"], inputs={"n": 100})
+    assert set(Computation.objects.filter(queues.rows_of("primes")).values_list("pk", flat=True)) == {computation.pk}
+    assert not Computation.objects.filter(queues.rows_of(queues.HEAVY), pk=computation.pk).exists()
+
+    def ended() -> Computation | None:
+        computation.refresh_from_db()
+        return computation if not computation.is_in_flight else None
+
+    assert wait_for(ended, timeout=30).status == Status.SUCCEEDED and computation.result == "25"
+    page = operator_client.get(reverse("workers")).content.decode()
+    assert "Primes" in page
+    metrics = operator_client.get(reverse("metrics"), HTTP_X_DASHBOARD_LISTENER="monitoring").content.decode()
+    assert gauge(metrics, 'dashboard_queue_depth{queue="primes"}') == 0
+    listing = operator_client.get(reverse("api-workers")).json()
+    assert {queue["name"] for queue in listing["queues"]} == {"instant", "primes", "heavy"}
+
+
 @pytest.mark.usefixtures("paused")
 def test_a_submission_waits_in_its_own_queue_which_says_how_old_its_oldest_is(client):
     before = time.time()
