@@ -230,12 +230,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             operation=REGISTRY[data["operation"]],
             inputs=data["parsed_inputs"],
             work_seconds=data["work_seconds"],
-            kind=data["kind"],
-            run_at=data["run_at"],
-            every=data["every"],
-            unit=data["unit"],
-            cron=data["cron"],
-            catch_up=data["catch_up"],
+            **scheduling.timing(data),
             owner=request.user,
             actor=access.actor(request, AuditEntry.Source.ADMIN),
         )

@@ -11,6 +11,7 @@ the schedule says; the next due time is always the first after now, so missed pe
 
 import datetime
 import logging
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -40,6 +41,15 @@ class TooManySchedules(Exception):
     def __init__(self, *, in_all: bool = False):
         super().__init__("SCHEDULE_MAX_TOTAL" if in_all else "SCHEDULE_MAX")
         self.in_all = in_all
+
+
+TIMING = ("kind", "run_at", "every", "unit", "cron", "catch_up")
+
+
+def timing(data: Mapping[str, object]) -> dict[str, object]:
+    """When a schedule runs, as `create` takes it, from a form's cleaned data (the Schedules form and the admin's
+    name their fields as `create` does)."""
+    return {name: data[name] for name in TIMING}
 
 
 def create(

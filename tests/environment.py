@@ -41,11 +41,11 @@ os.environ.update(TEST_ENVIRONMENT)
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """The run's servers, started here before pytest-django sets Django up when the machine has none. With
-    TEST_DATABASE=mysql the database is a private MySQL 9.7 (tests.servers.PrivateMySQL); `make test` runs the
+    TEST_DATABASE=mysql the database is a private MySQL 9.7 (tests.private_mysql.PrivateMySQL); `make test` runs the
     integration layer so too."""
     if os.environ.get("TEST_DATABASE") == "mysql":
         from tests.containers.standins import STANDINS
-        from tests.servers import PrivateMySQL
+        from tests.private_mysql import PrivateMySQL
 
         mysql = PrivateMySQL(STANDINS["mysql"].root(), free_ports(1)[0])
         mysql.start()

@@ -88,7 +88,11 @@ def timeline(computation: Computation, history: Iterable[HistoryLine]) -> list[S
         )
     for line in history:
         points.append((datetime.fromisoformat(line.when.iso), Step(line.when, "audit", line.text)))
-    points.sort(key=lambda point: point[0])
+    return _with_gaps(sorted(points, key=lambda point: point[0]))
+
+
+def _with_gaps(points: list[tuple[datetime, Step]]) -> list[Step]:
+    """Each step with how long since the one before: a wait before a start, a run before its end."""
     steps, previous, previous_kind = [], None, ""
     for at, step in points:
         gap = ""

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import changes
 from ..operations import REGISTRY, Input, Operation
-from .owned import OwnedQuerySet
+from .owned import Owned
 from .queryset import ComputationQuerySet
 from .status import IN_FLIGHT, RETRYABLE, Status
 
@@ -55,7 +55,7 @@ class OfAnOperation:
         return gettext(self.spec.label) if self.spec else self.operation
 
 
-class Batch(OfAnOperation, models.Model):
+class Batch(OfAnOperation, Owned):
     """One operation over a range of one input's values (the others fixed): a computation per value."""
 
     operation = models.CharField(_("operation"), max_length=64)
@@ -70,16 +70,6 @@ class Batch(OfAnOperation, models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     # As a computation's: posting the same form twice makes one batch.
     idempotency_key = models.UUIDField(_("idempotency key"), unique=True, null=True, blank=True, editable=False)
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("owner"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-
-    objects = OwnedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("batch")

@@ -2,11 +2,31 @@
 
 from typing import Self
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class OwnedQuerySet(models.QuerySet):
     def visible_to(self, owner: AbstractBaseUser | None) -> Self:
         """The rows of `owner`; all of them for None (accounts off, or an operator who oversees everyone's)."""
         return self if owner is None else self.filter(owner=owner)
+
+
+class Owned(models.Model):
+    """Who made the row, when signed in; with DASHBOARD_LOGIN_REQUIRED each person sees only their own."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True

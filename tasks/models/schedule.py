@@ -14,14 +14,14 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .computation import Computation, OfAnOperation
-from .owned import OwnedQuerySet
+from .owned import Owned
 
 # How many of a cron schedule's next runs tell its tightest spacing (a week of hourly runs, more than a day of any
 # finer ones).
 CRON_SAMPLE = 200
 
 
-class Schedule(OfAnOperation, models.Model):
+class Schedule(OfAnOperation, Owned):
     class Kind(models.TextChoices):
         ONCE = "once", _("Once at")
         EVERY = "every", _("Every")
@@ -46,20 +46,10 @@ class Schedule(OfAnOperation, models.Model):
     paused = models.BooleanField(_("paused"), default=False)
     # The due time the next run is for; None once a "once" schedule has run. Fired when it has passed.
     next_run_at = models.DateTimeField(_("next run"), null=True, blank=True)
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("owner"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
     # The client address that made it, when no one was signed in: the cap on schedules counts per person or address,
     # and its runs count as that address's submissions.
     created_from = models.GenericIPAddressField(_("created from"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
-
-    objects = OwnedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("schedule")

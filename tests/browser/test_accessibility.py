@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tools.stack import ROOT, Stack
 
-from .pages import pick, screenshot, sign_in, submit
+from .steps import pick, screenshot, sign_in, submit
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tools.stack import Stack
 
-from .pages import assert_not_reloaded, pick, screenshot, screenshot_path, stack_database, submit
+from .steps import assert_not_reloaded, pick, screenshot, screenshot_path, stack_database, submit
 
 pytestmark = pytest.mark.browser
 

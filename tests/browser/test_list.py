@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .pages import assert_not_reloaded, screenshot, screenshot_path, submit
+from .steps import assert_not_reloaded, screenshot, screenshot_path, submit
 
 pytestmark = pytest.mark.browser
 

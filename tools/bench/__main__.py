@@ -20,9 +20,9 @@ from ..backends import create_database
 from ..ports import Ports
 from ..stack import ROOT, START, VENV_BIN, Stack
 from .figures import DATABASE, OUTPUT, REDIS_BROKER, REDIS_RESULTS, Row, print_table, wrk
-from .pages import PageMeasurements
+from .history import RetentionMeasurements
+from .page_speed import PageMeasurements
 from .queueing import QueueMeasurements
-from .retention import RetentionMeasurements
 
 
 class Bench(PageMeasurements, QueueMeasurements, RetentionMeasurements):

@@ -3,7 +3,7 @@ and its run links to its computation (screenshot: var/screenshots/schedules.png,
 
 from playwright.sync_api import Page, expect
 
-from .pages import screenshot_path
+from .steps import screenshot_path
 
 
 def test_a_schedule_from_its_form_to_a_run_linked_to_its_computation(dashboard: Page):

@@ -6,7 +6,7 @@ from playwright.sync_api import Page, expect
 
 from tools.stack import Stack
 
-from .pages import assert_not_reloaded, screenshot_path, sign_in, submit
+from .steps import assert_not_reloaded, screenshot_path, sign_in, submit
 
 
 def test_pausing_and_resuming_a_queue_updates_the_page_in_place(dashboard: Page, stack: Stack):
