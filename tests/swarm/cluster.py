@@ -284,10 +284,13 @@ class Cluster:
         """A node that answers, to ask the swarm things."""
         return next(node for node in self.nodes if node.answers())
 
-    def leader(self) -> Node:
-        listed = self.manager().docker("node", "ls", "--format", "{{.Hostname}} {{.ManagerStatus}}").stdout
-        name = next(line.split()[0] for line in listed.splitlines() if line.endswith("Leader"))
-        return next(node for node in self.nodes if node.name == name)
+    def leader(self) -> Node | None:
+        """The raft's leader; None while the managers elect one (a manager then answers `node ls` with an error)."""
+        answer = self.manager().docker("node", "ls", "--format", "{{.Hostname}} {{.ManagerStatus}}", check=False)
+        if answer.returncode != 0:
+            return None
+        name = next((line.split()[0] for line in answer.stdout.splitlines() if line.endswith("Leader")), None)
+        return next((node for node in self.nodes if node.name == name), None)
 
     def __enter__(self) -> Cluster:
         self.start()
