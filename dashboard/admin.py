@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 from dashboard.computations.forms import error_text, operation_choices
 from dashboard.schedules.schedule_form import check_when
 from dashboard.web import access, submitting, throttling
-from dashboard.web.access import may_operate, may_oversee
 from dashboard.web.redirects import see_other
 from tasks import control, presence, queues, scheduling, services
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
@@ -68,7 +67,7 @@ class ComputationAdmin(ReadOnlyAdmin):
     actions = ["cancel", "retry"]
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
-        return may_operate(request.user)
+        return access.may_operate(request.user)
 
     @admin.display(description=_("run time"))
     def run_time(self, computation: Computation) -> str:
@@ -138,7 +137,7 @@ def queues_view(request: HttpRequest) -> HttpResponse:
     """The queues and workers in the admin: pause, resume and purge (asked twice), as on the Workers page, written
     to the audit trail as the admin's. The admin site serves it to its staff only (AdminSite.add_page); of them,
     operators see it, and only those who may operate change anything."""
-    if not (may_operate if request.method == "POST" else may_oversee)(request.user):
+    if not (access.may_operate if request.method == "POST" else access.may_oversee)(request.user):
         raise PermissionDenied
     context = {**admin.site.each_context(request), "title": gettext("Queues and workers")}
     if request.method == "POST":
@@ -160,7 +159,7 @@ def queues_view(request: HttpRequest) -> HttpResponse:
     context |= {
         "queues": figures,
         "workers": [(worker, worker.state(now)) for worker in listed],
-        "may_operate": may_operate(request.user),
+        "may_operate": access.may_operate(request.user),
     }
     return render(request, "admin/dashboard/queues.html", context)
 
@@ -221,7 +220,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request)
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
-        return may_operate(request.user)
+        return access.may_operate(request.user)
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: ScheduleAdminForm, change: bool) -> None:
         data = form.cleaned_data

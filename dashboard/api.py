@@ -10,24 +10,22 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from dashboard.operators import workers
-from dashboard.schedules import pages as schedule_pages
 from dashboard.schedules.schedule_form import ScheduleForm
 from dashboard.web import access, submitting, throttling
-from dashboard.web.access import json_api, may_act_on, operators_only, overseers_only, owner_of_new, owner_scope
 from tasks import control, presence, queues, scheduling, services
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
 
 
-@json_api
+@access.json_api
 @require_safe
 def computation_json(request: HttpRequest, pk: int) -> JsonResponse:
-    computation = Computation.objects.visible_to(owner_scope(request)).filter(pk=pk).first()
+    computation = Computation.objects.visible_to(access.owner_scope(request)).filter(pk=pk).first()
     if computation is None:
         return _not_found()
     return JsonResponse(as_json(computation))
 
 
-@json_api
+@access.json_api
 @require_POST
 def cancel_json(request: HttpRequest, pk: int) -> JsonResponse:
     return _act(
@@ -35,19 +33,19 @@ def cancel_json(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
-@json_api
+@access.json_api
 @require_POST
 def retry_json(request: HttpRequest, pk: int) -> JsonResponse:
     return _act(request, pk, AuditEntry.Action.RETRY, gettext("Only a failed or cancelled computation can be retried."))
 
 
 def _act(request: HttpRequest, pk: int, action: str, refusal: str) -> JsonResponse:
-    computation = Computation.objects.visible_to(owner_scope(request)).only("owner").filter(pk=pk).first()
+    computation = Computation.objects.visible_to(access.owner_scope(request)).only("owner").filter(pk=pk).first()
     if computation is None:
         return _not_found()
-    if not may_act_on(request, computation.owner_id):
+    if not access.may_act_on(request, computation.owner_id):
         return _read_only()
-    selection = services.Selection(ids=[pk], owner=owner_scope(request, acting=True))
+    selection = services.Selection(ids=[pk], owner=access.owner_scope(request, acting=True))
     try:
         actor = access.actor(request, AuditEntry.Source.API)
         outcome = submitting.act(request, action, selection=selection, actor=actor)
@@ -89,9 +87,9 @@ def as_json(computation: Computation) -> dict[str, Any]:
     }
 
 
-@json_api
+@access.json_api
 @require_safe
-@overseers_only
+@access.overseers_only
 def workers_json(request: HttpRequest) -> JsonResponse:
     data = workers.snapshot(request)
     return JsonResponse(
@@ -130,9 +128,9 @@ def workers_json(request: HttpRequest) -> JsonResponse:
     )
 
 
-@json_api
+@access.json_api
 @require_POST
-@operators_only
+@access.operators_only
 def queue_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
     if name not in queues.NAMES:
         return JsonResponse({"error": gettext("No queue has this name.")}, status=404)
@@ -144,17 +142,17 @@ def queue_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
     return JsonResponse({"queue": name, "paused": action == "pause", "changed": done.changed})
 
 
-@json_api
+@access.json_api
 @require_POST
-@operators_only
+@access.operators_only
 def worker_json(request: HttpRequest, name: str, action: str) -> JsonResponse:
-    if action not in workers.WORKER_ACTIONS:
+    if action not in control.WORKER_ACTIONS:
         return _no_such_action()
     worker = presence.find(name)
     if worker is None:
         return JsonResponse({"error": gettext("No worker has this name.")}, status=404)
     try:
-        workers.WORKER_ACTIONS[action](worker, access.actor(request, AuditEntry.Source.API))
+        control.WORKER_ACTIONS[action](worker, access.actor(request, AuditEntry.Source.API))
     except control.Refused as refused:
         return JsonResponse({"error": str(refused)}, status=409)
     return JsonResponse({"worker": name, "sent": action}, status=202)
@@ -164,7 +162,7 @@ def _no_such_action() -> JsonResponse:
     return JsonResponse({"error": gettext("No such action.")}, status=404)
 
 
-@json_api
+@access.json_api
 @require_http_methods(["GET", "HEAD", "POST"])
 def schedules_json(request: HttpRequest) -> JsonResponse:
     """The schedules this request sees; a POST (the Schedules form's fields) creates one: 201, or 422 with the
@@ -172,38 +170,38 @@ def schedules_json(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         form = ScheduleForm(request.POST, actor=access.actor(request, AuditEntry.Source.API))
         try:
-            schedule = submitting.submission(request, form, owner=owner_of_new(request))
+            schedule = submitting.submission(request, form, owner=access.owner_of_new(request))
         except throttling.Refused as refused:
             errors = {field or "__all__": [str(error) for error in errors] for field, errors in form.errors.items()}
             body = {"error": refused.message or gettext("The schedule is not valid."), "errors": errors}
             return refused.advise(JsonResponse(body, status=refused.status))
         return JsonResponse(schedule_as_json(schedule), status=201)
-    listed = Schedule.objects.visible_to(owner_scope(request))[:200]
+    listed = Schedule.objects.visible_to(access.owner_scope(request))[:200]
     return JsonResponse({"schedules": [schedule_as_json(schedule) for schedule in listed]})
 
 
-@json_api
+@access.json_api
 @require_safe
 def schedule_json(request: HttpRequest, pk: int) -> JsonResponse:
-    schedule = Schedule.objects.visible_to(owner_scope(request)).filter(pk=pk).first()
+    schedule = Schedule.objects.visible_to(access.owner_scope(request)).filter(pk=pk).first()
     if schedule is None:
         return _no_schedule()
     runs = [run_as_json(run) for run in schedule.runs.all()[:50]]
     return JsonResponse({**schedule_as_json(schedule), "runs": runs})
 
 
-@json_api
+@access.json_api
 @require_POST
 def schedule_action_json(request: HttpRequest, pk: int, action: str) -> JsonResponse:
-    if action not in schedule_pages.ACTIONS:
+    if action not in scheduling.ACTIONS:
         return _no_such_action()
-    schedule = Schedule.objects.visible_to(owner_scope(request)).filter(pk=pk).first()
+    schedule = Schedule.objects.visible_to(access.owner_scope(request)).filter(pk=pk).first()
     if schedule is None:
         return _no_schedule()
-    if not may_act_on(request, schedule.owner_id):
+    if not access.may_act_on(request, schedule.owner_id):
         return _read_only()
     try:
-        done = schedule_pages.act(request, schedule, action, access.actor(request, AuditEntry.Source.API))
+        done = submitting.on_schedule(request, schedule, action, access.actor(request, AuditEntry.Source.API))
     except throttling.Refused as refused:
         return refused.advise(JsonResponse({"error": refused.message}, status=refused.status))
     if action == "delete":

@@ -102,6 +102,10 @@ def shut_down(worker: Worker, actor: Actor) -> None:
     _recorded(Action.SHUT_DOWN, actor, {"worker": worker.name})
 
 
+# The controls of one worker, by the names the Workers page and the API use.
+WORKER_ACTIONS = {"grow": grow, "shrink": shrink, "shutdown": shut_down}
+
+
 def _check_running(worker: Worker) -> None:
     if worker.stopped:
         raise Refused(gettext("This worker has stopped."))

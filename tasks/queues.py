@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy
 from redis.client import Pipeline
+from redis.exceptions import RedisError
 
 from .operations import REGISTRY, Operation
 from .redis_clients import durable
@@ -103,6 +104,16 @@ def label(queue: str) -> str:
 def paused() -> set[str]:
     """The queues paused now (raises RedisError when the broker's Redis is unreachable)."""
     return {name.decode() for name in durable().smembers(PAUSED_KEY)}
+
+
+def paused_labels() -> list[str]:
+    """The paused queues as people read them, for the dashboard's status strip (a pause or resume is a change, so
+    the list shows it at its next poll); none when the broker's Redis cannot be reached."""
+    try:
+        paused_now = paused()
+    except RedisError:
+        return []
+    return [label(name) for name in NAMES if name in paused_now]
 
 
 def set_paused(queue: str, pause: bool) -> bool:

@@ -143,6 +143,10 @@ def delete(schedule: Schedule, actor: services.Actor) -> None:
         schedule.delete()
 
 
+# What a person may do to a schedule, by the names the pages and the API use.
+ACTIONS = {"pause": pause, "resume": resume, "run": run_now, "delete": delete}
+
+
 def fire_due(now: datetime.datetime | None = None) -> int:
     """Fires the schedules whose due time has passed; how many runs this recorded."""
     now = now or timezone.now()

@@ -13,7 +13,6 @@ from dashboard.computations.forms import BatchForm
 from dashboard.computations.notifications import announce_endings, watch
 from dashboard.computations.rows import value_rows
 from dashboard.web import access, live, submitting, throttling
-from dashboard.web.access import may_act_on, owner_scope
 from dashboard.web.jinja import rendered
 from dashboard.web.notices import acted
 from dashboard.web.redirects import see_other
@@ -78,7 +77,7 @@ def batch_rows(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _batch_context(request: HttpRequest, pk: int, rows_from: int, size: int = ROWS_PER_PAGE) -> tuple[dict, bool]:
-    batch = get_object_or_404(Batch.objects.visible_to(owner_scope(request)), pk=pk)
+    batch = get_object_or_404(Batch.objects.visible_to(access.owner_scope(request)), pk=pk)
     members = batch.computations.all()
     counts = members.status_counts()
     rows = list(members.filter(pk__gte=rows_from).order_by("pk")[: size + 1])
@@ -124,10 +123,10 @@ def retry_batch(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    batch = get_object_or_404(Batch.objects.visible_to(owner_scope(request)), pk=pk)
-    if not may_act_on(request, batch.owner_id):
+    batch = get_object_or_404(Batch.objects.visible_to(access.owner_scope(request)), pk=pk)
+    if not access.may_act_on(request, batch.owner_id):
         raise PermissionDenied
-    selection = services.Selection(filters={"batch": batch.pk}, owner=owner_scope(request, acting=True))
+    selection = services.Selection(filters={"batch": batch.pk}, owner=access.owner_scope(request, acting=True))
     try:
         changed = submitting.act(request, action, selection=selection, actor=access.actor(request)).changed
     except throttling.Refused as refused:

@@ -12,7 +12,6 @@ from dashboard.computations.notifications import announce_endings
 from dashboard.computations.rows import computation_row, inputs_text
 from dashboard.computations.timeline import history_lines, timeline
 from dashboard.web import access, live, submitting, throttling
-from dashboard.web.access import may_act_on, owner_scope
 from dashboard.web.jinja import rendered
 from dashboard.web.notices import acted
 from dashboard.web.redirects import back_to
@@ -38,7 +37,7 @@ def computation_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _detail_context(request: HttpRequest, pk: int) -> tuple[dict, bool]:
-    computation = get_object_or_404(Computation.objects.visible_to(owner_scope(request)), pk=pk)
+    computation = get_object_or_404(Computation.objects.visible_to(access.owner_scope(request)), pk=pk)
     history = history_lines(computation.audit_entries.select_related("user")[:20])
     poll_url = reverse("computation-detail", args=[pk])
     work = computation.work_seconds
@@ -77,10 +76,10 @@ def retry_computation(request: HttpRequest, pk: int) -> HttpResponse:
 def _one(request: HttpRequest, pk: int) -> services.Selection:
     """The computation `pk` as a selection: 404 when it does not exist or is not the requester's to see, 403 when
     they see it and may not change it (a read-only operator's look at another's)."""
-    computation = get_object_or_404(Computation.objects.visible_to(owner_scope(request)).only("owner"), pk=pk)
-    if not may_act_on(request, computation.owner_id):
+    computation = get_object_or_404(Computation.objects.visible_to(access.owner_scope(request)).only("owner"), pk=pk)
+    if not access.may_act_on(request, computation.owner_id):
         raise PermissionDenied
-    return services.Selection(ids=[pk], owner=owner_scope(request, acting=True))
+    return services.Selection(ids=[pk], owner=access.owner_scope(request, acting=True))
 
 
 def _acted(request: HttpRequest, pk: int, text: str, *, status: int = 200) -> HttpResponse:

@@ -21,12 +21,10 @@ from dashboard.computations import activity
 from dashboard.computations.forms import BulkActionForm, ComputationForm, ListFilterForm
 from dashboard.computations.notifications import announce_endings, watch
 from dashboard.computations.rows import list_rows, list_title
-from dashboard.operators.workers import paused_queue_labels
 from dashboard.web import access, health, live, submitting, throttling
-from dashboard.web.access import may_oversee, owner_scope
 from dashboard.web.jinja import rendered
 from dashboard.web.redirects import see_other
-from tasks import services
+from tasks import queues, services
 from tasks.models import (
     COUNT_CAP,
     AuditEntry,
@@ -59,7 +57,7 @@ def _list_url(filters: ListFilterForm) -> str:
 
 
 def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
-    visible = Computation.objects.visible_to(owner := owner_scope(request))
+    visible = Computation.objects.visible_to(owner := access.owner_scope(request))
     counts = live.per_change(request, "status-counts", visible.status_counts)
     params = _list_params(filters)
     matching = {key: params[key] for key in ("status", "operation") if key in params}
@@ -88,8 +86,8 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "in_flight": counts.in_flight > 0,
         "list_title": list_title(counts[Status.RUNNING]),
         "broker_reachable": health.broker_reachable(),
-        "paused_queues": paused_queue_labels(),
-        "may_oversee": lambda: may_oversee(request.user),
+        "paused_queues": queues.paused_labels(),
+        "may_oversee": lambda: access.may_oversee(request.user),
         "activity_panel": activity.panel(owner, span, settled=counts.in_flight == 0),
         "activity_range": span,
         "activity_ranges": [(key, each.label) for key, each in activity.RANGES.items()],
@@ -189,7 +187,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     form = BulkActionForm(request.POST)
     if not form.is_valid():
         return _bulk_response(request, {"bulk_form": form}, status=400)
-    selection = dataclasses.replace(form.selection, owner=owner_scope(request, acting=True))
+    selection = dataclasses.replace(form.selection, owner=access.owner_scope(request, acting=True))
     if not form.cleaned_data["confirm"]:
         rows = services.actionable(selection, form.action)
         count = rows.order_by()[: services.BULK_CAP + 1].count()

@@ -25,7 +25,6 @@ from django.views.decorators.http import require_POST, require_safe
 from redis.exceptions import RedisError
 
 from dashboard.web import access, live
-from dashboard.web.access import may_operate, operators_only, overseers_only
 from dashboard.web.notices import acted
 from tasks import control, presence, queues
 from tasks.models import Computation, Status
@@ -88,7 +87,7 @@ def poll_etag(request: HttpRequest) -> str:
         for worker, state, running in data["workers"]
     ]
     # The controls are drawn for operators only: who is asking is part of what is shown.
-    parts = (shown, data["queues"], data["reachable"], get_language(), may_operate(request.user))
+    parts = (shown, data["queues"], data["reachable"], get_language(), access.may_operate(request.user))
     return live.digest(*parts)
 
 
@@ -103,7 +102,7 @@ def _heartbeat_text(worker: presence.Worker, state: str, now: float) -> str:
 
 
 @require_safe
-@overseers_only
+@access.overseers_only
 @live.polled_section(poll_etag)
 def workers_page(request: HttpRequest) -> HttpResponse:
     context = _context(request)
@@ -171,15 +170,6 @@ STATE_LABELS = {
 }
 
 
-def paused_queue_labels() -> list[str]:
-    """For the dashboard's status strip (a pause or resume is a change, so the list shows it at its next poll)."""
-    try:
-        paused = queues.paused()
-    except RedisError:
-        return []
-    return [queues.label(name) for name in queues.NAMES if name in paused]
-
-
 def _queue(name: str) -> str:
     if name not in queues.NAMES:
         raise Http404
@@ -197,7 +187,7 @@ def _worker(name: str) -> presence.Worker:
 
 
 @require_POST
-@operators_only
+@access.operators_only
 def queue_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """Pause or resume a queue for every worker."""
     if action not in ("pause", "resume"):
@@ -205,7 +195,7 @@ def queue_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     return _acted(request, control.on_queue(_queue(name), action, access.actor(request)).text)
 
 
-@operators_only
+@access.operators_only
 def purge_queue(request: HttpRequest, name: str) -> HttpResponse:
     """GET: what a purge would cancel, and a form to confirm it; POST: the purge."""
     queue = _queue(name)
@@ -217,18 +207,15 @@ def purge_queue(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "dashboard/purge.html", {"queue": queue, "label": queues.label(queue), "waiting": waiting})
 
 
-WORKER_ACTIONS = {"grow": control.grow, "shrink": control.shrink, "shutdown": control.shut_down}
-
-
 @require_POST
-@operators_only
+@access.operators_only
 def worker_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """Grow or shrink a worker's pool by one process, or shut it down warm."""
-    if action not in WORKER_ACTIONS:
+    if action not in control.WORKER_ACTIONS:
         raise Http404
     worker = _worker(name)
     try:
-        WORKER_ACTIONS[action](worker, access.actor(request))
+        control.WORKER_ACTIONS[action](worker, access.actor(request))
     except control.Refused as refused:
         return _acted(request, str(refused), status=409)
     texts = {

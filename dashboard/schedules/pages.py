@@ -2,9 +2,6 @@
 each schedule's page with its runs, linked to the computations they created. The actions go through
 tasks.scheduling, as the admin's and the API's do."""
 
-from collections.abc import Callable
-from typing import Any
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -18,12 +15,10 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.schedules.schedule_form import ScheduleForm
 from dashboard.web import access, live, submitting, throttling
-from dashboard.web.access import may_act_on, owner_scope
 from dashboard.web.jinja import rendered
 from dashboard.web.redirects import see_other
 from tasks import scheduling
 from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
-from tasks.services import Actor
 
 PAGE, DETAIL, FORM = "dashboard/schedules.html", "dashboard/schedule.html", "dashboard/schedule_form_fields.jinja"
 RUNS_PER_PAGE = 50
@@ -56,7 +51,7 @@ def _create(request: HttpRequest) -> HttpResponse:
 
 
 def _page(request: HttpRequest, form: ScheduleForm, *, status: int = 200) -> HttpResponse:
-    listed = Schedule.objects.visible_to(owner_scope(request)).select_related("owner")
+    listed = Schedule.objects.visible_to(access.owner_scope(request)).select_related("owner")
     context = {
         "form_html": rendered(FORM, {"form": form}, request),
         "schedules": listed[:200],
@@ -67,7 +62,7 @@ def _page(request: HttpRequest, form: ScheduleForm, *, status: int = 200) -> Htt
 
 @require_safe
 def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _detail(request, get_object_or_404(Schedule.objects.visible_to(owner_scope(request)), pk=pk))
+    return _detail(request, get_object_or_404(Schedule.objects.visible_to(access.owner_scope(request)), pk=pk))
 
 
 def _detail(request: HttpRequest, schedule: Schedule, *, status: int = 200) -> HttpResponse:
@@ -81,32 +76,15 @@ def _detail(request: HttpRequest, schedule: Schedule, *, status: int = 200) -> H
     return render(request, DETAIL, {"schedule": schedule, "runs": runs, "rows": rows}, status=status)
 
 
-ACTIONS: dict[str, Callable[[Schedule, Actor], Any]] = {
-    "pause": scheduling.pause,
-    "resume": scheduling.resume,
-    "run": scheduling.run_now,
-    "delete": scheduling.delete,
-}
-
-
-def act(request: HttpRequest, schedule: Schedule, action: str, actor: Actor) -> Any:
-    """One of ACTIONS, from any door. "Run now" queues a computation: it spends the client's submission budget
-    (throttling.Refused past it)."""
-    if action != "run":
-        return ACTIONS[action](schedule, actor)
-    with throttling.budget(request, 1):
-        return ACTIONS[action](schedule, actor)
-
-
 @require_POST
 def schedule_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    if action not in ACTIONS:
+    if action not in scheduling.ACTIONS:
         raise Http404
-    schedule = get_object_or_404(Schedule.objects.visible_to(owner_scope(request)), pk=pk)
-    if not may_act_on(request, schedule.owner_id):
+    schedule = get_object_or_404(Schedule.objects.visible_to(access.owner_scope(request)), pk=pk)
+    if not access.may_act_on(request, schedule.owner_id):
         raise PermissionDenied
     try:
-        done = act(request, schedule, action, access.actor(request, AuditEntry.Source.DASHBOARD))
+        done = submitting.on_schedule(request, schedule, action, access.actor(request, AuditEntry.Source.DASHBOARD))
     except throttling.Refused as refused:
         messages.error(request, refused.message)
         return refused.advise(_detail(request, schedule, status=refused.status))

@@ -14,8 +14,8 @@ from django.utils.translation import gettext, ngettext
 
 from dashboard.web.access import owner_of_new
 from dashboard.web.throttling import Refused, budget, charge
-from tasks import services
-from tasks.models import AuditEntry
+from tasks import scheduling, services
+from tasks.models import AuditEntry, Schedule
 
 QUEUE_FULL_RETRY_SECONDS = 60
 
@@ -100,3 +100,12 @@ def act(request: HttpRequest, action: str, *, selection: services.Selection, act
     again = services.actionable(selection, action).order_by()[: services.BULK_CAP].count()
     with budget(request, max(again, 1)), queue_room():
         return services.retry(selection=selection, actor=actor)
+
+
+def on_schedule(request: HttpRequest, schedule: Schedule, action: str, actor: services.Actor) -> object:
+    """One of scheduling.ACTIONS, from any door. "Run now" queues a computation: it spends the client's submission
+    budget (Refused past it)."""
+    if action != "run":
+        return scheduling.ACTIONS[action](schedule, actor)
+    with budget(request, 1):
+        return scheduling.ACTIONS[action](schedule, actor)

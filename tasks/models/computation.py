@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import changes
 from ..operations import REGISTRY, Input, Operation
-from .owned import Owned
+from .owned import Owned, owner_field
 from .queryset import ComputationQuerySet
 from .status import IN_FLIGHT, RETRYABLE, Status
 
@@ -132,15 +132,7 @@ class Computation(OfAnOperation, models.Model):
     # reach a cursor deep in the table (700,000 entries, 1.1 s, at a million rows), with the id in the index too.
     in_main_list = models.BooleanField(_("in the main list"), default=True)
     # Who submitted it, when signed in; with DASHBOARD_LOGIN_REQUIRED each person sees only their own.
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("owner"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
+    owner = owner_field(db_index=False)
     # The client address it came from, when no one was signed in: what one address may keep queued is capped.
     submitted_from = models.GenericIPAddressField(_("submitted from"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)

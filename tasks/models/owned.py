@@ -14,17 +14,23 @@ class OwnedQuerySet(models.QuerySet):
         return self if owner is None else self.filter(owner=owner)
 
 
-class Owned(models.Model):
-    """Who made the row, when signed in; with DASHBOARD_LOGIN_REQUIRED each person sees only their own."""
-
-    owner = models.ForeignKey(
+def owner_field(**options: object) -> models.ForeignKey:
+    """Who made the row, when signed in; kept when they are deleted, as no one's."""
+    return models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("owner"),
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        **options,
     )
+
+
+class Owned(models.Model):
+    """Who made the row, when signed in; with DASHBOARD_LOGIN_REQUIRED each person sees only their own."""
+
+    owner = owner_field()
 
     objects = OwnedQuerySet.as_manager()
 

@@ -37,9 +37,11 @@ class Page[Row: models.Model]:
 def merged_page(
     sources: Sequence[models.QuerySet], *, before: int | None = None, after: int | None = None, size: int = 25
 ) -> Page:
-    """One page of the rows any of `sources` gives, newest first, by keyset on the id (see `page`): each source
-    gives at most a page from the same cursor, and the page is the newest of their union, so each source's own
-    index answers it whatever the table's size (the search's several kinds of match)."""
+    """One page of the rows any of `sources` gives, newest first, by keyset on the id: no OFFSET and no COUNT, so
+    page 1 costs the same at any size. `before` gives the rows older than that id, `after` the rows just newer than
+    it, neither the newest. Each source gives at most a page from the same cursor, and the page is the newest of
+    their union, so each source's own index answers it whatever the table's size (the search's several kinds of
+    match)."""
 
     def union(rows: Iterable[models.Model], *, newest_first: bool) -> list[models.Model]:
         unique = {row.pk: row for row in rows}
@@ -94,13 +96,6 @@ class ComputationQuerySet(OwnedQuerySet):
 
     def retryable(self) -> "ComputationQuerySet":
         return self.filter(status__in=RETRYABLE)
-
-    def page(self, *, before: int | None = None, after: int | None = None, size: int = 25) -> Page:
-        """One page, newest first, by keyset on the id: no OFFSET and no COUNT, so page 1 costs the same at any size.
-
-        `before` gives the rows older than that id, `after` the rows just newer than it, neither the newest.
-        """
-        return merged_page([self], before=before, after=after, size=size)
 
     def needing_a_task(self, *, empty_queues: Collection[str]) -> "ComputationQuerySet":
         """Rows that would never end unless their task is sent (again): queued ones the broker never took (it was
