@@ -84,6 +84,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "dashboard.web.middleware.NotModifiedMiddleware",  # first: it sees every header the others add
+    # Before any middleware that reads or writes the body, so that it compresses what they made.
+    "dashboard.web.compression.GZipWhatHAProxySkipsMiddleware",
     "dashboard.web.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

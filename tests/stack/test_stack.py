@@ -210,8 +210,8 @@ def test_the_deployment_probe_passes(stack):
 def test_pages_and_polls_are_compressed_and_an_unchanged_poll_still_answers_304(stack):
     for value in range(3):
         submit(stack, operation="add", x=str(value), y="1")
-    # Running, so the list answers 200 (HAProxy compresses 200s; the last poll's 286 goes as it is).
-    submit(stack, operation="add", x="1", y="1", work_seconds="5")
+    # Running, so the list answers 200, which HAProxy compresses; Django compresses the last poll's 286.
+    submit(stack, operation="add", x="1", y="1", work_seconds="3")
     headers = {"HX-Request": "true", "Accept-Encoding": "gzip"}
     with requests.get(f"{stack.url}/computations/", headers=headers, stream=True, timeout=10) as response:
         wire = response.raw.read(decode_content=False)
@@ -225,6 +225,15 @@ def test_pages_and_polls_are_compressed_and_an_unchanged_poll_still_answers_304(
     # HAProxy adds no policy to a 304 either: an open dashboard's unchanged polls stay small.
     assert not {"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"} & set(unchanged.headers)
     assert unchanged.headers["ETag"] == f'"{etag}"'
+
+    # The poll that ends the polling carries the whole list too, compressed once (Django's, which HAProxy passes).
+    def last_poll() -> tuple[requests.Response, bytes] | None:
+        with requests.get(f"{stack.url}/computations/", headers=headers, stream=True, timeout=10) as answer:
+            return (answer, answer.raw.read(decode_content=False)) if answer.status_code == 286 else None
+
+    done, wire = wait_for(last_poll, timeout=20)
+    assert done.headers["Content-Encoding"] == "gzip"
+    assert 'id="computation-list"' in gzip.decompress(wire).decode()
     # Not asked for, not compressed: wrk and scripts get plain HTML.
     plain = requests.get(f"{stack.url}/", headers={"Accept-Encoding": "identity"}, timeout=10)
     assert "Content-Encoding" not in plain.headers and "<html" in plain.text
