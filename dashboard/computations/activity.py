@@ -64,7 +64,7 @@ RANGES = {
 }
 DEFAULT_RANGE = "1h"
 ACTIVITY_SECONDS = 10
-ACTIVITY_KEY = "dashboard:activity:v2"  # v2: shared as cache_aside.Made
+ACTIVITY_KEY = "dashboard:activity:v3"  # v3: the heading moved to the list
 WIDTH, HEIGHT = 600, 120
 
 

@@ -90,6 +90,7 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
         "may_oversee": lambda: access.may_oversee(request.user),
         "activity_panel": activity.panel(owner, span, settled=counts.in_flight == 0),
         "activity_range": span,
+        "activity_span": activity.RANGES[span].span,
         "activity_ranges": [(key, each.label) for key, each in activity.RANGES.items()],
         "activity_link": None if span == activity.DEFAULT_RANGE else span,  # what the status links keep
     }

@@ -5,9 +5,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from tools.stack import Stack
+
+from .steps import pick, submit
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +40,43 @@ def dashboard(page: Page, base_url: str) -> Iterator[Page]:
     # Chromium logs every 4xx; those the page answers in place (400, 409, 422) are not errors.
     expected = re.compile(r"Failed to load resource: the server responded with a status of (400|409|422)\b")
     assert [error for error in errors if not expected.match(error)] == [], "console errors"
+
+
+@pytest.fixture(scope="session")
+def pages(browser, base_url: str) -> dict[str, str]:
+    """One of each page, to check them all (axe, the layout): a computation, a batch, a schedule, and the pages
+    around them; the operator pages last."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    page.goto("/")
+    computation = submit(page, "divide", x="1", y="8").removeprefix("computation-")
+    page.goto("/batches/new/")
+    pick(page, "add", form="#batch-form")
+    for name, value in {"start": "1", "stop": "4", "step": "1", "y": "2"}.items():
+        page.fill(f"#batch-form input[name={name}]", value)
+    page.get_by_role("button", name="Run the batch").click()
+    expect(page.locator("#batch-title")).to_be_visible()
+    batch = page.url.removeprefix(base_url)
+    page.goto("/schedules/")
+    form = page.locator("#schedule-form")
+    form.get_by_label("Name").fill("every hour, a sum")
+    form.locator("#id_x").fill("2")
+    form.locator("#id_y").fill("3")
+    form.locator("#id_kind").select_option("cron")
+    form.get_by_label("Cron expression").fill("0 * * * *")
+    form.get_by_role("button", name="Create the schedule").click()
+    expect(page.locator(".facts")).to_be_visible()
+    schedule = page.url.removeprefix(base_url)
+    context.close()
+    return {
+        "dashboard": "/",
+        "detail": f"/computations/{computation}/",
+        "batch": batch,
+        "batch form": "/batches/new/",
+        "schedules": "/schedules/",
+        "schedule": schedule,
+        "login": "/accounts/login/",
+        "error (404)": "/computations/999999999/",
+        "storage": "/storage/",
+        "workers": "/workers/",
+    }

@@ -12,6 +12,8 @@ from playwright.sync_api import Page, expect
 from tools.stack import ROOT, Stack
 
 SCREENSHOTS = ROOT / "var" / "screenshots"
+# The pages for operators: a check of every page signs in before the first of them.
+OPERATOR_PAGES = ("/storage/", "/workers/")
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -13,42 +13,12 @@ from playwright.sync_api import Page, expect
 
 from tools.stack import ROOT, Stack
 
-from .steps import pick, screenshot, sign_in, submit
+from .steps import OPERATOR_PAGES, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
 REPORT = ROOT / "var" / "accessibility.txt"
-OPERATOR_PAGES = ("/storage/", "/workers/")
 SERIOUS = ("serious", "critical")
-
-
-@pytest.fixture(scope="module")
-def pages(browser, base_url: str) -> dict[str, str]:
-    """One of each page to check: a computation, a batch, and the pages around them."""
-    context = browser.new_context(base_url=base_url)
-    page = context.new_page()
-    page.goto("/")
-    computation = submit(page, "divide", x="1", y="8").removeprefix("computation-")
-    page.goto("/batches/new/")
-    pick(page, "add", form="#batch-form")
-    for name, value in {"start": "1", "stop": "4", "step": "1", "y": "2"}.items():
-        page.fill(f"#batch-form input[name={name}]", value)
-    page.get_by_role("button", name="Run the batch").click()
-    expect(page.locator("#batch-title")).to_be_visible()
-    batch = page.url.removeprefix(base_url)
-    context.close()
-    return {
-        "dashboard": "/",
-        "detail": f"/computations/{computation}/",
-        "batch": batch,
-        "batch form": "/batches/new/",
-        "schedules": "/schedules/",
-        "login": "/accounts/login/",
-        "error (404)": "/computations/999999999/",
-        # The operator pages, signed in (the checks sign in before the first of them).
-        "storage": "/storage/",
-        "workers": "/workers/",
-    }
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -170,7 +170,7 @@ def test_screenshots_of_the_list(page: Page, base_url: str, language: str):
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
         for width in (1280, 360):
-            page.set_viewport_size({"width": width, "height": 900})
+            page.set_viewport_size({"width": width, "height": 800})
             page.goto("/")
             expect(page.locator("#computation-list tr[id^=computation-]").first).to_be_visible()
             assert_no_sideways_scroll(page, width)

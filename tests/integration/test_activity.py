@@ -100,7 +100,7 @@ def test_the_panel_is_rendered_once_per_figures_and_language(monkeypatch):
     english = activity.panel()
     with translation.override("zh-hans"):
         chinese = activity.panel()
-    assert "Activity, last 60 minutes" in english and "Activity, last 60 minutes" not in chinese
+    assert "Computations finished per minute" in english and "Computations finished per minute" not in chinese
     finished(1, Status.SUCCEEDED, 1)
     assert activity.panel() == english and len(renders) == 2, "the same figures: the HTML from the cache"
     key = f"{activity.ACTIVITY_KEY}:all:1h"
