@@ -6,6 +6,7 @@ ratio, the target, met or not. Every figure is a ratio against a baseline taken 
 absolute times on a shared machine are noise. Latencies and request rates come from wrk; the rest from this
 process. The table goes to the terminal and, as JSON, to var/bench/<timestamp>.json.
 
-Run as `python -m tools.bench` (__main__.py); the measurements are in pages.py (the pages the web serves) and
-queueing.py (the work sent to the workers), the figures and the table in figures.py.
+Run as `python -m tools.bench` (__main__.py); the measurements are in page_speed.py (the pages the web serves) and
+queueing.py (the work sent to the workers), browser.py (the live page in Chromium, and Lighthouse from
+package.json's lock), the figures and the table in figures.py.
 """

@@ -1,5 +1,6 @@
 """`python -m tools.bench`: sets up the environment, starts the stack, measures, prints the table, writes JSON.
-`python -m tools.bench history` measures section 9 alone (a month of history at a million rows), in a few minutes."""
+`python -m tools.bench history` measures section 9 alone (a month of history at a million rows), in a few minutes;
+`python -m tools.bench browser` the live page in a browser alone (section 8's rows while work runs), in about five."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from typing import IO
 from ..backends import create_database
 from ..ports import Ports
 from ..stack import ROOT, START, VENV_BIN, Stack
+from .browser import BrowserMeasurements
 from .figures import DATABASE, OUTPUT, REDIS_BROKER, REDIS_RESULTS, Row, print_table, wrk
 from .history import RetentionMeasurements
 from .page_speed import PageMeasurements
 from .queueing import QueueMeasurements
 
 
-class Bench(PageMeasurements, QueueMeasurements, RetentionMeasurements):
+class Bench(PageMeasurements, QueueMeasurements, RetentionMeasurements, BrowserMeasurements):
     """All the measurements, on one stack, into one list of rows."""
 
 
@@ -145,6 +147,8 @@ def measure(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     bench.idle_dashboard()
     print("  8. blocking time on load", flush=True)
     bench.blocking_time()
+    print("  8. the live page in a browser while work runs: a changed poll, blocking time, Lighthouse", flush=True)
+    bench.live_pages()
     print("  9. a month of history: rollups, the Activity panel's ranges, a prune of it all", flush=True)
     bench.history_and_prune()
     return hello, bench.rows
@@ -157,6 +161,19 @@ def measure_history(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     print("  9. a month of history: rollups, the Activity panel's ranges, a prune of it all", flush=True)
     bench.history_and_prune()
     return hello, bench.rows
+
+
+def measure_browser(stack: Stack) -> tuple[dict[str, float], list[Row]]:
+    """Section 8's rows while work runs, on a table of a few pages (the list's first page full, as at any size)."""
+    bench = Bench(stack)
+    hello = wrk(f"{stack.url}/healthz")
+    print(f"  table grown to 1,000 rows in {bench.grow_table(1_000):.0f} s", flush=True)
+    print("  8. the live page in a browser while work runs: a changed poll, blocking time, Lighthouse", flush=True)
+    bench.live_pages()
+    return hello, bench.rows
+
+
+SECTIONS = {"history": measure_history, "browser": measure_browser}
 
 
 def write_report(hello: dict[str, float], rows: list[Row], started: float) -> None:
@@ -181,7 +198,7 @@ def main() -> int:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with log.open("w", buffering=1) as out, running_stack(env, ports, out) as stack:
         print(f"stack ready at {stack.url}; measuring (log: {log.relative_to(ROOT)})", flush=True)
-        hello, rows = measure_history(stack) if sys.argv[1:] == ["history"] else measure(stack)
+        hello, rows = SECTIONS[sys.argv[1]](stack) if sys.argv[1:] else measure(stack)
     print_table(rows)
     write_report(hello, rows, started)
     return 0

@@ -1,0 +1,367 @@
+"""The live page in a browser while work runs: what one changed poll costs the main thread (from a Chromium trace),
+the blocking time of a phone loading the dashboard and watching it poll, and Lighthouse's performance score of the
+dashboard, a batch's page and a computation's page. `python -m tools.bench browser` measures these alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .figures import OUTPUT, Measurements, Row
+
+# Lighthouse 12.8.2, the last release that runs on Node 20 (13 needs Node 22), installed by `tools/setup --bench`
+# (npm ci, from package-lock.json beside this file).
+LIGHTHOUSE = Path(__file__).parent / "node_modules" / ".bin" / "lighthouse"
+CHROMIUM = "/usr/bin/chromium"
+CHROME_FLAGS = "--headless=new --no-sandbox --disable-gpu"
+# Each computation of the batch works this long, reporting progress every 0.2 s (written every 0.25 s): the list
+# changes before every 1 s poll, so each poll is a changed 200, as while real work runs.
+WORK_SECONDS = 20
+BATCH_SIZE = 30  # ten minutes of work on the heavy worker's one process: more than all of this takes
+CHANGED_POLLS = 10
+# The changed polls' trace, to open in DevTools' Performance panel (overwritten each run).
+TRACE = OUTPUT / "changed-polls.trace.json"
+LONG_TASK_MS = 50
+# Names as Chromium's trace gives them (the DevTools timeline's events); a nested event's self time goes to its
+# own phase, an event not named here goes to its parent's (as DevTools attributes it).
+PHASES = {
+    "script": {
+        "FunctionCall",
+        "EvaluateScript",
+        "EventDispatch",
+        "TimerFire",
+        "XHRLoad",
+        "XHRReadyStateChange",
+        "FireAnimationFrame",
+        "FireIdleCallback",
+        "RunMicrotasks",
+        "V8.Execute",
+        "MajorGC",
+        "MinorGC",
+        "BlinkGC.AtomicPhase",
+        "v8.compile",
+        "v8.run",
+        "v8.callFunction",
+    },
+    "HTML parse": {"ParseHTML"},
+    "style+layout": {
+        "UpdateLayoutTree",
+        "Layout",
+        "ParseAuthorStyleSheet",
+        "ScheduleStyleRecalculation",
+        "InvalidateLayout",
+        "HitTest",
+        "IntersectionObserverController::computeIntersections",
+    },
+    "paint": {"PrePaint", "Paint", "PaintImage", "Layerize", "UpdateLayerTree", "Commit", "CompositeLayers"},
+}
+PHASE_OF = {name: phase for phase, names in PHASES.items() for name in names}
+TRACE_CATEGORIES = [
+    "-*",
+    "devtools.timeline",
+    "disabled-by-default-devtools.timeline",
+    "disabled-by-default-devtools.timeline.frame",
+    "toplevel",
+    "blink.user_timing",
+    "v8.execute",
+    "disabled-by-default-v8.gc",
+]
+# A mark when the list's poll answers and when htmx has settled its swap, in the trace's clock (User Timing marks
+# are trace events): the window of one poll. Init scripts run outside the page's Content-Security-Policy.
+POLL_MARKS = """
+(() => {
+  const polls = new WeakMap();
+  let count = 0;
+  window.benchSettled = 0;
+  document.addEventListener("htmx:beforeOnLoad", (event) => {
+    const {elt, xhr} = event.detail;
+    if (elt.id !== "computation-list") return;
+    polls.set(xhr, ++count);
+    performance.mark(`bench-poll ${count} load ${xhr.status}`);
+  });
+  document.addEventListener("htmx:afterSettle", (event) => {
+    const poll = polls.get(event.detail.xhr);
+    if (poll === undefined) return;
+    polls.delete(event.detail.xhr);
+    performance.mark(`bench-poll ${poll} settled`);
+    window.benchSettled++;
+  });
+})();
+"""
+LONG_TASKS = (
+    "window.longTasks = [];"
+    "new PerformanceObserver(list => window.longTasks.push(...list.getEntries().map(e => e.duration)))"
+    ".observe({type: 'longtask', buffered: true});"
+)
+PHONE = {"viewport": {"width": 412, "height": 823}, "device_scale_factor": 1.75, "is_mobile": True, "has_touch": True}
+
+
+@dataclass
+class Task:
+    """A top-level task of the renderer's main thread and the time of its events by phase (self times)."""
+
+    start: float  # µs, the trace's clock
+    end: float
+    phases: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    renders: bool = False  # it painted a frame
+
+
+class BrowserMeasurements(Measurements):
+    @contextmanager
+    def work_in_flight(self) -> Iterator[int]:
+        """A batch of counts of primes, each WORK_SECONDS of work reporting progress (the heavy worker runs one at a
+        time, the rest wait): the dashboard polls and its list changes every second. Yields the batch's id; what is
+        still in flight is cancelled after."""
+        from tasks import services
+        from tasks.models import Computation, Status
+        from tasks.operations import REGISTRY
+
+        batch = services.submit_batch(
+            operation=REGISTRY["count_primes"],
+            varied="n",
+            start=1000,
+            stop=1000 * BATCH_SIZE,
+            step=1000,
+            fixed={},
+            work_seconds=WORK_SECONDS,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not Computation.objects.filter(batch=batch, status=Status.RUNNING).exists():
+                assert time.monotonic() < deadline, "the batch's first computation did not start within a minute"
+                time.sleep(0.2)
+            yield batch.pk
+        finally:
+            Computation.objects.in_flight().cancel()
+
+    def live_pages(self) -> None:
+        """The three browser measurements, on one batch of work (the table must hold a full first page)."""
+        from tasks.models import Computation, Status
+
+        with self.work_in_flight() as batch:
+            print("     main-thread time of changed polls (trace)", flush=True)
+            self.changed_poll_time()
+            print("     blocking time while the dashboard polls", flush=True)
+            self.blocking_time_in_flight()
+            for name, path in (("GET /", "/"), ("a batch's page", f"/batches/{batch}/")):
+                print(f"     Lighthouse: {name}", flush=True)
+                self.lighthouse(name, path)
+            print("     Lighthouse: a computation's page", flush=True)
+            # The one running now, whose section polls and changes while Lighthouse loads it.
+            members = Computation.objects.filter(batch=batch).order_by("pk")
+            computation = members.filter(status=Status.RUNNING).first() or members.first()
+            self.lighthouse("a computation's page", f"/computations/{computation.pk}/")
+
+    def changed_poll_time(self, polls: int = CHANGED_POLLS) -> None:
+        """The main thread's time for each changed poll of the list, from Chromium's own trace: every top-level task
+        from the one that takes the poll's response to the one in which htmx settles the swap, and the frame that
+        paints the settled list after it. A desktop window, the CPU slowed four times."""
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+            page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 4})
+            page.add_init_script(POLL_MARKS)
+            page.goto(f"{self.url}/", wait_until="load")
+            page.wait_for_timeout(3000)  # past the load and its first polls
+            settled = page.evaluate("window.benchSettled")
+            browser.start_tracing(page=page, categories=TRACE_CATEGORIES)
+            # One more than asked for: the first may have been answered before the trace began. Checked once a
+            # second, which costs the main thread next to nothing (wait_for_function's string is refused by the
+            # page's Content-Security-Policy).
+            deadline = time.monotonic() + 60
+            while page.evaluate("window.benchSettled") <= settled + polls and time.monotonic() < deadline:
+                page.wait_for_timeout(1000)
+            page.wait_for_timeout(500)  # the frame after the last settle
+            raw = browser.stop_tracing()
+            browser.close()
+        TRACE.write_bytes(raw)
+        trace = json.loads(raw)
+        windows = poll_windows(trace["traceEvents"] if isinstance(trace, dict) else trace)
+        changed = [window for status, window in windows if status == 200]
+        assert len(changed) >= polls // 2, f"{len(changed)} changed polls traced ({len(windows)} polls)"
+        totals = [sum(task.end - task.start for task in window) / 1000 for window in changed]
+        by_phase = {
+            phase: statistics.median(sum(task.phases.get(phase, 0.0) for task in window) / 1000 for window in changed)
+            for phase in [*PHASES, "other"]
+        }
+        median = statistics.median(totals)
+        breakdown = ", ".join(f"{phase} {ms:.1f}" for phase, ms in by_phase.items())
+        self.rows.append(
+            Row(
+                f"main-thread time of one changed poll (4× slowdown), median of {len(changed)}",
+                median,
+                None,
+                "ms",
+                "≤ 50 ms",
+                median <= LONG_TASK_MS,
+                f"medians in ms: {breakdown}; longest poll {max(totals):.0f} ms; {len(windows) - len(changed)} of"
+                f" {len(windows)} polls unchanged (304); 1280×800; trace in var/bench/{TRACE.name}",
+            )
+        )
+
+    def blocking_time_in_flight(self, loads: int = 3, watch_seconds: int = 10) -> None:
+        """Lighthouse's mobile profile (a phone's viewport, the CPU slowed four times) loading the dashboard while
+        work runs, then watching it poll: every long task counted past its first 50 ms, as total blocking time is."""
+        from playwright.sync_api import sync_playwright
+
+        totals, longest, counted = [], 0.0, 0
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            for _ in range(loads):
+                context = browser.new_context(**PHONE)
+                page = context.new_page()
+                context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 4})
+                page.add_init_script(LONG_TASKS)
+                page.goto(f"{self.url}/", wait_until="load")
+                page.wait_for_timeout(watch_seconds * 1000)
+                durations = page.evaluate("window.longTasks")
+                totals.append(sum(max(0.0, duration - LONG_TASK_MS) for duration in durations))
+                longest, counted = max([longest, *durations]), counted + len(durations)
+                context.close()
+            browser.close()
+        blocking = statistics.median(totals)
+        self.rows.append(
+            Row(
+                f"total blocking time with work in flight (GET / and {watch_seconds} s of polling), median of {loads}",
+                blocking,
+                None,
+                "ms",
+                "< 200 ms",
+                blocking < 200,
+                f"{counted / loads:.1f} long tasks a load, longest {longest:.0f} ms; phone viewport, 4× slowdown",
+            )
+        )
+
+    def lighthouse(self, name: str, path: str) -> None:
+        """Lighthouse's mobile performance score (its default: a phone, the CPU slowed four times and a slow 4G
+        network, simulated), headless against Debian's Chromium."""
+        from django.conf import settings
+
+        if not LIGHTHOUSE.exists():
+            raise SystemExit(f"{LIGHTHOUSE} is missing: run tools/setup --bench")
+        command = [
+            str(LIGHTHOUSE),
+            f"{self.url}{path}",
+            "--only-categories=performance",
+            "--output=json",
+            "--output-path=stdout",
+            "--quiet",
+            f"--chrome-flags={CHROME_FLAGS}",
+        ]
+        output = subprocess.run(
+            command, capture_output=True, text=True, check=True, env={**os.environ, "CHROME_PATH": CHROMIUM}
+        ).stdout
+        report = json.loads(output)
+        score = report["categories"]["performance"]["score"]
+        audits = report["audits"]
+        tbt, lcp = (audits[key]["numericValue"] for key in ("total-blocking-time", "largest-contentful-paint"))
+        signed_in = "a signed-in person" if settings.DASHBOARD_LOGIN_REQUIRED else "no sign-in (accounts off)"
+        warned = report["runWarnings"]
+        warnings = f"; {len(warned)} warnings, the first: {warned[0][:100]}" if warned else ""
+        self.rows.append(
+            Row(
+                f"Lighthouse {report['lighthouseVersion']} mobile performance score, {name} (work in flight)",
+                score or 0.0,
+                None,
+                "score",
+                "≥ 0.95",
+                score is not None and score >= 0.95,
+                f"TBT {tbt:.0f} ms, LCP {lcp / 1000:.2f} s; {signed_in}{warnings}",
+            )
+        )
+
+
+def poll_windows(events: list[dict]) -> list[tuple[int, list[Task]]]:
+    """Each traced poll of the list (its status, and the main thread's top-level tasks from its response to the
+    frame after htmx's settle), from the marks POLL_MARKS leaves."""
+    marks = [
+        event
+        for event in events
+        if "blink.user_timing" in event.get("cat", "") and event.get("name", "").startswith("bench-poll ")
+    ]
+    if not marks:
+        return []
+    pid = marks[0]["pid"]
+    main = next(
+        event["tid"]
+        for event in events
+        if event.get("ph") == "M" and event["pid"] == pid and event.get("args", {}).get("name") == "CrRendererMain"
+    )
+    tasks = main_thread_tasks([event for event in events if event["pid"] == pid and event["tid"] == main])
+    loads: dict[int, tuple[int, float]] = {}
+    settled: dict[int, float] = {}
+    for mark in marks:
+        _, poll, what, *status = mark["name"].split()
+        if what == "load":
+            loads[int(poll)] = (int(status[0]), mark["ts"])
+        else:
+            settled[int(poll)] = mark["ts"]
+    windows = []
+    for poll, (status, loaded) in sorted(loads.items()):
+        if status == 200 and poll not in settled:
+            continue  # the trace ended between the answer and the settle
+        first = next((task for task in tasks if task.start <= loaded <= task.end), None)
+        if first is None:
+            continue  # answered before the trace began
+        end = settled.get(poll, loaded)
+        window = [task for task in tasks if first.start <= task.start <= end]
+        # The frame that paints the settled list (a 304 swaps nothing: its window is the task that reads it).
+        # (none when the trace ended first, or when the swap changed nothing that is drawn).
+        if status == 200:
+            window += [task for task in tasks if task.start > end and task.renders][:1]
+        windows.append((status, window))
+    return windows
+
+
+def main_thread_tasks(events: list[dict]) -> list[Task]:
+    """The thread's top-level tasks, each with the self time of its events by phase."""
+    spans = []  # (start, end, name): complete events, and begin/end pairs joined
+    open_events: dict[str, list[float]] = defaultdict(list)
+    for event in sorted(events, key=lambda event: event.get("ts", 0)):
+        match event.get("ph"):
+            case "X":
+                spans.append((event["ts"], event["ts"] + event.get("dur", 0), event["name"]))
+            case "B":
+                open_events[event["name"]].append(event["ts"])
+            case "E" if open_events[event["name"]]:
+                spans.append((open_events[event["name"]].pop(), event["ts"], event["name"]))
+    spans.sort(key=lambda span: (span[0], -span[1]))
+    tasks: list[Task] = []
+    stack: list[tuple[float, float, str, str]] = []  # (start, end, name, phase) of the open events
+    children: list[float] = []  # the time of each open event's children
+    for start, end, name in spans:
+        while stack and start >= stack[-1][1]:
+            closed = stack.pop()
+            settle(tasks[-1], closed, children.pop(), children)
+        if not stack:
+            if name not in ("RunTask", "ThreadControllerImpl::RunTask"):
+                continue  # outside any task (a mark, a trace-wide event)
+            tasks.append(Task(start, end))
+            phase = "other"
+        else:
+            phase = PHASE_OF.get(name) or ("script" if name.startswith(("V8.", "v8.")) else stack[-1][3])
+        if name in PHASES["paint"]:
+            tasks[-1].renders = True
+        stack.append((start, end, name, phase))
+        children.append(0.0)
+    while stack:
+        settle(tasks[-1], stack.pop(), children.pop(), children)
+    return tasks
+
+
+def settle(task: Task, closed: tuple[float, float, str, str], inner: float, children: list[float]) -> None:
+    """Credits an event's self time to its phase, and its whole time to its parent's children."""
+    start, end, _, phase = closed
+    task.phases[phase] += max(0.0, end - start - inner)
+    if children:
+        children[-1] += end - start
