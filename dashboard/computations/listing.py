@@ -20,7 +20,7 @@ from django_htmx.http import push_url, trigger_client_event
 from dashboard.computations import activity
 from dashboard.computations.forms import BulkActionForm, ComputationForm, ListFilterForm
 from dashboard.computations.notifications import announce_endings, watch
-from dashboard.computations.rows import list_rows, list_title
+from dashboard.computations.rows import list_rows, list_title, moving, row_labels, shape
 from dashboard.web import access, health, live, submitting, throttling
 from dashboard.web.jinja import rendered
 from dashboard.web.redirects import see_other
@@ -40,6 +40,7 @@ from tasks.models import (
 PAGE = "dashboard/index.html"
 # Jinja2 templates, which the page shows rendered.
 LIST, FORM = "dashboard/list.jinja", "dashboard/computation_form.jinja"
+LIST_MOVING = "dashboard/list_moving.jinja"  # what a poll brings while the list keeps its shape
 LIST_FILTERS, FILTERS_FORM = "dashboard/list_filters.jinja", "list-filters"  # the template, its form's id
 
 
@@ -73,20 +74,37 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
     else:
         page = Page([], newer_after=None, older_before=None)
     poll_url = _list_url(filters)
+    rows = list_rows(page.rows)
+    paused, broker_reachable = queues.paused_labels(), health.broker_reachable()
+    filter_errors = [error for errors in filters.errors.values() for error in errors]
+    title = list_title(counts[Status.RUNNING])
     return {
         "poll_url": poll_url,  # what the list polls: its filters and position
         "poll_etag": live.poll_etag(request, poll_url),
         "filter_values": matching | ({"q": search} if search else {}),  # what its links keep: filters and search
         "search": search,
-        "filter_errors": [error for errors in filters.errors.values() for error in errors],
+        "filter_errors": filter_errors,
         "page": page,
-        "rows": list_rows(page.rows),
+        "rows": rows,
+        "labels": row_labels(),
+        # What a poll may leave in place: while it holds, a poll brings only the moving rows (web/live.py).
+        "shape": live.digest(
+            shape(rows),
+            counts.summary,
+            page.newer_after,
+            page.older_before,
+            title,
+            paused,
+            broker_reachable,
+            filter_errors,
+        ),
+        "moving_rows": moving(rows),
         "counts": counts,
         "count_cap": COUNT_CAP,
         "in_flight": counts.in_flight > 0,
-        "list_title": list_title(counts[Status.RUNNING]),
-        "broker_reachable": health.broker_reachable(),
-        "paused_queues": queues.paused_labels(),
+        "list_title": title,
+        "broker_reachable": broker_reachable,
+        "paused_queues": paused,
         "may_oversee": lambda: access.may_oversee(request.user),
         "activity_panel": activity.panel(owner, span, settled=counts.in_flight == 0),
         "activity_range": span,
@@ -143,7 +161,12 @@ def computation_list(request: HttpRequest) -> HttpResponse:
     if live.wants_partial(request) and filters.is_valid():
         position = _list_params(filters).keys() & {"q", "before", "after"}
         response = live.partial(
-            request, LIST, _list_url(filters), lambda: _with_flight(_list_context(request, filters)), keep=not position
+            request,
+            LIST,
+            _list_url(filters),
+            lambda: _with_flight(_list_context(request, filters)),
+            keep=not position,
+            moving=LIST_MOVING,
         )
         if request.htmx.trigger == FILTERS_FORM:
             # The address bar shows the view as a link to share: the dashboard, its filters and search, no blanks.

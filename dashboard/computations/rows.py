@@ -19,7 +19,7 @@ from django.utils import formats, timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 
-from tasks.models import Batch, Computation, Status, StatusCounts
+from tasks.models import IN_FLIGHT, Batch, Computation, Status, StatusCounts
 
 # Cut in the list (a cell shows the beginning, with an ellipsis; its title, more); whole on a computation's page.
 INPUTS_CHARACTERS, RESULT_CHARACTERS, ERROR_CHARACTERS, TITLE_CHARACTERS = 60, 40, 80, 300
@@ -109,6 +109,33 @@ def list_title(running: int) -> str:
     if not running:
         return gettext("Computations")
     return ngettext("(%(n)s running) Computations", "(%(n)s running) Computations", running) % {"n": running}
+
+
+def row_labels() -> dict[str, str]:
+    """The list's column names, which each row repeats for a phone's cards: translated once per render."""
+    return {
+        "select": gettext("Select"),
+        "operation": gettext("Operation"),
+        "inputs": gettext("Inputs"),
+        "status": gettext("Status"),
+        "result": gettext("Result"),
+        "time": gettext("Run time"),
+        "created": gettext("Created"),
+    }
+
+
+def shape(rows: Iterable[ComputationRow | BatchRow]) -> tuple:
+    """What the rows show that does not move while their computations run (which rows, their statuses and
+    buttons, a batch's counts): a running computation's progress and times move every second."""
+    return tuple(
+        ("batch", row.batch.pk, row.counts.ended, row.failed_text) if row.is_batch else (row.pk, row.status, row.action)
+        for row in rows
+    )
+
+
+def moving(rows: Iterable[ComputationRow | BatchRow]) -> list[ComputationRow]:
+    """The rows whose progress or times move: the queued and running computations'."""
+    return [row for row in rows if not row.is_batch and row.status in IN_FLIGHT]
 
 
 def list_rows(computations: Iterable[Computation]) -> list[ComputationRow | BatchRow]:

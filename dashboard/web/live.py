@@ -18,11 +18,12 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import get_language
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import condition
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseStopPolling, reswap
 
 from dashboard.web import health, theme
 from dashboard.web.access import may_oversee, owner_scope
@@ -33,6 +34,9 @@ PARTIAL_CACHE_SECONDS = 120
 # The client event an action's answer triggers (HX-Trigger) so that the list polls at once rather than at its next
 # tick.
 CHANGED_EVENT = "computations-changed"
+
+# The header in which a poll names the shape of what it shows (`partial`'s `moving`).
+SHAPE_HEADER = "X-Shape"
 
 type Build = Callable[[], tuple[dict, bool]]
 
@@ -68,21 +72,35 @@ def poll_etag(request: HttpRequest, path: str) -> str | None:
     return None if version is None else f"{version}-{digest(*_depends_on(request, path))}"
 
 
-def partial(request: HttpRequest, template: str, path: str, build: Build, *, keep: bool = True) -> HttpResponse:
+def partial(
+    request: HttpRequest, template: str, path: str, build: Build, *, keep: bool = True, moving: str | None = None
+) -> HttpResponse:
     """The polled partial at `path`, its normalised address: `build()` gives its context and whether anything it
     shows is in flight, and runs only when the cache has no rendering of this version. Not `keep`: rendered afresh
     each time and never kept (a search, a page deep in the list: each client's own, and a client could ask for
-    endless different ones to fill the cache)."""
+    endless different ones to fill the cache).
+
+    `moving`: the template of what moves while the partial keeps its shape (the context's "shape", a digest of
+    everything else it shows), swapped out of band. A poll that says which shape it shows (X-Shape) and finds it
+    unchanged gets only that: a running computation's progress is most changes, and swapping the whole partial
+    for it costs the browser as much as the partial is big."""
     version = _version(request) if keep else None
-    key = f"dashboard:partial:{digest(template, *_depends_on(request, path))}"
+    key = f"dashboard:partial:v2:{digest(template, *_depends_on(request, path))}"
     cached = cache_aside.read(key) if version is not None else None
     if cached is None or cached[0] != version:
         context, in_flight = build()
-        cached = (version, render_to_string(template, context, request), in_flight)
+        moved = render_to_string(moving, context, request) if moving and in_flight else None
+        cached = (version, render_to_string(template, context, request), in_flight, context.get("shape"), moved)
         if version is not None:
             cache_aside.keep(key, cached, PARTIAL_CACHE_SECONDS)
-    _, content, in_flight = cached
-    return HttpResponse(content) if in_flight else HttpResponseStopPolling(content)
+    _, content, in_flight, shape, moved = cached
+    if moved is not None and request.headers.get(SHAPE_HEADER) == shape:
+        response = reswap(HttpResponse(moved), "none")
+    else:
+        response = HttpResponse(content) if in_flight else HttpResponseStopPolling(content)
+    if moving:
+        patch_vary_headers(response, [SHAPE_HEADER])
+    return response
 
 
 def per_change[T](request: HttpRequest, name: str, compute: Callable[[], T]) -> T:

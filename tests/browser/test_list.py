@@ -106,14 +106,15 @@ def test_nothing_wraps_mid_number_at_1280(dashboard: Page):
 
 def test_a_half_typed_search_the_focus_and_the_scroll_survive_changed_polls(dashboard: Page):
     dashboard.set_viewport_size({"width": 1280, "height": 500})
-    row = dashboard.locator(f"#{submit(dashboard, 'count_primes', n='1000', work_seconds='6')}")
+    row_id = submit(dashboard, "count_primes", n="1000", work_seconds="6")
+    row = dashboard.locator(f"#{row_id}")
     expect(row.locator(".status")).to_have_text("Running", timeout=10_000)
     dashboard.locator("#filter_q").click()
     dashboard.keyboard.type("12")
     scrolled = dashboard.evaluate("window.scrollTo(0, 120), window.scrollY")
-    for _ in range(2):  # two polls that changed the list (its progress moved), each replacing it
-        dashboard.locator("#computation-list").evaluate("list => { list.dataset.old = 'true' }")
-        dashboard.locator("#computation-list:not([data-old])").wait_for(timeout=5_000)
+    for _ in range(2):  # two polls that changed the list (its progress moved), each morphing the running row
+        row.evaluate("row => { row.dataset.old = 'true' }")
+        dashboard.locator(f"#{row_id}:not([data-old])").wait_for(timeout=5_000)
     expect(dashboard.locator("#filter_q")).to_have_value("12")
     expect(dashboard.locator("#filter_q")).to_be_focused()
     assert dashboard.evaluate("window.scrollY") == scrolled

@@ -126,7 +126,7 @@ def test_a_page_gives_its_partial_the_etag_of_its_first_poll(client, page):
     path = {"detail": f"/computations/{computation.pk}/", "batch": f"/batches/{batch.pk}/"}.get(page, page)
     html = client.get(path).content.decode()
     poll_url, etag = re.search(
-        r'hx-get="([^"]+)"[^>]*hx-headers=\'\{"If-None-Match": "\\"([^"\\]+)\\""\}\'', html
+        r'hx-get="([^"]+)"[^>]*hx-headers=\'\{"If-None-Match": "\\"([^"\\]+)\\""[^}]*\}\'', html
     ).groups()
     poll_url = poll_url.replace("&amp;", "&")
     first = client.get(poll_url, HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=f'"{etag}"')
@@ -151,3 +151,35 @@ def test_the_counts_by_status_are_worked_out_once_per_change_for_every_page(clie
     with CaptureQueriesContext(connection) as queries:
         after = poll(client, reverse("computations") + "?status=queued")
     assert counted(after) == "2" and [query for query in queries if "UNION ALL" in query["sql"]]
+
+
+def test_while_the_list_keeps_its_shape_a_poll_brings_only_the_moving_rows(client):
+    """A running computation's progress is most changes: a poll that names the shape it shows (X-Shape) and finds
+    it unchanged gets the queued and running rows alone, swapped out of band, and nothing else swapped; a change
+    of status, or a poll that names no shape, gets the whole list."""
+    ended = factories.computation(Status.SUCCEEDED)
+    running = factories.computation()
+    rows = Computation.objects.filter(pk=running.pk)
+    assert rows.claim(worker="test")
+    url = reverse("computations")
+    first = poll(client, url)
+    html = first.content.decode()
+    shape = re.search(r'"X-Shape": "([0-9a-f]+)"', html).group(1)
+    assert f'id="computation-{ended.pk}"' in html
+
+    assert rows.report_progress(attempt=1, progress=40)
+    moved = client.get(url, **HTMX, HTTP_IF_NONE_MATCH=first["ETag"], HTTP_X_SHAPE=shape)
+    assert moved.status_code == 200 and moved["HX-Reswap"] == "none" and "X-Shape" in moved["Vary"]
+    html = moved.content.decode()
+    assert f'<tr id="computation-{running.pk}" class="row-running" hx-swap-oob="morph">' in html
+    assert 'value="40"' in html, "its progress"
+    assert f"computation-{ended.pk}" not in html and 'id="computation-list"' not in html
+
+    whole = client.get(url, **HTMX, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert whole.status_code == 200 and 'id="computation-list"' in whole.content.decode()
+    assert not whole.has_header("HX-Reswap")
+
+    assert rows.succeed(attempt=1, result="3")
+    done = client.get(url, **HTMX, HTTP_IF_NONE_MATCH=moved["ETag"], HTTP_X_SHAPE=shape)
+    assert done.status_code == 286 and 'id="computation-list"' in done.content.decode()
+    assert f'"X-Shape": "{shape}"' not in done.content.decode(), "a new shape"
