@@ -5,7 +5,9 @@ of everything else the HTML depends on, so an unchanged partial answers 304 befo
 table. A changed one is rendered once per change for everyone who polls the same thing: the HTML is kept in the
 cache under a key made of the normalised inputs only (the partial's own address, the language, whether the broker
 answers, whose computations it shows), so junk in a query string or a cookie adds no key. Once nothing it shows is
-queued or running it answers 286, which stops the polling.
+queued or running it answers 286, which stops the polling. A partial may also say what moves while its shape
+holds (a running computation's progress): a poll that names the shape it shows (X-Shape) and finds it unchanged
+gets only that, swapped out of band (`partial`'s `moving`).
 
 One polled piece follows something the change counter does not see: the Workers section shows the workers'
 heartbeat records and the queues' figures in Redis. It keeps the same protocol with an ETag of its own, a digest
