@@ -7,6 +7,7 @@ Reached only through HAProxy on each node's own address (10.214.0.11-13:8080), f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -173,12 +174,20 @@ class Deployed:
 
     def runs(self) -> tuple[Counter, Counter]:
         """Per computation, how many runs the workers' logs (every node's) say started and ended."""
-        # A stream from a node that is down never ends: every node must be up, and a stuck read fails the test.
-        logs = [
-            self.docker("service", "logs", "--raw", "--no-trunc", f"{NAME}_{service}", check=False, timeout=120)
-            for service in ("worker", "worker-instant")
-        ]
-        return runs_in("".join(each.stdout + each.stderr for each in logs))
+        return runs_in("".join(self.service_logs(f"{NAME}_{service}") for service in ("worker", "worker-instant")))
+
+    def service_logs(self, service: str, attempts: int = 3) -> str:
+        """A service's logs from every node. A stream from a node that is down never ends: every node must be up,
+        and a read stuck three times fails the test. A node just back can hold the first read (seen in a fresh
+        clone's run, once in two): the next one is asked afresh."""
+        for _ in range(attempts - 1):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return self.read_logs(service)
+        return self.read_logs(service)
+
+    def read_logs(self, service: str) -> str:
+        logs = self.docker("service", "logs", "--raw", "--no-trunc", service, check=False, timeout=60)
+        return logs.stdout + logs.stderr
 
 
 def push_images(cluster: Cluster, engine: Engine, app_image: str) -> dict[str, str]:
