@@ -8,5 +8,5 @@ process. The table goes to the terminal and, as JSON, to var/bench/<timestamp>.j
 
 Run as `python -m tools.bench` (__main__.py); the measurements are in page_speed.py (the pages the web serves) and
 queueing.py (the work sent to the workers), browser.py (the live page in Chromium, and Lighthouse from
-package.json's lock), the figures and the table in figures.py.
+package.json's lock; trace.py reads its Chromium trace), the figures and the table in figures.py.
 """
