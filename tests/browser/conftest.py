@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from tools.stack import Stack
 
-from .steps import pick, submit
+from .steps import fill_schedule, pick, submit
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +58,7 @@ def pages(browser, base_url: str) -> dict[str, str]:
     expect(page.locator("#batch-title")).to_be_visible()
     batch = page.url.removeprefix(base_url)
     page.goto("/schedules/")
-    form = page.locator("#schedule-form")
-    form.get_by_label("Name").fill("every hour, a sum")
-    form.locator("#id_x").fill("2")
-    form.locator("#id_y").fill("3")
-    form.locator("#id_kind").select_option("cron")
-    form.get_by_label("Cron expression").fill("0 * * * *")
-    form.get_by_role("button", name="Create the schedule").click()
+    fill_schedule(page, "every hour, a sum", "0 * * * *")
     expect(page.locator(".facts")).to_be_visible()
     schedule = page.url.removeprefix(base_url)
     context.close()

@@ -41,6 +41,17 @@ def submit(page: Page, operation: str, **inputs: str) -> str:
     return f"computation-{link.inner_text().lstrip('#')}"
 
 
+def fill_schedule(page: Page, name: str, cron: str) -> None:
+    """Fills the Schedules page's form: an addition of 2 and 3, run by `cron`, and asks to create it."""
+    form = page.locator("#schedule-form")
+    form.get_by_label("Name").fill(name)
+    form.locator("#id_x").fill("2")
+    form.locator("#id_y").fill("3")
+    form.locator("#id_kind").select_option("cron")
+    form.get_by_label("Cron expression").fill(cron)
+    form.get_by_role("button", name="Create the schedule").click()
+
+
 def sign_in(page: Page, stack: Stack) -> None:
     """Signs the stack's admin in through the dashboard's own login page: the Workers and Storage pages are for
     operators."""

@@ -3,18 +3,13 @@ and its run links to its computation (screenshot: var/screenshots/schedules.png,
 
 from playwright.sync_api import Page, expect
 
-from .steps import screenshot_path
+from .steps import fill_schedule, screenshot_path
 
 
 def test_a_schedule_from_its_form_to_a_run_linked_to_its_computation(dashboard: Page):
     dashboard.goto("/schedules/")
     form = dashboard.locator("#schedule-form")
-    form.get_by_label("Name").fill("nightly report")
-    form.locator("#id_x").fill("2")
-    form.locator("#id_y").fill("3")
-    form.locator("#id_kind").select_option("cron")
-    form.get_by_label("Cron expression").fill("0 2 * * 99")
-    form.get_by_role("button", name="Create the schedule").click()
+    fill_schedule(dashboard, "nightly report", "0 2 * * 99")
     expect(form.locator(".errorlist")).to_contain_text("Not a cron expression")
     expect(form.get_by_label("Name")).to_have_value("nightly report")
 
