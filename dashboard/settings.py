@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "ninja",  # its Swagger UI, served from our static files for /api/v1/docs
     "dashboard",
     "tasks",
 ]
@@ -86,6 +87,8 @@ MIDDLEWARE = [
     "dashboard.web.middleware.NotModifiedMiddleware",  # first: it sees every header the others add
     # Before any middleware that reads or writes the body, so that it compresses what they made.
     "dashboard.web.compression.GZipWhatHAProxySkipsMiddleware",
+    # /api/v1/'s errors as problem+json, whichever layer answered them (dashboard/api/problems.py).
+    "dashboard.api.problems.ProblemMiddleware",
     "dashboard.web.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -248,8 +251,17 @@ COMPUTATION_MAX_QUEUED_PER_CLIENT = env.int("COMPUTATION_MAX_QUEUED_PER_CLIENT",
 # Computations one person (or client address) may queue, as "count/period" (s, m, h, d, with a multiple: 10m): a
 # batch counts its size, a retry the computations it queues again. Beyond it 429 with Retry-After.
 SUBMISSION_RATE_LIMIT = env.str("SUBMISSION_RATE_LIMIT", default="1000/10m")
-# Attempts to sign in per client address (the dashboard's login; the admin's has its own page).
+# Attempts to sign in per client address (the dashboard's login; the admin's has its own page), and API tokens
+# refused (a wrong, expired or revoked one).
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="10/m")
+
+# The API (dashboard/api/). An API token's own submission limit, in the form of SUBMISSION_RATE_LIMIT: a program is not
+# a person typing. The queue's cap and a person's share of it hold for tokens as for everyone.
+API_TOKEN_RATE_LIMIT = env.str("API_TOKEN_RATE_LIMIT", default="600/m")
+# Whether /api/v1/ takes changes from a caller with neither a token nor a signed-in session (accounts off only).
+API_ANONYMOUS_WRITES = env.bool("API_ANONYMOUS_WRITES", default=False)
+# A request's body under /api/v1/ (a bulk action's 10,000 ids take about 80 KB).
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
 
 # Every worker writes a heartbeat this often (tasks/presence.py); one silent for WORKER_LOST_AFTER_SECONDS is shown as
 # lost, and one lost or stopped for WORKER_FORGET_AFTER_SECONDS is forgotten.

@@ -4,7 +4,9 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from dashboard import api
+from dashboard.api import legacy as api
+from dashboard.api import token_pages
+from dashboard.api.v1 import api as api_v1
 from dashboard.computations import batches, detail, exports, listing, notifications
 from dashboard.operators import metrics, storage, workers
 from dashboard.schedules import pages
@@ -27,6 +29,8 @@ urlpatterns = [
     path("batches/<int:pk>/rows/", batches.batch_rows, name="batch-rows"),
     path("batches/<int:pk>/cancel/", batches.cancel_batch, name="batch-cancel"),
     path("batches/<int:pk>/retry/", batches.retry_batch, name="batch-retry"),
+    path("api/v1/", api_v1.urls),
+    # The API before /api/v1/, kept for one release (README, "API").
     path("api/computations/<int:pk>", api.computation_json, name="api-computation"),
     path("api/computations/<int:pk>/cancel", api.cancel_json, name="api-computation-cancel"),
     path("api/computations/<int:pk>/retry", api.retry_json, name="api-computation-retry"),
@@ -50,6 +54,8 @@ urlpatterns = [
     # The language switcher works before signing in, on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("theme/", theme.set_theme, name="set-theme"),
+    path("accounts/tokens/", token_pages.tokens_page, name="api-tokens"),
+    path("accounts/tokens/<int:pk>/revoke/", token_pages.revoke_token, name="api-token-revoke"),
     path("accounts/login/", sign_in.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Our templates, by name: the admin's registration/ templates would be found first.

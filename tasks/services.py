@@ -47,11 +47,13 @@ class QueueFull(Exception):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts, for the audit trail: a signed-in user if any, the client's address, and through what."""
+    """Who acts, for the audit trail: a signed-in user if any, the client's address, through what, and with which
+    API token if any."""
 
     source: str
     address: str | None = None
     user: object | None = None
+    token_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,12 @@ def submit(
     idempotency_key: uuid.UUID | None = None,
     owner: AbstractBaseUser | None = None,
     address: str | None = None,
+    actor: Actor | None = None,
 ) -> Computation:
     """Records a computation and sends its task once the transaction commits. `inputs` are validated (forms do
     it). A second submission with the same idempotency key returns the first computation instead. `owner`, or
-    without one the client `address`, is the client whose own cap it counts against."""
+    without one the client `address`, is the client whose own cap it counts against. With an `actor` (the API's),
+    the submission is in the audit trail too, in the same transaction."""
     _make_room(1, owner, address)
     try:
         with transaction.atomic():
@@ -120,6 +124,8 @@ def submit(
                 enqueued_at=timezone.now(),
             )
             InputValue.objects.bulk_create(InputValue.of([(computation.pk, computation.inputs)]))
+            if actor is not None:
+                audit(AuditEntry.Action.SUBMIT, actor, {"ids": [computation.pk]}, ids=[computation.pk], changed=1)
     except IntegrityError:
         # The same form posted again (a double click, a browser's retry): the first row holds the unique key.
         if idempotency_key and (existing := Computation.objects.filter(idempotency_key=idempotency_key).first()):
@@ -141,10 +147,12 @@ def submit_batch(
     idempotency_key: uuid.UUID | None = None,
     owner: AbstractBaseUser | None = None,
     address: str | None = None,
+    actor: Actor | None = None,
 ) -> Batch:
     """Records a batch and a computation for each value of `varied` from start to stop, in one transaction, and
     sends their tasks over one broker connection once it commits: a crash leaves all of it or none, and the sweep
-    sends whatever the broker did not take. The values are validated (BatchForm does it)."""
+    sends whatever the broker did not take. The values are validated (BatchForm does it). With an `actor`, the
+    submission is in the audit trail, as one entry for the batch."""
     if idempotency_key and (existing := Batch.objects.filter(idempotency_key=idempotency_key).first()):
         return existing
     spec = next(spec for spec in operation.inputs if spec.name == varied)
@@ -171,6 +179,8 @@ def submit_batch(
             for member, pk in zip(members, batch.computations.order_by("pk").values_list("pk", flat=True), strict=True):
                 member.pk = pk
         InputValue.objects.bulk_create(InputValue.of((member.pk, member.inputs) for member in members), batch_size=5000)
+        if actor is not None:
+            audit(AuditEntry.Action.SUBMIT, actor, {"batch": batch.pk}, requested=len(members), changed=len(members))
         transaction.on_commit(lambda: _batch_submitted(operation, batch))
     return batch
 
@@ -313,17 +323,26 @@ def _act(
     return Outcome(requested=len(ids), changed=changed, capped=capped, entry=entry)
 
 
-def audit(action: str, actor: Actor, selection: dict, *, ids: Sequence[int] = (), changed: int = 0) -> AuditEntry:
+def audit(
+    action: str,
+    actor: Actor,
+    selection: dict,
+    *,
+    ids: Sequence[int] = (),
+    changed: int = 0,
+    requested: int | None = None,
+) -> AuditEntry:
     """Writes one entry of the audit trail: an action on these computations (`ids`), or on what `selection`
-    names (a queue, a worker)."""
+    names (a queue, a worker, a batch of `requested` computations)."""
     with transaction.atomic():
         entry = AuditEntry.objects.create(
             action=action,
             source=actor.source,
             user=actor.user if getattr(actor.user, "is_authenticated", False) else None,
             address=actor.address,
+            token_name=actor.token_name,
             selection=selection,
-            requested=len(ids),
+            requested=len(ids) if requested is None else requested,
             changed=changed,
         )
         for chunk in _chunks(ids):

@@ -26,6 +26,7 @@ TEST_ENVIRONMENT = {
     "HTTPS": "false",
     # Tests submit far faster than a person; the limit has tests of its own.
     "SUBMISSION_RATE_LIMIT": "100000/m",
+    "API_TOKEN_RATE_LIMIT": "100000/m",
     "SECRET_KEY": "tests-only-secret-key-" + "t" * 40,
     "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
     # The test client (127.0.0.1) stands where HAProxy does; other addresses are clients.

@@ -68,8 +68,15 @@ class ComputationForm(forms.Form):
     # New with every fresh form: posting the same form twice (a double click, a browser retry) submits once.
     idempotency_key = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, data: Mapping[str, str] | None = None, *, operation: str | None = None):
+    def __init__(
+        self,
+        data: Mapping[str, str] | None = None,
+        *,
+        operation: str | None = None,
+        actor: services.Actor | None = None,
+    ):
         super().__init__(data, initial={"idempotency_key": uuid.uuid4()})
+        self.actor = actor  # the API's submissions are in the audit trail; the page's are their own rows
         name = data.get("operation") if data is not None else operation
         # An unknown name in submitted data is the operation field's error; in a link it falls back to the default.
         self.spec: Operation | None = REGISTRY.get(name or "") or (
@@ -114,6 +121,7 @@ class ComputationForm(forms.Form):
             idempotency_key=self.cleaned_data["idempotency_key"],
             owner=owner,
             address=address,
+            actor=self.actor,
         )
 
 
@@ -126,8 +134,14 @@ class BatchForm(ComputationForm):
     stop = forms.DecimalField(label=_("To (included)"), max_digits=25, decimal_places=DECIMAL_PLACES, initial=10)
     step = forms.DecimalField(label=_("Step"), max_digits=25, decimal_places=DECIMAL_PLACES, initial=1)
 
-    def __init__(self, data: Mapping[str, str] | None = None, *, operation: str | None = None):
-        super().__init__(data, operation=operation)
+    def __init__(
+        self,
+        data: Mapping[str, str] | None = None,
+        *,
+        operation: str | None = None,
+        actor: services.Actor | None = None,
+    ):
+        super().__init__(data, operation=operation, actor=actor)
         self.fields["step"].help_text = gettext_lazy("At most %(limit)s values.") % {"limit": MAX_RANGE_VALUES}
         if self.spec is not None:
             self.fields["varied"].choices = [(spec.name, gettext_lazy(spec.label)) for spec in self.spec.inputs]
@@ -181,6 +195,7 @@ class BatchForm(ComputationForm):
             idempotency_key=data["idempotency_key"],
             owner=owner,
             address=address,
+            actor=self.actor,
         )
 
 

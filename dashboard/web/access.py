@@ -32,6 +32,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from tasks.models import AuditEntry
 from tasks.services import Actor
 
+API_V1 = "/api/v1/"
+
 
 def may_oversee(user: AbstractBaseUser | AnonymousUser) -> bool:
     """A read-only operator, at least: sees the operator pages and everyone's work, and changes nothing."""
@@ -48,9 +50,12 @@ def _staff(user: AbstractBaseUser | AnonymousUser) -> bool:
 
 
 def owner_scope(request: HttpRequest, *, acting: bool = False) -> AbstractBaseUser | None:
-    """Whose computations, batches and schedules this request sees, or acts on: None for everyone's (accounts off;
-    an operator; for seeing, a read-only operator too), else the signed-in person's."""
-    if not settings.DASHBOARD_LOGIN_REQUIRED or (may_operate if acting else may_oversee)(request.user):
+    """Whose computations, batches and schedules this request sees, or acts on: None for everyone's (accounts off,
+    but not through an API token, which is always its person's; an operator; for seeing, a read-only operator too),
+    else the signed-in person's."""
+    if not settings.DASHBOARD_LOGIN_REQUIRED and getattr(request, "api_token", None) is None:
+        return None
+    if (may_operate if acting else may_oversee)(request.user):
         return None
     return request.user
 
@@ -91,6 +96,19 @@ overseers_only = for_operators(may_oversee)
 operators_only = for_operators(may_operate)
 
 
+def signed_in(view: Callable) -> Callable:
+    """A view of what is always someone's (their API tokens, their webhooks): whoever is not signed in goes to sign
+    in first, with accounts off too."""
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return sign_in_first(request, view)
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
 def sign_in_first(request: HttpRequest, view: Callable) -> HttpResponse:
     """A page goes to the login page and back; an HTMX request sends the whole page there (not the login form into
     a partial); the API answers 401."""
@@ -102,9 +120,15 @@ def sign_in_first(request: HttpRequest, view: Callable) -> HttpResponse:
 
 
 def actor(request: HttpRequest, source: str = AuditEntry.Source.DASHBOARD) -> Actor:
-    """Who acts through a web request, for the audit trail: the person, if signed in, and the client's address as
-    HAProxy forwarded it (dashboard.web.middleware.TrustedProxyMiddleware)."""
-    return Actor(source=source, address=request.META.get("REMOTE_ADDR"), user=request.user)
+    """Who acts through a web request, for the audit trail: the person, if signed in, the client's address as
+    HAProxy forwarded it (dashboard.web.middleware.TrustedProxyMiddleware), and the API token's name if any."""
+    token = getattr(request, "api_token", None)
+    return Actor(
+        source=source,
+        address=request.META.get("REMOTE_ADDR"),
+        user=request.user,
+        token_name=token.name if token else "",
+    )
 
 
 def owner_of_new(request: HttpRequest) -> AbstractBaseUser | None:
@@ -121,14 +145,15 @@ def json_api(view):
 def is_json_api(request: HttpRequest, view: Callable | None = None) -> bool:
     """Whether the request's view is marked (the mark is on the outermost decorator, which `view` may be inside)."""
     match = request.resolver_match
-    return getattr(match.func if match else view, "json_api", False)
+    return request.path.startswith(API_V1) or getattr(match.func if match else view, "json_api", False)
 
 
 class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
     """Django's, when DASHBOARD_LOGIN_REQUIRED is on, answering as sign_in_first does."""
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
-        if not settings.DASHBOARD_LOGIN_REQUIRED or request.path.startswith(reverse("admin:index")):
+        # The admin has its own sign-in; /api/v1/ its own authentication (dashboard.api.auth), with tokens.
+        if not settings.DASHBOARD_LOGIN_REQUIRED or request.path.startswith((reverse("admin:index"), API_V1)):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
 

@@ -10,7 +10,6 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
-from django.utils.translation import ngettext
 
 from dashboard.web import throttling
 
@@ -22,12 +21,7 @@ class SignInLimit:
     def clean(self) -> dict:
         if wait := throttling.sign_in_wait(self.request):
             self.request.sign_in_wait = wait
-            message = ngettext(
-                "Too many attempts to sign in from your address: try again in %(seconds)d second.",
-                "Too many attempts to sign in from your address: try again in %(seconds)d seconds.",
-                wait,
-            )
-            raise forms.ValidationError(message % {"seconds": wait}, code="throttled")
+            raise forms.ValidationError(throttling.too_many_attempts(wait), code="throttled")
         return super().clean()
 
 

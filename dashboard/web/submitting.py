@@ -54,7 +54,7 @@ def _queue_full(full: services.QueueFull) -> Refused:
             "One person may have %(cap)s computations waiting; yours leave room for %(room)s more: nothing was "
             "queued. Try again once some have run."
         ) % {"cap": settings.COMPUTATION_MAX_QUEUED_PER_CLIENT, "room": full.room}
-        return Refused(message, status=429, retry_after=QUEUE_FULL_RETRY_SECONDS)
+        return Refused(message, status=429, retry_after=QUEUE_FULL_RETRY_SECONDS, kind="queue-full")
     if full.wanted == 1:
         message = gettext("The queue is full: nothing was queued. Try again in a minute.")
     else:
@@ -63,7 +63,7 @@ def _queue_full(full: services.QueueFull) -> Refused:
             "The queue has room for %(room)d more computations and this would add %(wanted)d: nothing was queued.",
             full.room,
         ) % {"room": full.room, "wanted": full.wanted}
-    return Refused(message, status=503, retry_after=QUEUE_FULL_RETRY_SECONDS)
+    return Refused(message, status=503, retry_after=QUEUE_FULL_RETRY_SECONDS, kind="queue-full")
 
 
 class SubmissionForm[T](Protocol):

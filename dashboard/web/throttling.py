@@ -2,10 +2,10 @@
 (LOGIN_RATE_LIMIT), and what it may keep waiting. HAProxy keeps a coarser per-address limit in front.
 
 Whatever queues work from a web request, on any door (a submission, a batch, a retry single or bulk, a schedule's
-"run now"), spends the client's budget by what it queues: a batch of 500 spends 500. The client is the signed-in
-person, or the client address. The counters live in the broker's Redis, which never evicts, so filling the cache
-cannot reset them; every web replica counts together. A request refused for any reason spends nothing but the one
-attempt of an invalid form.
+"run now"), spends the client's budget by what it queues: a batch of 500 spends 500. The client is the API token
+(with a rate of its own), else the signed-in person, else the client address. The counters live in the broker's
+Redis, which never evicts, so filling the cache cannot reset them; every web replica counts together. A request
+refused for any reason spends nothing but the one attempt of an invalid form.
 
 A refusal is Refused, with the status and the text a person reads; dashboard.web.submitting refuses work on it too,
 past the queue's cap or what one client may have waiting.
@@ -31,9 +31,10 @@ class Refused(Exception):
     """The request queued nothing: invalid (422, the form says why), past the client's limit or its share of the
     queue (429) or the queue's cap (503)."""
 
-    def __init__(self, message: str, *, status: int, retry_after: int | None = None):
+    def __init__(self, message: str, *, status: int, retry_after: int | None = None, kind: str = ""):
         super().__init__(message)
         self.message, self.status, self.retry_after = message, status, retry_after
+        self.kind = kind  # "queue-full" for a cap of the queue's, where the status alone does not tell
 
     def advise(self, response: HttpResponse) -> HttpResponse:
         """`response`, with when to try again (Retry-After) if the refusal says."""
@@ -45,7 +46,8 @@ class Refused(Exception):
 def charge(request: HttpRequest, computations: int) -> str:
     """Spends `computations` of the client's SUBMISSION_RATE_LIMIT, or raises Refused (429) when that is more than
     is left, having spent nothing; the counter's key."""
-    key, wait = _spend(_client(request), "submissions", settings.SUBMISSION_RATE_LIMIT, computations)
+    client, rate = _client(request)
+    key, wait = _spend(client, "submissions", rate, computations)
     if wait:
         _give_back(key, computations)
         raise Refused(too_many_submissions(wait), status=429, retry_after=wait)
@@ -73,17 +75,30 @@ def too_many_submissions(wait: int) -> str:
     return message % {"seconds": wait}
 
 
+def too_many_attempts(wait: int) -> str:
+    """What a client over the sign-in limit reads."""
+    message = ngettext(
+        "Too many attempts to sign in from your address: try again in %(seconds)d second.",
+        "Too many attempts to sign in from your address: try again in %(seconds)d seconds.",
+        wait,
+    )
+    return message % {"seconds": wait}
+
+
 def sign_in_wait(request: HttpRequest) -> int:
-    """Counts an attempt to sign in (LOGIN_RATE_LIMIT per client address: guessing passwords is slow); the seconds
-    the client must wait when it is over the limit, else 0."""
+    """Counts an attempt to sign in (LOGIN_RATE_LIMIT per client address: guessing passwords is slow), or an API
+    token that was refused; the seconds the client must wait when it is over the limit, else 0."""
     return _spend(f"address:{request.META.get('REMOTE_ADDR')}", "sign-ins", settings.LOGIN_RATE_LIMIT, 1)[1]
 
 
-def _client(request: HttpRequest) -> str:
-    """Whose budget: the signed-in person's, else the client address's."""
+def _client(request: HttpRequest) -> tuple[str, str]:
+    """Whose budget, and its rate: an API token's own (API_TOKEN_RATE_LIMIT: a program is not a person typing),
+    else the signed-in person's, else the client address's (SUBMISSION_RATE_LIMIT)."""
+    if token := getattr(request, "api_token", None):
+        return f"token:{token.pk}", settings.API_TOKEN_RATE_LIMIT
     if request.user.is_authenticated:
-        return f"person:{request.user.pk}"
-    return f"address:{request.META.get('REMOTE_ADDR')}"
+        return f"person:{request.user.pk}", settings.SUBMISSION_RATE_LIMIT
+    return f"address:{request.META.get('REMOTE_ADDR')}", settings.SUBMISSION_RATE_LIMIT
 
 
 def _spend(client: str, group: str, rate: str, amount: int) -> tuple[str, int]:

@@ -3,7 +3,7 @@
 Status moves queued → running → succeeded | failed, and queued | running → cancelled; a failed or cancelled one can
 be queued again (retry). The transitions live on the queryset (queryset.py), the rows in computation.py, the
 statuses and their counts in status.py, the audit trail in audit.py, the rollups that outlive the rows in
-rollup.py, schedules and their runs in schedule.py.
+rollup.py, schedules and their runs in schedule.py, API tokens in token.py.
 """
 
 from .audit import AuditedComputation, AuditEntry
@@ -13,12 +13,14 @@ from .rollup import Rollup, RollupMark
 from .schedule import Schedule, ScheduleRun, parse_cron
 from .search import InputValue, search_sources, search_value
 from .status import COUNT_CAP, ENDED, IN_FLIGHT, RETRYABLE, Status, StatusCounts
+from .token import ApiToken
 
 __all__ = [
     "COUNT_CAP",
     "ENDED",
     "IN_FLIGHT",
     "RETRYABLE",
+    "ApiToken",
     "AuditEntry",
     "AuditedComputation",
     "Batch",

@@ -23,6 +23,7 @@ class AuditEntry(models.Model):
     """Who cancelled or retried what, when and from where: one entry per action, single or bulk."""
 
     class Action(models.TextChoices):
+        SUBMIT = "submit", _("Submit")  # through the API: the page's submissions are the rows themselves
         CANCEL = "cancel", _("Cancel")
         RETRY = "retry", _("Retry")
         # An operator's, on a queue or a worker (tasks.control): their selection names it.
@@ -56,6 +57,8 @@ class AuditEntry(models.Model):
         related_name="+",
     )
     address = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    # The name of the API token the action came with, kept as it was when the token is gone.
+    token_name = models.CharField(_("API token"), max_length=100, blank=True, default="")
     # {"ids": [...]} for a selection, {"filter": {...}} for "all matching", {"queue": name}, {"worker": name} or
     # {"schedule": id, "name": name}.
     selection = models.JSONField(_("selection"))

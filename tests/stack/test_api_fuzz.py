@@ -1,0 +1,91 @@
+"""/api/v1/ held to its own document by a fuzzer no one here wrote: schemathesis runs every operation of the
+document the running stack serves (through HAProxy, uWSGI, the workers), with a token, in all its phases and with
+all its checks (no server error, every answer matching the document, schema-violating input rejected, valid input
+accepted), for a bounded number of examples."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tools.stack import ROOT, VENV_BIN, Stack
+
+pytestmark = pytest.mark.stack
+EXAMPLES = 25
+# A request the document calls valid may still be refused for what a schema cannot say: a division by zero (422), a
+# token over its limit (429), a full queue (503), an action on a computation in the wrong state (409), an id that
+# is not there (404). The token is a person's, not an operator's (403 on the operators' operations): the fuzzer must
+# not shut the stack's workers down.
+CONFIG = """
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "403", "404", "409", "422", "429", "503"]
+"""
+MAKE_TOKEN = """
+from django.contrib.auth import get_user_model
+from tasks.models import ApiToken
+person, _ = get_user_model().objects.get_or_create(username="fuzzer")
+print(ApiToken.objects.issue(person, "schemathesis")[1])
+"""
+
+
+def test_schemathesis_finds_no_fault_against_the_running_stack(stack: Stack, tmp_path: Path):
+    token = _token(stack)
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+    command = [
+        str(VENV_BIN / "schemathesis"),
+        "--config-file",
+        str(config),
+        "run",
+        f"{stack.url}/api/v1/openapi.json",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(EXAMPLES),
+        "--workers",
+        "2",
+        "--request-timeout",
+        "20",
+        "--seed",
+        "31",
+    ]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
+    finally:
+        _clear(stack, token)
+    output = run.stdout + run.stderr
+    summary = re.search(r"Test cases:\s*\n\s*(.+)", output)
+    print(f"\nschemathesis: {summary.group(1) if summary else 'no summary'}")
+    assert run.returncode == 0, output[-6000:]
+    assert summary and " passed" in summary.group(1)
+    tested = re.search(r"Tested: (\d+)", output)
+    selected = re.search(r"Selected: (\d+)/(\d+)", output)
+    assert tested and selected and tested.group(1) == selected.group(2), "every operation of the document"
+
+
+def _token(stack: Stack) -> str:
+    made = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", MAKE_TOKEN],
+        cwd=ROOT,
+        env=stack.environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return made.stdout.strip().splitlines()[-1]
+
+
+def _clear(stack: Stack, token: str) -> None:
+    """What the fuzzer left for the next tests: its computations in flight cancelled, its schedules deleted."""
+    headers = {"Authorization": f"Bearer {token}"}
+    api = f"{stack.url}/api/v1"
+    cancelled = requests.post(f"{api}/computations/cancel", json={"filter": {}}, headers=headers, timeout=60)
+    assert cancelled.status_code == 200, cancelled.text
+    for schedule in requests.get(f"{api}/schedules", headers=headers, timeout=30).json():
+        requests.delete(f"{api}/schedules/{schedule['id']}", headers=headers, timeout=30)
