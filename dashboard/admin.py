@@ -21,8 +21,9 @@ from dashboard.schedules.schedule_form import check_when
 from dashboard.web import access, submitting, throttling
 from dashboard.web.redirects import see_other
 from tasks import control, presence, queues, scheduling, services
-from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun
+from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun, Webhook, WebhookDelivery
 from tasks.operations import REGISTRY, OperationError
+from tasks.webhooks import registering
 
 
 def _selection(queryset: QuerySet[Computation]) -> services.Selection:
@@ -269,3 +270,40 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 admin.site.add_page("queues/", queues_view, "queues")
+
+
+# Webhooks (tasks.webhooks): read-only, the secret shown nowhere; an operator may remove a webhook, as its owner does.
+
+
+@admin.register(Webhook)
+class WebhookAdmin(ReadOnlyAdmin):
+    list_display = ["id", "url", "owner", "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["url", "owner__username"]
+    fields = readonly_fields = ["url", "owner", "created_at", "deliveries"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return access.may_operate(request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Webhook) -> None:
+        registering.remove(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Webhook]) -> None:
+        for webhook in queryset:
+            registering.remove(webhook)
+
+    @admin.display(description=_("deliveries"))
+    def deliveries(self, webhook: Webhook) -> str:
+        url = reverse("admin:tasks_webhookdelivery_changelist") + f"?webhook__id__exact={webhook.pk}"
+        return format_html('<a href="{}">{}</a>', url, _("its deliveries"))
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["delivery_id", "event", "status", "attempts", "last_status_code", "webhook", "created_at"]
+    list_select_related = ["webhook"]
+    list_filter = ["status", "event", "created_at"]
+    search_fields = ["=delivery_id"]
+    date_hierarchy = "created_at"
+    ordering = ["-id"]
+    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]

@@ -321,3 +321,20 @@ CELERY_BEAT_SCHEDULE = {
     # People's schedules (tasks/scheduling.py), fired from MySQL: a due time is at most this late.
     "fire-schedules": {"task": "tasks.fire_schedules", "schedule": 5, "options": {"expires": 5}},
 }
+
+# Webhooks (tasks/webhooks/): URLs people register, called from the workers when their computations and batches end.
+# Deliveries go only to WEBHOOK_ALLOWED_HOSTS: names exactly, ".example.com" for a domain and its subdomains, "*" for
+# any; none, the default, turns webhooks off. An internal address (loopback, private, link-local, reserved) only
+# inside WEBHOOK_ALLOWED_NETWORKS (e.g. 10.0.0.0/8), and never the stack's own services: the database and Redis
+# servers above, and on any internal address the ports of WEBHOOK_STACK_PORTS too (the web replicas, Flower and
+# HAProxy's monitoring, whose hosts these settings do not know). At most WEBHOOK_MAX_PER_PERSON per person.
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+WEBHOOK_STACK_PORTS = env.list("WEBHOOK_STACK_PORTS", subcast=int, default=[8000, 8001, 8002, 5555, 8404])
+WEBHOOK_MAX_PER_PERSON = env.int("WEBHOOK_MAX_PER_PERSON", default=10)
+# The attempts that are due: a delivery's first goes at once, the next after 30 s, then less and less often, for a day.
+CELERY_BEAT_SCHEDULE["deliver-webhooks"] = {
+    "task": "tasks.deliver_due_webhooks",
+    "schedule": 15,
+    "options": {"expires": 15},
+}

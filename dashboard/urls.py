@@ -11,6 +11,7 @@ from dashboard.computations import batches, detail, exports, listing, notificati
 from dashboard.operators import metrics, storage, workers
 from dashboard.schedules import pages
 from dashboard.web import health, sign_in, theme
+from dashboard.webhooks import webhook_pages
 
 urlpatterns = [
     path("", listing.dashboard, name="dashboard"),
@@ -48,6 +49,9 @@ urlpatterns = [
     path("api/workers", api.workers_json, name="api-workers"),
     path("api/queues/<str:name>/<str:action>", api.queue_json, name="api-queue"),
     path("api/workers/<str:name>/<str:action>", api.worker_json, name="api-worker"),
+    path("webhooks/", webhook_pages.webhooks_page, name="webhooks"),
+    path("webhooks/<int:pk>/", webhook_pages.webhook_detail, name="webhook-detail"),
+    path("webhooks/<int:pk>/remove/", webhook_pages.remove_webhook, name="webhook-remove"),
     path("metrics", metrics.metrics, name="metrics"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -11,3 +11,7 @@ class TasksConfig(AppConfig):
         # broker; not at the package's import, so that tasks.queues and the like load without Django's settings
         # (tools/stack.py reads the queues).
         from . import celery  # noqa: F401
+        from .models import computations_ended
+        from .webhooks import events
+
+        computations_ended.connect(events.on_computations_ended, dispatch_uid="webhooks")

@@ -13,6 +13,8 @@ SWEEP = "tasks.sweep"
 ROLL_UP = "tasks.roll_up"
 PRUNE = "tasks.prune"
 FIRE_SCHEDULES = "tasks.fire_schedules"
+DELIVER_WEBHOOKS = "tasks.deliver_webhooks"
+DELIVER_DUE_WEBHOOKS = "tasks.deliver_due_webhooks"
 
 
 def producer() -> AbstractContextManager[Producer]:

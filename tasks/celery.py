@@ -19,9 +19,11 @@ app.conf.update({name: app.conf[name] for name in ("redbeat_redis_url", "redbeat
 app.autodiscover_tasks(related_name="jobs")
 
 app.conf.task_queues = [Queue(queue.name) for queue in queues.QUEUES]
-# The sweep and other housekeeping are quick work; retention's prune is minutes of deletes, never ahead of instant
-# work.
+# The sweep and other housekeeping are quick work; retention's prune is minutes of deletes, and webhooks' attempts
+# wait on receivers (seconds each at worst): never ahead of instant work.
 app.conf.task_default_queue = queues.INSTANT
-app.conf.task_routes = {broker.PRUNE: {"queue": queues.HEAVY}}
+app.conf.task_routes = {
+    name: {"queue": queues.HEAVY} for name in (broker.PRUNE, broker.DELIVER_WEBHOOKS, broker.DELIVER_DUE_WEBHOOKS)
+}
 # Every worker's heartbeat record and its following of paused queues.
 app.steps["consumer"].add(Presence)

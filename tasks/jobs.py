@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from . import broker, counters, operations, queues, redis_clients, retention, rollups, scheduling, sending
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, ProgressCallback, TimeLimitExceeded, gettext_noop
+from .webhooks import delivering, posting
 
 logger = get_task_logger(__name__)
 
@@ -33,6 +34,9 @@ UNEXPECTED = gettext_noop("The computation stopped on an unexpected error.")
 SWEEP_LAST = "dashboard:sweep:last"
 ROLL_UP_LOCK = "dashboard:roll-up:lock"
 PRUNE_LOCK = "dashboard:prune:lock"
+WEBHOOKS_DUE_LOCK = "dashboard:webhooks-due:lock"
+# A run of deliver_due_webhooks may take its attempts' time, the last one's deadline, and a margin.
+WEBHOOKS_DUE_SECONDS = delivering.DUE_SECONDS + posting.DEADLINE_SECONDS + 60
 
 
 def persist[T](write: Callable[[], T]) -> T:
@@ -266,6 +270,25 @@ def fire_schedules() -> None:
     """Celery beat runs this every few seconds: the schedules whose time has come submit their computations, each due
     time once however many of these run at once (tasks.scheduling)."""
     scheduling.fire_due()
+
+
+@shared_task(
+    name=broker.DELIVER_WEBHOOKS, ignore_result=True, time_limit=delivering.SEND_CHUNK * posting.DEADLINE_SECONDS + 60
+)
+def deliver_webhooks(delivery_ids: list[str]) -> None:
+    """The first attempts of deliveries just created (tasks.webhooks.events): each made once, however many times this
+    is delivered (an attempt claims its delivery)."""
+    for delivery_id in delivery_ids:
+        delivering.attempt(delivery_id)
+
+
+@shared_task(name=broker.DELIVER_DUE_WEBHOOKS, ignore_result=True, time_limit=WEBHOOKS_DUE_SECONDS)
+def deliver_due_webhooks() -> None:
+    """Celery beat runs this every 15 seconds: webhooks' attempts whose time has come (tasks.webhooks.delivering), one
+    run at a time."""
+    with alone(WEBHOOKS_DUE_LOCK, WEBHOOKS_DUE_SECONDS) as first:
+        if first:
+            delivering.deliver_due()
 
 
 def seconds_since_last_sweep() -> float | None:

@@ -6,7 +6,7 @@ by the index on (finished_at, status), and pauses between statements as long as 
 holds a long lock and leaves the database at least half of its time for the submissions and the workers. It
 stops after PRUNE_SECONDS and the next run goes on. Queued and running rows are never deleted; a batch is deleted
 once all of its computations are. Nothing is deleted that the rollups have not counted yet. Schedules' runs go
-by the same retention.
+by the same retention; webhooks' deliveries after DELIVERY_RETENTION, whatever it says.
 """
 
 import contextlib
@@ -22,7 +22,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from . import redis_clients
-from .models import ENDED, Batch, Computation, InputValue, RollupMark, ScheduleRun
+from .models import ENDED, Batch, Computation, InputValue, RollupMark, ScheduleRun, WebhookDelivery
 from .rollups import MINUTE, RECOUNT_MINUTES
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ BATCH = 2000
 PRUNE_SECONDS = 240
 MIN_PAUSE_SECONDS = 0.02
 LAST_PRUNE = "dashboard:prune:last"
+# A webhook's delivery log reaches back this far (its page shows the latest): a log, not history.
+DELIVERY_RETENTION = datetime.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,8 @@ def prune_before(now: datetime.datetime) -> datetime.datetime | None:
 
 def prune(now: datetime.datetime | None = None, *, seconds: float = PRUNE_SECONDS, batch: int = BATCH) -> Pruned:
     """Deletes what retention lets go, for at most `seconds`, and records the run (`last_prune`)."""
-    at, started = time.time(), time.monotonic()
-    before = prune_before(now or timezone.now())
+    at, started, now = time.time(), time.monotonic(), now or timezone.now()
+    before = prune_before(now)
     deleted = batches = 0
     done = True
     if before is not None:
@@ -84,6 +86,7 @@ def prune(now: datetime.datetime | None = None, *, seconds: float = PRUNE_SECOND
             time.sleep(max(MIN_PAUSE_SECONDS, time.monotonic() - statement))
         batches = _delete_emptied_batches(before)
         _delete_schedule_runs(before)
+    _delete_webhook_deliveries(now - DELIVERY_RETENTION)
     pruned = Pruned(
         at=at,
         before=before.isoformat() if before else None,
@@ -122,6 +125,11 @@ def _delete_schedule_runs(before: datetime.datetime) -> None:
     """A schedule's runs go with the same retention as computations (they keep the id of one that was pruned)."""
     while pks := list(ScheduleRun.objects.filter(fired_at__lt=before).values_list("pk", flat=True)[:BATCH]):
         ScheduleRun.objects.filter(pk__in=pks).delete()
+
+
+def _delete_webhook_deliveries(before: datetime.datetime) -> None:
+    while pks := list(WebhookDelivery.objects.filter(created_at__lt=before).values_list("pk", flat=True)[:BATCH]):
+        WebhookDelivery.objects.filter(pk__in=pks).delete()
 
 
 def _delete_emptied_batches(before: datetime.datetime) -> int:

@@ -1,6 +1,6 @@
 """Rows, users and signed-in clients as the tests need them, written straight to the database (no form, no worker).
-One place says what a computation in each state, a batch, a schedule and each kind of user look like, so that a test
-names only what it is about."""
+One place says what a computation in each state, a batch, a schedule, a webhook and its deliveries and each kind of
+user look like, so that a test names only what it is about."""
 
 import importlib
 
@@ -11,8 +11,9 @@ from django.test import Client
 from django.utils import timezone
 
 from tasks import scheduling, services
-from tasks.models import AuditEntry, Batch, Computation, Schedule, Status
+from tasks.models import AuditEntry, Batch, Computation, Schedule, Status, Webhook, WebhookDelivery
 from tasks.operations import REGISTRY
+from tasks.webhooks import signing
 
 PASSWORD = "a long enough password"
 # The migration that makes the operators' groups: a transactional test's flush empties them, and they are made again
@@ -98,6 +99,18 @@ def schedule(
         address=address,
         **when,
     )
+
+
+def webhook(owner, url: str = "https://hooks.example.com/in") -> Webhook:
+    """`owner`'s webhook for `url`, with a secret of its own (its URL not checked: tasks.webhooks.registering does)."""
+    return Webhook.objects.create(owner=owner, url=url, secret=signing.new_secret())
+
+
+def delivery(hook: Webhook, **fields: object) -> WebhookDelivery:
+    """A computation.ended of computation #1 for `hook`, due now and never attempted, unless `fields` say otherwise."""
+    event = WebhookDelivery.Event.COMPUTATION_ENDED
+    payload = {"type": event, "timestamp": "2026-12-01T08:00:00.000000Z", "data": {"id": 1, "status": "succeeded"}}
+    return WebhookDelivery.objects.create(**{"webhook": hook, "event": event, "payload": payload, **fields})
 
 
 def person(name: str = "ann", **fields: object):

@@ -3,17 +3,19 @@
 Status moves queued → running → succeeded | failed, and queued | running → cancelled; a failed or cancelled one can
 be queued again (retry). The transitions live on the queryset (queryset.py), the rows in computation.py, the
 statuses and their counts in status.py, the audit trail in audit.py, the rollups that outlive the rows in
-rollup.py, schedules and their runs in schedule.py, API tokens in token.py.
+rollup.py, schedules and their runs in schedule.py, API tokens in token.py, webhooks and their deliveries in
+webhook.py.
 """
 
 from .audit import AuditedComputation, AuditEntry
 from .computation import Batch, Computation, OfAnOperation, default_max_attempts, translate_error
-from .queryset import ComputationQuerySet, Page, merged_page
+from .queryset import ComputationQuerySet, Page, computations_ended, merged_page
 from .rollup import Rollup, RollupMark
 from .schedule import Schedule, ScheduleRun, parse_cron
 from .search import InputValue, search_sources, search_value
 from .status import COUNT_CAP, ENDED, IN_FLIGHT, RETRYABLE, Status, StatusCounts
 from .token import ApiToken
+from .webhook import Webhook, WebhookDelivery
 
 __all__ = [
     "COUNT_CAP",
@@ -35,6 +37,9 @@ __all__ = [
     "ScheduleRun",
     "Status",
     "StatusCounts",
+    "Webhook",
+    "WebhookDelivery",
+    "computations_ended",
     "default_max_attempts",
     "merged_page",
     "parse_cron",

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Left
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
@@ -16,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import changes
 from ..operations import REGISTRY, Input, Operation
-from .owned import Owned, owner_field
+from .owned import Owned, OwnedQuerySet, owner_field
 from .queryset import ComputationQuerySet
 from .status import IN_FLIGHT, RETRYABLE, Status
 
@@ -55,6 +56,14 @@ class OfAnOperation:
         return gettext(self.spec.label) if self.spec else self.operation
 
 
+class BatchQuerySet(OwnedQuerySet):
+    def end(self, now: datetime) -> int:
+        """Marks these batches ended when none of their computations is queued or running, once: run by each of their
+        computations' ends, it changes a batch's row for the first that finds them all ended, and never again."""
+        in_flight = Computation.objects.filter(batch=OuterRef("pk"), status__in=IN_FLIGHT)
+        return self.filter(ended_at__isnull=True).exclude(Exists(in_flight)).update(ended_at=now)
+
+
 class Batch(OfAnOperation, Owned):
     """One operation over a range of one input's values (the others fixed): a computation per value."""
 
@@ -70,6 +79,11 @@ class Batch(OfAnOperation, Owned):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     # As a computation's: posting the same form twice makes one batch.
     idempotency_key = models.UUIDField(_("idempotency key"), unique=True, null=True, blank=True, editable=False)
+    # When the first of its computations' ends found none of them queued or running (BatchQuerySet.end): what sends
+    # its webhooks' batch.ended once. A computation retried after it does not end the batch again.
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True, editable=False)
+
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("batch")

@@ -3,6 +3,7 @@
 A duplicate delivery, a late cancel or a second click changes nothing it should not, and the same method serves one
 row or a thousand. A run holds its row by its attempt number: the writes of a run (progress, outcome) apply only
 while the row is still running that attempt, so a run that was cancelled or superseded can never record a result.
+The transitions that end rows announce them (`computations_ended`) once their transaction commits.
 """
 
 from collections.abc import Collection, Iterable, Sequence
@@ -16,12 +17,18 @@ from django.db import connections, models, transaction
 from django.db.models import Count, F, Func, Q, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Replace
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import changes, queues
 from ..operations import OperationError
 from .owned import OwnedQuerySet
 from .status import COUNT_CAP, IN_FLIGHT, RETRYABLE, Status, StatusCounts
+
+# Sent once the transaction of a transition that ended computations (succeeded, failed, cancelled) has committed, with
+# `rows`: a queryset of the computations it ended. What an end sets off listens (tasks.webhooks.events); it runs after
+# the commit so that it sees every other end committed before it, and it cannot undo the transition by failing.
+computations_ended = Signal()
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,7 @@ class ComputationQuerySet(OwnedQuerySet):
         """The outcome of an instant computation, recorded from queued in one UPDATE as one attempt: it holds no
         row while it runs (there is nothing to watch), and whichever delivery records first wins."""
         now = timezone.now()
-        return self._update(
+        return self._end(
             self.filter(status=Status.QUEUED, attempts__lt=F("max_attempts")),
             now,
             status=Status.FAILED if error else Status.SUCCEEDED,
@@ -192,24 +199,24 @@ class ComputationQuerySet(OwnedQuerySet):
 
     def succeed(self, *, attempt: int, result: str) -> int:
         now = timezone.now()
-        return self._update(
+        return self._end(
             self._held_by(attempt), now, status=Status.SUCCEEDED, progress=100, result=result, finished_at=now
         )
 
     def fail(self, *, attempt: int, error: OperationError) -> int:
         now = timezone.now()
-        return self._update(self._held_by(attempt), now, status=Status.FAILED, finished_at=now, **_failure(error))
+        return self._end(self._held_by(attempt), now, status=Status.FAILED, finished_at=now, **_failure(error))
 
     def give_up(self, *, error: OperationError) -> int:
         """Fails in-flight rows whose attempts are used up (each attempt's worker died)."""
         now = timezone.now()
         exhausted = self.filter(Q(status=Status.QUEUED) | _stale(now), attempts__gte=F("max_attempts"))
-        return self._update(exhausted, now, status=Status.FAILED, finished_at=now, **_failure(error))
+        return self._end(exhausted, now, status=Status.FAILED, finished_at=now, **_failure(error))
 
     def cancel(self, now: datetime | None = None) -> int:
         """A queued row never starts; a running one stops at its next progress report."""
         now = now or timezone.now()
-        return self._update(self.in_flight(), now, status=Status.CANCELLED, finished_at=now)
+        return self._end(self.in_flight(), now, status=Status.CANCELLED, finished_at=now)
 
     def requeue(self, now: datetime | None = None) -> int:
         """Queues failed or cancelled rows again with a fresh budget of attempts and a new task id each; the caller
@@ -233,6 +240,15 @@ class ComputationQuerySet(OwnedQuerySet):
 
     def _held_by(self, attempt: int) -> "ComputationQuerySet":
         return self.filter(status=Status.RUNNING, attempts=attempt)
+
+    def _end(self, rows: "ComputationQuerySet", now: datetime, *, status: Status, **changes_: object) -> int:
+        """A transition of `rows`, some of these, to an end `status`: those it changed are announced once it commits
+        (computations_ended), found again among these by their new status and the transition's moment."""
+        changed = self._update(rows, now, status=status, **changes_)
+        if changed:
+            ended = self.filter(status=status, updated_at=now)
+            transaction.on_commit(lambda: computations_ended.send(self.model, rows=ended), robust=True)
+        return changed
 
     @staticmethod
     def _update(queryset: "ComputationQuerySet", now: datetime, **changes_: object) -> int:
