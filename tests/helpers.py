@@ -1,4 +1,6 @@
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -8,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+
+from tools.stack import ROOT, Stack
 
 
 def database_url(database: dict, name: str) -> str:
@@ -137,3 +141,32 @@ def admin_session(
     )
     assert page.status_code == 200 and "/admin/logout/" in page.text and page.url.endswith(landing), page.text[:300]
     return session, page
+
+
+def api_token(stack: Stack, username: str) -> str:
+    """A new API token of `username` (made, a person without a password, if there is none) in the stack's database,
+    by the stack's own `manage.py create_api_token`."""
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", MAKE_PERSON % {"username": username}],
+        cwd=ROOT,
+        env=stack.environment,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    made = subprocess.run(
+        [sys.executable, "manage.py", "create_api_token", username, "tests"],
+        cwd=ROOT,
+        env=stack.environment,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return made.stdout.strip()
+
+
+MAKE_PERSON = """
+from django.contrib.auth import get_user_model
+get_user_model().objects.get_or_create(username=%(username)r)
+"""

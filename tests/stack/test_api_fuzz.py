@@ -5,13 +5,13 @@ accepted), for a bounded number of examples."""
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tools.stack import ROOT, VENV_BIN, Stack
+from tests.helpers import api_token
+from tools.stack import VENV_BIN, Stack
 
 pytestmark = pytest.mark.stack
 EXAMPLES = 25
@@ -23,16 +23,10 @@ CONFIG = """
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "403", "404", "409", "422", "429", "503"]
 """
-MAKE_TOKEN = """
-from django.contrib.auth import get_user_model
-from tasks.models import ApiToken
-person, _ = get_user_model().objects.get_or_create(username="fuzzer")
-print(ApiToken.objects.issue(person, "schemathesis")[1])
-"""
 
 
 def test_schemathesis_finds_no_fault_against_the_running_stack(stack: Stack, tmp_path: Path):
-    token = _token(stack)
+    token = api_token(stack, "fuzzer")
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     command = [
@@ -66,19 +60,6 @@ def test_schemathesis_finds_no_fault_against_the_running_stack(stack: Stack, tmp
     tested = re.search(r"Tested: (\d+)", output)
     selected = re.search(r"Selected: (\d+)/(\d+)", output)
     assert tested and selected and tested.group(1) == selected.group(2), "every operation of the document"
-
-
-def _token(stack: Stack) -> str:
-    made = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", MAKE_TOKEN],
-        cwd=ROOT,
-        env=stack.environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return made.stdout.strip().splitlines()[-1]
 
 
 def _clear(stack: Stack, token: str) -> None:
