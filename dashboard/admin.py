@@ -21,7 +21,7 @@ from dashboard.schedules.schedule_form import check_when
 from dashboard.web import access, submitting, throttling
 from dashboard.web.redirects import see_other
 from tasks import control, presence, queues, scheduling, services
-from tasks.models import AuditEntry, Computation, Schedule, ScheduleRun, Webhook, WebhookDelivery
+from tasks.models import ApiToken, AuditEntry, Computation, Schedule, ScheduleRun, Webhook, WebhookDelivery
 from tasks.operations import REGISTRY, OperationError
 from tasks.webhooks import registering
 
@@ -307,3 +307,28 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     ordering = ["-id"]
     readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Everyone's API tokens, for staff with the model's permissions: made for a person (the token shown once, in the
+    message after saving), revoked by deleting; never edited, as its hash is all there is."""
+
+    list_display = ["name", "user", "hint", "read_only", "created_at", "last_used_at", "expires_at"]
+    list_select_related = ["user"]
+    list_filter = ["read_only"]
+    search_fields = ["name", "user__username", "hint"]
+    fields = ["user", "name", "read_only", "expires_at"]
+    raw_id_fields = ["user"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:
+        token = obj.new_key()
+        super().save_model(request, obj, form, change)
+        message = gettext("The token for %(person)s, shown this once: %(token)s") % {
+            "person": obj.user.get_username(),
+            "token": token,
+        }
+        messages.warning(request, message)

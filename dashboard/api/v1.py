@@ -4,7 +4,7 @@ OpenAPI 3.1 document at /api/v1/openapi.json, readable at /api/v1/docs (Swagger 
 Authentication: dashboard.api.auth (a token, or the session). Errors: dashboard.api.problems (problem+json; what
 ninja does not handle, an outage's 503 or a 500, goes on to Django and comes back as one). The
 routes: dashboard.api.computations (computations and batches), dashboard.api.operations (schedules, workers and
-queues)."""
+queues), dashboard.api.hooks (webhooks)."""
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from dashboard.api import computations, operations
+from dashboard.api import computations, hooks, operations
 from dashboard.api.auth import Caller
 from dashboard.api.problems import FALLBACK, MEDIA_TYPE, Problem
 from tasks.operations import REGISTRY
@@ -54,6 +54,7 @@ class DocumentedAPI(NinjaAPI):
         _link(document, "/computations", "computation", ["get", "post:cancel", "post:retry"])
         _link(document, "/batches", "batch", ["get"])
         _link(document, "/schedules", "schedule", ["get", "delete", "post:{action}"])
+        _link(document, "/webhooks", "webhook", ["get", "delete"])
         return document
 
 
@@ -115,6 +116,7 @@ api = DocumentedAPI(
 )
 api.add_router("", computations.router)
 api.add_router("", operations.router)
+api.add_router("", hooks.router)
 
 
 @api.exception_handler(Problem)

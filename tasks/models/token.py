@@ -30,15 +30,9 @@ class ApiTokenQuerySet(models.QuerySet):
         expires_at: datetime.datetime | None = None,
     ) -> tuple["ApiToken", str]:
         """A new token for `user`: the row, and the token itself, which nothing keeps."""
-        token = PREFIX + secrets.token_urlsafe(32)
-        row = self.create(
-            user=user,
-            name=name,
-            key_hash=digest(token),
-            hint=token[: len(PREFIX) + 4],
-            read_only=read_only,
-            expires_at=expires_at,
-        )
+        row = self.model(user=user, name=name, read_only=read_only, expires_at=expires_at)
+        token = row.new_key()
+        row.save()
         return row, token
 
     def authenticate(self, token: str) -> "ApiToken | None":
@@ -82,6 +76,12 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint}…)"
+
+    def new_key(self) -> str:
+        """Gives the row a new token's hash and first characters; the token, which only the caller will see."""
+        token = PREFIX + secrets.token_urlsafe(32)
+        self.key_hash, self.hint = digest(token), token[: len(PREFIX) + 4]
+        return token
 
     @property
     def expired(self) -> bool:

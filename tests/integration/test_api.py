@@ -349,3 +349,37 @@ def test_a_person_makes_and_revokes_tokens_on_their_page(people):
     assert browser.post(reverse("api-token-revoke", args=[row.pk])).status_code == 303
     assert not ApiToken.objects.exists()
     problem(Program(token).get("/computations"), 401, "unauthorized")
+
+
+def test_staff_make_a_token_in_the_admin_and_see_it_once(people, admin_client):
+    added = admin_client.post(
+        reverse("admin:tasks_apitoken_add"),
+        {"user": people["bob"].pk, "name": "report", "expires_at_0": ""},
+        follow=True,
+    )
+    token = re.search(r"cdt_[\w-]+", added.content.decode()).group()
+    row = ApiToken.objects.get(name="report")
+    assert row.user == people["bob"] and row.key_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert Program(token).get("/computations").status_code == 200
+    listed = admin_client.get(reverse("admin:tasks_apitoken_changelist")).content.decode()
+    assert "report" in listed and token not in listed
+    change = admin_client.post(
+        reverse("admin:tasks_apitoken_change", args=[row.pk]), {"name": "x", "user": row.user_id}
+    )
+    assert change.status_code == 403 and ApiToken.objects.get(pk=row.pk).name == "report", "never edited"
+
+
+def test_webhooks_through_the_api(people, ann, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.example.com"]
+    problem(ann.post("/webhooks", {"url": "https://elsewhere.example.org/hook"}), 422, "invalid")
+    problem(Program(None).get("/webhooks"), 401, "unauthorized")
+    made = ann.post("/webhooks", {"url": "https://hooks.example.com/ann"})
+    assert made.status_code == 201 and made.json()["secret"].startswith("whsec_")
+    webhook = made.json()
+    assert made["Location"] == f"{V1}/webhooks/{webhook['id']}"
+    assert [each["url"] for each in ann.get("/webhooks").json()] == ["https://hooks.example.com/ann"]
+    read = ann.get(f"/webhooks/{webhook['id']}").json()
+    assert read["deliveries"] == [] and "secret" not in read
+    problem(program(people["bob"]).get(f"/webhooks/{webhook['id']}"), 404, "not-found")
+    assert ann.delete(f"/webhooks/{webhook['id']}").status_code == 204
+    assert ann.get("/webhooks").json() == []
