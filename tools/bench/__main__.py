@@ -51,6 +51,7 @@ def environment(ports: Ports) -> dict[str, str]:
         "STATS_USER": "stats",
         "STATS_PASSWORD": secrets.token_urlsafe(16),
         "SUBMISSION_RATE_LIMIT": "100000000/m",
+        "API_TOKEN_RATE_LIMIT": "100000000/m",
         "HAPROXY_RATE_LIMIT": "100000000",
         "HAPROXY_CONNECTIONS_PER_ADDRESS": "10000",
         "COMPUTATION_MAX_QUEUED": "100000000",
@@ -128,6 +129,8 @@ def measure(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     # reads index pages from disk for every write, which measures its configuration, not ours.
     print("  3. submissions", flush=True)
     bench.submissions()
+    print("  submissions through the API, beside Flower's", flush=True)
+    bench.api()
     print("  4. end to end", flush=True)
     bench.end_to_end()
     bench.beside_heavy_work()
@@ -173,7 +176,16 @@ def measure_browser(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     return hello, bench.rows
 
 
-SECTIONS = {"history": measure_history, "browser": measure_browser}
+def measure_api(stack: Stack) -> tuple[dict[str, float], list[Row]]:
+    """The API's rows: submissions beside Flower's async-apply, and a batch of 1,000."""
+    bench = Bench(stack)
+    hello = wrk(f"{stack.url}/healthz")
+    print("  submissions through the API, beside Flower's", flush=True)
+    bench.api()
+    return hello, bench.rows
+
+
+SECTIONS = {"history": measure_history, "browser": measure_browser, "api": measure_api}
 
 
 def write_report(hello: dict[str, float], rows: list[Row], started: float) -> None:

@@ -25,6 +25,20 @@ end
 """
 
 
+API_SUBMIT_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer TOKEN"
+wrk.body = '{"operation": "add", "inputs": {"x": 1, "y": 2}}'
+"""
+FLOWER_APPLY_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Basic CREDENTIALS"
+wrk.body = '{"args": [0], "queue": "instant"}'
+"""
+
+
 class QueueMeasurements(Measurements):
     def batch(self, size: int = 1000) -> None:
         """A batch of `size` additions through the form, as a person submits it: the POST's time, then the time
@@ -89,6 +103,66 @@ class QueueMeasurements(Measurements):
             )
         )
         self.wait_for_queue_to_drain()
+
+    def api(self, clients: int = 16, size: int = 1000) -> None:
+        """Submissions through /api/v1/ with a token, against Flower's async-apply of the same task in the same
+        run, both through HAProxy with the workers stopped (the web's work only: ours writes a row durably and the
+        audit trail's entry, Flower writes nothing); then a batch of `size` through the API."""
+        import base64
+
+        import requests
+
+        token = self.api_token()
+        credentials = base64.b64encode(
+            f"{self.stack.environment['FLOWER_USER']}:{self.stack.environment['FLOWER_PASSWORD']}".encode()
+        ).decode()
+        self.stack.signal_workers(signal.SIGSTOP)
+        try:
+            ours = wrk(
+                f"{self.url}/api/v1/computations",
+                connections=clients,
+                script=API_SUBMIT_SCRIPT.replace("TOKEN", token),
+            )
+            flower = wrk(
+                f"{self.url}/flower/api/task/async-apply/tasks.run_computation",
+                connections=clients,
+                script=FLOWER_APPLY_SCRIPT.replace("CREDENTIALS", credentials),
+            )
+        finally:
+            self.stack.signal_workers(signal.SIGCONT)
+        self.rows.append(
+            Row(
+                f"API submissions per second at {clients} clients (vs Flower's async-apply of the same task)",
+                ours["rps"],
+                flower["rps"],
+                "req/s",
+                "≥ 1×",
+                ours["rps"] >= flower["rps"],
+                f"p99 {ours['p99']:.0f} ms against {flower['p99']:.0f} ms; "
+                f"{ours['errors']} and {flower['errors']} non-2xx answers",
+            )
+        )
+        self.wait_for_queue_to_drain()
+        body = {"operation": "add", "vary": "x", "start": 1, "stop": size, "step": 1, "inputs": {"y": 1}}
+        started = time.monotonic()
+        made = requests.post(
+            f"{self.url}/api/v1/batches", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
+        took = (time.monotonic() - started) * 1000
+        assert made.status_code == 201, made.text
+        self.rows.append(
+            Row(f"a batch of {size:,} through the API: its POST", took, None, "ms", "≤ 300 ms", took <= 300)
+        )
+        self.wait_for_queue_to_drain()
+
+    def api_token(self) -> str:
+        """A token of a person made for the bench, in the stack's database (which this process shares)."""
+        from django.contrib.auth import get_user_model
+
+        from tasks.models import ApiToken
+
+        person, _ = get_user_model().objects.get_or_create(username="bench")
+        return ApiToken.objects.issue(person, "bench")[1]
 
     def wait_for_queue_to_drain(self, timeout: float = 600) -> None:
         from tasks.models import Computation
