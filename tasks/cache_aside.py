@@ -35,6 +35,12 @@ def keep(key: str, value: object, seconds: float) -> None:
         cache.set(key, value, timeout=seconds)
 
 
+def forget(key: str) -> None:
+    """Drops the cached value, unless the cache cannot be reached."""
+    with contextlib.suppress(RedisError):
+        cache.delete(key)
+
+
 def shared[T](
     key: str,
     make: Callable[[], T],

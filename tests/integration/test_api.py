@@ -383,3 +383,14 @@ def test_webhooks_through_the_api(people, ann, settings):
     problem(program(people["bob"]).get(f"/webhooks/{webhook['id']}"), 404, "not-found")
     assert ann.delete(f"/webhooks/{webhook['id']}").status_code == 204
     assert ann.get("/webhooks").json() == []
+
+
+def test_a_clients_share_of_the_queue_holds_exactly_near_its_cap(ann, settings):
+    """Far from the cap a client's room comes from the cache, less each submission; near it, it is counted."""
+    settings.COMPUTATION_MAX_QUEUED_PER_CLIENT = 103
+    body = {"operation": "add", "inputs": {"x": 1, "y": 1}}
+    assert [ann.post("/computations", body).status_code for _ in range(3)] == [201, 201, 201]
+    batch = {"operation": "add", "vary": "x", "start": 1, "stop": 100, "step": 1, "inputs": {"y": 1}}
+    assert ann.post("/batches", batch).status_code == 201
+    full = problem(ann.post("/computations", body), 429, "queue-full")
+    assert "One person may have 103" in full["detail"] and Computation.objects.count() == 103

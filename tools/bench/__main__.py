@@ -55,6 +55,7 @@ def environment(ports: Ports) -> dict[str, str]:
         "HAPROXY_RATE_LIMIT": "100000000",
         "HAPROXY_CONNECTIONS_PER_ADDRESS": "10000",
         "COMPUTATION_MAX_QUEUED": "100000000",
+        "COMPUTATION_MAX_QUEUED_PER_CLIENT": "100000000",
         "WORKER_CONCURRENCY": "1",
     }
 
