@@ -3,8 +3,10 @@ document the running stack serves (through HAProxy, uWSGI, the workers), with a 
 all its checks (no server error, every answer matching the document, schema-violating input rejected, valid input
 accepted), for a bounded number of examples."""
 
+import json
 import re
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,10 @@ def test_schemathesis_finds_no_fault_against_the_running_stack(stack: Stack, tmp
         "20",
         "--seed",
         "31",
+        "--report",
+        "har",
+        "--report-har-path",
+        str(tmp_path / "requests.har"),
     ]
     try:
         run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
@@ -54,12 +60,21 @@ def test_schemathesis_finds_no_fault_against_the_running_stack(stack: Stack, tmp
         _clear(stack, token)
     output = run.stdout + run.stderr
     summary = re.search(r"Test cases:\s*\n\s*(.+)", output)
-    print(f"\nschemathesis: {summary.group(1) if summary else 'no summary'}")
+    print(f"\nschemathesis: {summary.group(1) if summary else 'no summary'}; {_requests(tmp_path / 'requests.har')}")
     assert run.returncode == 0, output[-6000:]
     assert summary and " passed" in summary.group(1)
     tested = re.search(r"Tested: (\d+)", output)
     selected = re.search(r"Selected: (\d+)/(\d+)", output)
     assert tested and selected and tested.group(1) == selected.group(2), "every operation of the document"
+
+
+def _requests(har: Path) -> str:
+    """How many requests the run made, by status class."""
+    if not har.exists():
+        return "no record of its requests"
+    entries = json.loads(har.read_text())["log"]["entries"]
+    classes = Counter(f"{entry['response']['status'] // 100}xx" for entry in entries)
+    return f"{len(entries):,} requests ({', '.join(f'{count:,} {name}' for name, count in sorted(classes.items()))})"
 
 
 def _clear(stack: Stack, token: str) -> None:

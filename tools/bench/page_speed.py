@@ -130,10 +130,15 @@ class PageMeasurements(Measurements):
             # "42": the computation of that id, and those with 42 as an input (1 in 50) or as a result.
             "search page": "/computations/?q=42",
             "search and filter page": "/computations/?q=42&status=failed",
+            # The API's list (read without a token: accounts are off), a hundred rows a page, by its cursor.
+            "API page of 100": "/api/v1/computations?limit=100",
+            "API filtered page of 100": "/api/v1/computations?limit=100&status=failed&operation=divide",
+            "API page of 100 deep in the table": "/api/v1/computations?limit=100&before=500000",
         }
         measured = self.measure_pages(pages)
         for name in pages:
-            for how in ("served", "rendered"):
+            # The API caches nothing: each request is rendered.
+            for how in ("rendered",) if name.startswith("API") else ("served", "rendered"):
                 small, large = measured[(name, how, 10_000)], measured[(name, how, 1_000_000)]
                 self.rows.append(
                     Row(

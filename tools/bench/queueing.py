@@ -8,7 +8,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from .figures import REDIS_RESULTS, Measurements, Row, group_pids, percentile_of, rss_mb, wrk
+from .figures import REDIS_BROKER, REDIS_RESULTS, Measurements, Row, group_pids, percentile_of, rss_mb, wrk
 
 SUBMIT_SCRIPT = """
 wrk.method = "POST"
@@ -35,8 +35,11 @@ FLOWER_APPLY_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Basic CREDENTIALS"
-wrk.body = '{"args": [0], "queue": "instant"}'
+wrk.body = '{"args": [0], "queue": "FLOWER_QUEUE"}'
 """
+# Flower's messages go to a queue no worker takes, emptied after: publishing there costs Flower what publishing to
+# the workers' would, and no later measurement waits behind ten thousand tasks that do nothing.
+FLOWER_QUEUE = "bench-flower"
 
 
 class QueueMeasurements(Measurements):
@@ -110,6 +113,7 @@ class QueueMeasurements(Measurements):
         audit trail's entry, Flower writes nothing); then a batch of `size` through the API."""
         import base64
 
+        import redis
         import requests
 
         token = self.api_token()
@@ -126,10 +130,11 @@ class QueueMeasurements(Measurements):
             flower = wrk(
                 f"{self.url}/flower/api/task/async-apply/tasks.run_computation",
                 connections=clients,
-                script=FLOWER_APPLY_SCRIPT.replace("CREDENTIALS", credentials),
+                script=FLOWER_APPLY_SCRIPT.replace("CREDENTIALS", credentials).replace("FLOWER_QUEUE", FLOWER_QUEUE),
             )
         finally:
             self.stack.signal_workers(signal.SIGCONT)
+            redis.Redis.from_url(REDIS_BROKER).delete(FLOWER_QUEUE)
         self.rows.append(
             Row(
                 f"API submissions per second at {clients} clients (vs Flower's async-apply of the same task)",
