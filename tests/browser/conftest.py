@@ -45,7 +45,7 @@ def dashboard(page: Page, base_url: str) -> Iterator[Page]:
 @pytest.fixture(scope="session")
 def pages(browser, base_url: str) -> dict[str, str]:
     """One of each page, to check them all (axe, the layout): a computation, a batch, a schedule, and the pages
-    around them; the operator pages last."""
+    around them; those for someone signed in last (steps.SIGNED_IN_PAGES)."""
     context = browser.new_context(base_url=base_url)
     page = context.new_page()
     page.goto("/")
@@ -71,6 +71,8 @@ def pages(browser, base_url: str) -> dict[str, str]:
         "schedule": schedule,
         "login": "/accounts/login/",
         "error (404)": "/computations/999999999/",
+        "API tokens": "/accounts/tokens/",
+        "webhooks": "/webhooks/",
         "storage": "/storage/",
         "workers": "/workers/",
     }

@@ -13,7 +13,8 @@ from tools.stack import ROOT, Stack
 
 SCREENSHOTS = ROOT / "var" / "screenshots"
 # The pages for operators: a check of every page signs in before the first of them.
-OPERATOR_PAGES = ("/storage/", "/workers/")
+# Pages for someone signed in (an operator, for the last two): the checks of every page sign in before the first.
+SIGNED_IN_PAGES = ("/accounts/tokens/", "/webhooks/", "/storage/", "/workers/")
 
 
 def screenshot(page: Page, name: str) -> Path:

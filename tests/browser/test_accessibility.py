@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tools.stack import ROOT, Stack
 
-from .steps import OPERATOR_PAGES, screenshot, sign_in
+from .steps import SIGNED_IN_PAGES, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ def test_axe_finds_nothing_serious(
     page.emulate_media(color_scheme=scheme)
     axe, found, lines = Axe(), {}, []
     for name, path in pages.items():
-        if path in OPERATOR_PAGES and not page.locator("form.account").count():
+        if path in SIGNED_IN_PAGES and not page.locator("form.account").count():
             sign_in(page, stack)
         page.goto(path)
         expect(page.locator("html")).to_have_attribute("lang", language)

@@ -9,7 +9,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tools.stack import Stack
 
-from .steps import OPERATOR_PAGES, sign_in, submit
+from .steps import SIGNED_IN_PAGES, sign_in, submit
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +29,7 @@ def test_no_text_over_text_and_nothing_out_of_its_card_on_any_page(
     page.context.add_cookies([{"name": "django_language", "value": language, "url": base_url}])
     found = {}
     for name, path in pages.items():
-        if path in OPERATOR_PAGES and not page.locator("form.account").count():
+        if path in SIGNED_IN_PAGES and not page.locator("form.account").count():
             sign_in(page, stack)
         for width in WIDTHS:
             page.set_viewport_size({"width": width, "height": 800})

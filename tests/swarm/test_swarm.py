@@ -242,16 +242,18 @@ def test_a_node_lost_at_once_loses_no_work_and_rejoins(swarm: Deployed):
 
 
 def bring_back(swarm: Deployed, node: Node) -> None:
-    """The node's power back: its engine starts, rejoins the swarm, and its HAProxy serves again."""
+    """The node's power back: its engine starts, rejoins the swarm, and its HAProxy serves again. Within five minutes:
+    a fresh clone's run once saw more than three (60 s is usual), on a machine busy with the other nodes' load."""
     started = time.monotonic()
     node.start_engine(swarm.cluster.registry)
-    wait_for(lambda: swarm.node_status(node.name) == "Ready" and swarm.answers(node), timeout=180, interval=1)
+    wait_for(lambda: swarm.node_status(node.name) == "Ready" and swarm.answers(node), timeout=300, interval=1)
     report(f"{node.name} back", seconds_until_serving=round(time.monotonic() - started, 1))
 
 
 def test_losing_the_leader_elects_another_and_the_site_and_deploys_go_on(swarm: Deployed):
     leader = wait_for(swarm.cluster.leader, timeout=30)
-    reader = next(node for node in swarm.cluster.nodes if node is not leader)
+    # Read through a node that serves now: not one an earlier test's failure left down.
+    reader = next(node for node in swarm.cluster.nodes if node is not leader and swarm.answers(node))
     with under_load(swarm, swarm.url(reader)) as load:
         started = time.monotonic()
         leader.power_cut()
