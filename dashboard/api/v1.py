@@ -3,8 +3,8 @@ OpenAPI 3.1 document at /api/v1/openapi.json, readable at /api/v1/docs (Swagger 
 
 Authentication: dashboard.api.auth (a token, or the session). Errors: dashboard.api.problems (problem+json; what
 ninja does not handle, an outage's 503 or a 500, goes on to Django and comes back as one). The
-routes: dashboard.api.computations (computations and batches), dashboard.api.operations (schedules, workers and
-queues), dashboard.api.hooks (webhooks)."""
+routes: dashboard.api.computations (computations and batches), dashboard.api.schedule_routes,
+dashboard.api.worker_routes (workers and queues), dashboard.api.hooks (webhooks)."""
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from dashboard.api import computations, hooks, operations
+from dashboard.api import computations, hooks, schedule_routes, worker_routes
 from dashboard.api.auth import Caller
 from dashboard.api.problems import FALLBACK, MEDIA_TYPE, Problem
 from tasks.operations import REGISTRY
@@ -115,7 +115,8 @@ api = DocumentedAPI(
     openapi_url="/openapi.json",
 )
 api.add_router("", computations.router)
-api.add_router("", operations.router)
+api.add_router("", schedule_routes.router)
+api.add_router("", worker_routes.router)
 api.add_router("", hooks.router)
 
 

@@ -1,7 +1,5 @@
-"""/api/v1/schedules, /api/v1/workers and /api/v1/queues: what the Schedules and Workers pages do, for programs
-(the same forms, services and controls; operators only where the pages are)."""
+"""/api/v1/schedules: what the Schedules page does, for programs (the same form, services and ownership)."""
 
-import enum
 from datetime import datetime
 from typing import Any, Literal
 
@@ -14,16 +12,12 @@ from pydantic import StrictBool
 
 from dashboard.api import gate, schemas
 from dashboard.api.problems import Problem
-from dashboard.operators import workers as workers_page
 from dashboard.schedules.schedule_form import ScheduleForm
 from dashboard.web import access, submitting, throttling
-from tasks import control, presence, queues, scheduling
+from tasks import scheduling
 from tasks.models import AuditEntry, Schedule, ScheduleRun
 
-router = Router()
-QueueName = enum.StrEnum("QueueName", {name.upper(): name for name in queues.NAMES})
-QueueAction = enum.StrEnum("QueueAction", {name.upper(): name for name in control.QUEUE_ACTIONS})
-WorkerAction = enum.StrEnum("WorkerAction", {name.upper(): name for name in control.WORKER_ACTIONS})
+router = Router(tags=["schedules"])
 ScheduleAction = Literal["pause", "resume", "run"]
 
 
@@ -79,55 +73,12 @@ class ScheduleActed(ScheduleOut):
     run: RunOut | None = None
 
 
-class WorkerOut(Schema):
-    name: str
-    host: str
-    state: str
-    queues: list[str]
-    consuming: list[str]
-    concurrency: int
-    busy: int
-    processed: int
-    running: list[int]
-    started: datetime
-    heartbeat: datetime
-    versions: dict[str, str]
-
-
-class QueueOut(Schema):
-    name: str
-    paused: bool
-    depth: int
-    oldest_sent_at: datetime | None
-    oldest_age_seconds: float
-    in_per_minute: float
-    out_per_minute: float
-
-
-class Workers(Schema):
-    workers: list[WorkerOut]
-    queues: list[QueueOut]
-
-
-class QueueActed(Schema):
-    queue: str
-    paused: bool | None = None
-    changed: bool | None = None
-    cancelled: int | None = None
-    messages: int | None = None
-
-
-class WorkerActed(Schema):
-    worker: str
-    sent: str
-
-
-@router.get("/schedules", response=list[ScheduleOut], tags=["schedules"], summary="List schedules")
+@router.get("/schedules", response=list[ScheduleOut], summary="List schedules")
 def schedules(request: HttpRequest) -> list[dict]:
     return [schedule_out(each) for each in Schedule.objects.visible_to(access.owner_scope(request))[:200]]
 
 
-@router.post("/schedules", response={201: ScheduleOut}, tags=["schedules"], summary="Create a schedule")
+@router.post("/schedules", response={201: ScheduleOut}, summary="Create a schedule")
 def create_schedule(request: HttpRequest, payload: ScheduleIn, response: HttpResponse) -> Status:
     data = {
         **{key: str(value) for key, value in payload.dict().items() if value is not None and key != "inputs"},
@@ -144,13 +95,13 @@ def create_schedule(request: HttpRequest, payload: ScheduleIn, response: HttpRes
     return Status(201, schedule_out(schedule))
 
 
-@router.get("/schedules/{int:pk}", response=ScheduleDetail, url_name="schedule", tags=["schedules"], summary="Read one")
+@router.get("/schedules/{int:pk}", response=ScheduleDetail, url_name="schedule", summary="Read one")
 def schedule(request: HttpRequest, pk: int) -> dict:
     found = _schedule(request, pk)
     return {**schedule_out(found), "runs": [run_out(run) for run in found.runs.all()[:50]]}
 
 
-@router.post("/schedules/{int:pk}/{action}", response=ScheduleActed, tags=["schedules"], summary="Pause, resume, run")
+@router.post("/schedules/{int:pk}/{action}", response=ScheduleActed, summary="Pause, resume, run")
 def schedule_action(request: HttpRequest, pk: int, action: ScheduleAction) -> dict:
     found = _schedule(request, pk, acting=True)
     done = _on_schedule(request, found, action)
@@ -160,65 +111,10 @@ def schedule_action(request: HttpRequest, pk: int, action: ScheduleAction) -> di
     return {**schedule_out(found), "changed": bool(done)}
 
 
-@router.delete("/schedules/{int:pk}", response={204: None}, tags=["schedules"], summary="Delete one")
+@router.delete("/schedules/{int:pk}", response={204: None}, summary="Delete one")
 def delete_schedule(request: HttpRequest, pk: int) -> Status:
     _on_schedule(request, _schedule(request, pk, acting=True), "delete")
     return Status(204, None)
-
-
-@router.get("/workers", response=Workers, tags=["operators"], summary="Workers and queues (operators)")
-def workers(request: HttpRequest, response: HttpResponse) -> dict:
-    _operators_only(access.may_oversee(request.user))
-    data = workers_page.snapshot(request)
-    if not data["reachable"]:
-        raise Problem(503, "unavailable", gettext("The broker cannot be reached: no figures."))
-    return {
-        "workers": [
-            {**vars(worker), "state": state, "running": [item.pk for item in running]}
-            for worker, state, running in data["workers"]
-        ],
-        "queues": [
-            {
-                "name": figures.name,
-                "paused": figures.paused,
-                "depth": figures.depth,
-                "oldest_sent_at": figures.oldest_sent_at,
-                "oldest_age_seconds": round(figures.oldest_age(data["now"]), 3),
-                "in_per_minute": figures.rate_in,
-                "out_per_minute": figures.rate_out,
-            }
-            for figures in data["queues"]
-        ],
-    }
-
-
-@router.post("/queues/{name}/{action}", response=QueueActed, tags=["operators"], summary="Pause, resume, purge")
-def queue_action(request: HttpRequest, name: QueueName, action: QueueAction) -> dict:
-    _operators_only(access.may_operate(request.user))
-    done = control.on_queue(name, action, access.actor(request, AuditEntry.Source.API))
-    if action == "purge":
-        return {"queue": name, "cancelled": done.cancelled, "messages": done.messages}
-    return {"queue": name, "paused": action == "pause", "changed": done.changed}
-
-
-@router.post(
-    "/workers/{name}/{action}", response={202: WorkerActed}, tags=["operators"], summary="Grow, shrink, shut down"
-)
-def worker_action(request: HttpRequest, name: str, action: WorkerAction) -> Status:
-    _operators_only(access.may_operate(request.user))
-    worker = presence.find(name)
-    if worker is None:
-        raise Problem(404, "not-found", gettext("No worker has this name."))
-    try:
-        control.WORKER_ACTIONS[action](worker, access.actor(request, AuditEntry.Source.API))
-    except control.Refused as refused:
-        raise Problem(409, "conflict", str(refused)) from refused
-    return Status(202, {"worker": name, "sent": action})
-
-
-def _operators_only(allowed: bool) -> None:
-    if not allowed:
-        raise Problem(403, "operators-only")
 
 
 def _schedule(request: HttpRequest, pk: int, *, acting: bool = False) -> Schedule:
