@@ -17,7 +17,7 @@ from dashboard.api import gate, schemas
 from dashboard.api.problems import Problem
 from dashboard.computations.forms import BatchForm, ComputationForm
 from dashboard.computations.timeline import history_lines, timeline
-from dashboard.web import access
+from dashboard.web import access, throttling
 from tasks import services
 from tasks.models import AuditEntry, Batch, Computation, merged_page, search_sources
 from tasks.services import BULK_CAP
@@ -151,8 +151,7 @@ def _text(value: Decimal | int) -> str:
 
 def _idempotency(request: HttpRequest, key: str) -> uuid.UUID:
     """The key, as the client's own: the person's, else the address's."""
-    client = f"person:{request.user.pk}" if request.user.is_authenticated else f"address:{request.META['REMOTE_ADDR']}"
-    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{client}\n{key}")
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{throttling.person_or_address(request)}\n{key}")
 
 
 def _visible(request: HttpRequest, pk: int) -> Computation:

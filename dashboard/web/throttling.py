@@ -96,9 +96,14 @@ def _client(request: HttpRequest) -> tuple[str, str]:
     else the signed-in person's, else the client address's (SUBMISSION_RATE_LIMIT)."""
     if token := getattr(request, "api_token", None):
         return f"token:{token.pk}", settings.API_TOKEN_RATE_LIMIT
+    return person_or_address(request), settings.SUBMISSION_RATE_LIMIT
+
+
+def person_or_address(request: HttpRequest) -> str:
+    """The client as a key: the signed-in person (a token's too), else the client address."""
     if request.user.is_authenticated:
-        return f"person:{request.user.pk}", settings.SUBMISSION_RATE_LIMIT
-    return f"address:{request.META.get('REMOTE_ADDR')}", settings.SUBMISSION_RATE_LIMIT
+        return f"person:{request.user.pk}"
+    return f"address:{request.META.get('REMOTE_ADDR')}"
 
 
 def _spend(client: str, group: str, rate: str, amount: int) -> tuple[str, int]:
