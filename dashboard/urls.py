@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.urls import path
+from django.urls import include, path
 from django.views.i18n import set_language
 
 from dashboard.api import legacy as api
@@ -30,6 +30,7 @@ urlpatterns = [
     path("batches/<int:pk>/rows/", batches.batch_rows, name="batch-rows"),
     path("batches/<int:pk>/cancel/", batches.cancel_batch, name="batch-cancel"),
     path("batches/<int:pk>/retry/", batches.retry_batch, name="batch-retry"),
+    path("workflows/", include("dashboard.workflows.urls")),
     path("api/v1/", api_v1.urls),
     # The API before /api/v1/, kept for one release (README, "API").
     path("api/computations/<int:pk>", api.computation_json, name="api-computation"),

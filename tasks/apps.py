@@ -13,5 +13,7 @@ class TasksConfig(AppConfig):
         from . import celery  # noqa: F401
         from .models import computations_ended
         from .webhooks import events
+        from .workflows import settling
 
         computations_ended.connect(events.on_computations_ended, dispatch_uid="webhooks")
+        computations_ended.connect(settling.on_computations_ended, dispatch_uid="workflows")

@@ -23,6 +23,7 @@ from . import broker, counters, operations, queues, redis_clients, retention, ro
 from .models import Computation, ComputationQuerySet, Status
 from .operations import REGISTRY, Operation, OperationError, ProgressCallback, TimeLimitExceeded, gettext_noop
 from .webhooks import delivering, posting
+from .workflows import settling
 
 logger = get_task_logger(__name__)
 
@@ -245,6 +246,7 @@ def sweep() -> None:
         if not first:
             return  # another sweep is still at it
         sending.sweep(empty_queues=[name for name, depth in queues.depths().items() if depth == 0])
+        settling.settle_stuck()
     with contextlib.suppress(RedisError):
         redis_clients.durable().set(SWEEP_LAST, time.time())
 

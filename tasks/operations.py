@@ -54,6 +54,9 @@ class TimeLimitExceeded(OperationError):
         )
 
 
+MAX_VALUES = 100  # of an input that takes several (a fan-in's), as of a workflow's steps
+
+
 @dataclass(frozen=True)
 class Input:
     name: str
@@ -63,13 +66,50 @@ class Input:
     maximum: Number
     default: Number | None = None
     help_text: str = ""
+    # Takes 1 to MAX_VALUES values, each within the bounds: a fan-in's input, which a workflow fills with the results
+    # of several steps.
+    many: bool = False
 
-    def parse(self, raw: object) -> Number:
+    def parse(self, raw: object) -> Number | list[Number]:
         """Reads a stored value back (JSON keeps decimals as strings, so they stay exact)."""
+        if self.many:
+            return [self.parse_one(each) for each in raw]  # type: ignore[union-attr]
+        return self.parse_one(raw)
+
+    def parse_one(self, raw: object) -> Number:
         return Decimal(str(raw)) if self.kind == "decimal" else int(str(raw))
 
-    def serialize(self, value: Number) -> str | int:
+    def serialize(self, value: Number | list[Number]) -> str | int | list[str | int]:
+        if self.many:
+            return [self.serialize_one(each) for each in value]  # type: ignore[union-attr]
+        return self.serialize_one(value)  # type: ignore[arg-type]
+
+    def serialize_one(self, value: Number) -> str | int:
         return str(value) if self.kind == "decimal" else int(value)
+
+    def accept_result(self, result: str, *, step: int) -> Number:
+        """Another computation's result as a value of this input (a workflow passes it on): a number of its kind
+        within its bounds, or an OperationError that says which step's result could not be taken, and why."""
+        try:
+            value = Decimal(result)
+        except ArithmeticError:
+            value = None
+        params = {"step": step, "input": self.name, "result": result[:40]}
+        if value is None or not value.is_finite():
+            raise OperationError(gettext_noop("The result of step %(step)s (%(result)s) is not a number."), params)
+        if self.kind == "integer" and value % 1:
+            raise OperationError(
+                gettext_noop("The result of step %(step)s (%(result)s) is not a whole number, as %(input)s must be."),
+                params,
+                self.name,
+            )
+        if not self.minimum <= value <= self.maximum:
+            raise OperationError(
+                gettext_noop("The result of step %(step)s (%(result)s) is outside %(minimum)s to %(maximum)s."),
+                {**params, "minimum": self.minimum, "maximum": self.maximum},
+                self.name,
+            )
+        return int(value) if self.kind == "integer" else value
 
 
 @dataclass(frozen=True)
@@ -84,6 +124,8 @@ class Operation:
     reports_progress: bool = False
     # Raises OperationError for inputs that are within bounds but cannot be computed (division by zero).
     check: Callable[[Inputs], None] | None = None
+    # What its result is: a number another computation's input may take (a workflow's edge), or text that none may.
+    result: Literal["decimal", "integer", "text"] = "decimal"
 
     def parse_inputs(self, raw: Mapping[str, object]) -> dict[str, Number]:
         return {spec.name: spec.parse(raw[spec.name]) for spec in self.inputs}
@@ -127,6 +169,23 @@ def _exact(function: Callable[[Decimal, Decimal], Decimal]) -> Callable[[Inputs,
             return decimal_text(function(Decimal(inputs["x"]), Decimal(inputs["y"])))
 
     return compute
+
+
+def _combine(function: Callable[[list[Decimal]], Decimal]) -> Callable[[Inputs, ProgressCallback], str]:
+    def compute(inputs: Inputs, report_progress: ProgressCallback) -> str:
+        # As exact as the arithmetic: a hundred bounded values sum within 40 digits.
+        with localcontext(prec=40):
+            return decimal_text(function([Decimal(value) for value in inputs["values"]]))
+
+    return compute
+
+
+# A fan-in's input: the results of several computations (a workflow's steps), or values given.
+COMBINED_INPUTS = (
+    Input(
+        "values", gettext_noop("Values"), "decimal", -DECIMAL_BOUND * MAX_VALUES, DECIMAL_BOUND * MAX_VALUES, many=True
+    ),
+)
 
 
 def _refuse_zero_divisor(inputs: Inputs) -> None:
@@ -269,6 +328,7 @@ REGISTRY: dict[str, Operation] = {
             count_primes,
             time_limit=60,
             reports_progress=True,
+            result="integer",
         ),
         Operation(
             "estimate_pi",
@@ -288,7 +348,11 @@ REGISTRY: dict[str, Operation] = {
             factorize,
             time_limit=60,
             reports_progress=True,
+            result="text",
         ),
+        Operation("sum", gettext_noop("Sum of values"), COMBINED_INPUTS, _combine(sum)),
+        Operation("minimum", gettext_noop("Minimum of values"), COMBINED_INPUTS, _combine(min)),
+        Operation("maximum", gettext_noop("Maximum of values"), COMBINED_INPUTS, _combine(max)),
     )
 }
 

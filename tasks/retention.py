@@ -5,8 +5,9 @@ Beat sends `prune` every ten minutes (CELERY_BEAT_SCHEDULE). A run deletes BATCH
 by the index on (finished_at, status), and pauses between statements as long as the last one took, so it never
 holds a long lock and leaves the database at least half of its time for the submissions and the workers. It
 stops after PRUNE_SECONDS and the next run goes on. Queued and running rows are never deleted; a batch is deleted
-once all of its computations are. Nothing is deleted that the rollups have not counted yet. Schedules' runs go
-by the same retention; webhooks' deliveries after DELIVERY_RETENTION, whatever it says.
+once all of its computations are; a workflow's steps go together once it ended, and the workflow with them. Nothing
+is deleted that the rollups have not counted yet. Schedules' runs go by the same retention; webhooks' deliveries
+after DELIVERY_RETENTION, whatever it says.
 """
 
 import contextlib
@@ -18,11 +19,12 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from . import redis_clients
-from .models import ENDED, Batch, Computation, InputValue, RollupMark, ScheduleRun, WebhookDelivery
+from .models import ENDED, Batch, Computation, InputValue, RollupMark, ScheduleRun, WebhookDelivery, Workflow
 from .rollups import MINUTE, RECOUNT_MINUTES
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ def prune(now: datetime.datetime | None = None, *, seconds: float = PRUNE_SECOND
                 break
             time.sleep(max(MIN_PAUSE_SECONDS, time.monotonic() - statement))
         batches = _delete_emptied_batches(before)
+        _delete_emptied_workflows(before)
         _delete_schedule_runs(before)
     _delete_webhook_deliveries(now - DELIVERY_RETENTION)
     pruned = Pruned(
@@ -107,7 +110,9 @@ def last_prune() -> Pruned | None:
 
 
 def _ended_before(before: datetime.datetime):
-    return Computation.objects.filter(finished_at__lt=before, status__in=ENDED).order_by("finished_at")
+    # A workflow's steps go together, once the workflow ended: its page never shows half of them.
+    whole = Q(workflow__isnull=True) | Q(workflow__ended_at__lt=before)
+    return Computation.objects.filter(whole, finished_at__lt=before, status__in=ENDED).order_by("finished_at")
 
 
 def _delete(pks: list[int], before: datetime.datetime) -> int:
@@ -119,6 +124,11 @@ def _delete(pks: list[int], before: datetime.datetime) -> int:
         # One statement (Django's delete() would read the rows first, for the relations it knows to cascade:
         # InputValue, done above, and the audit links, which stay).
         return Computation.objects.filter(pk__in=locked)._raw_delete(Computation.objects.db)
+
+
+def _delete_emptied_workflows(before: datetime.datetime) -> None:
+    emptied = Workflow.objects.filter(created_at__lt=before, steps__isnull=True)
+    Workflow.objects.filter(pk__in=list(emptied.values_list("pk", flat=True)[:10_000])).delete()
 
 
 def _delete_schedule_runs(before: datetime.datetime) -> None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
@@ -25,10 +25,12 @@ from .models import (
     ComputationQuerySet,
     InputValue,
     Status,
+    WorkflowEdge,
     merged_page,
     search_sources,
 )
 from .operations import Inputs, Number, Operation, expand_range
+from .workflows import settling
 
 QUEUE_CHECK_SECONDS = 1
 QUEUE_FULL_KEY = "dashboard:queue-full"
@@ -111,7 +113,7 @@ def submit(
     it). A second submission with the same idempotency key returns the first computation instead. `owner`, or
     without one the client `address`, is the client whose own cap it counts against. With an `actor` (the API's),
     the submission is in the audit trail too, in the same transaction."""
-    _make_room(1, owner, address)
+    make_room(1, owner, address)
     try:
         with transaction.atomic():
             computation = Computation.objects.create(
@@ -158,7 +160,7 @@ def submit_batch(
         return existing
     spec = next(spec for spec in operation.inputs if spec.name == varied)
     values = expand_range(spec, start, stop, step)
-    _make_room(len(values), owner, address)
+    make_room(len(values), owner, address)
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.create(
@@ -218,7 +220,7 @@ def _batch_submitted(operation: Operation, batch: Batch) -> None:
     sending.dispatch(pks, queue=queues.for_computation(operation.name, batch.work_seconds))
 
 
-def _make_room(wanted: int, owner: AbstractBaseUser | None = None, address: str | None = None) -> None:
+def make_room(wanted: int, owner: AbstractBaseUser | None = None, address: str | None = None) -> None:
     """Raises QueueFull unless `wanted` more computations may be queued, in all and by this client (the person, or
     without one the address). One in all is the common case, answered from a cached flag; more are counted against
     the room left (a bounded count), as are a client's."""
@@ -308,10 +310,17 @@ def retry(*, selection: Selection, actor: Actor) -> Outcome:
     transaction commits. Like a submission, it is refused (QueueFull) when the queue has no room for them all."""
 
     def requeue(rows: ComputationQuerySet, now: datetime) -> int:
-        changed = rows.requeue(now)
+        # A workflow's step that takes others' results waits for them again: the settle that follows sends it.
+        takes_results = Exists(WorkflowEdge.objects.filter(workflow=OuterRef("workflow_id"), target=OuterRef("step")))
+        changed = rows.filter(takes_results).requeue(now, status=Status.WAITING) + rows.exclude(takes_results).requeue(
+            now
+        )
         if changed:
             requeued = list(rows.filter(updated_at=now, status=Status.QUEUED).values_list("pk", flat=True))
             transaction.on_commit(lambda: sending.dispatch(requeued))
+            workflows = set(rows.filter(updated_at=now, workflow__isnull=False).values_list("workflow_id", flat=True))
+            if workflows:
+                transaction.on_commit(lambda: settling.settle(workflows))
         return changed
 
     return _act(AuditEntry.Action.RETRY, selection, actor, requeue)
@@ -330,7 +339,7 @@ def _act(
     capped = cap is not None and len(ids) > cap
     ids = ids[:cap]
     if action == AuditEntry.Action.RETRY and ids:
-        _make_room(len(ids))
+        make_room(len(ids))
     now = timezone.now()
     with transaction.atomic():
         # One conditional UPDATE per chunk: a row that changed state meanwhile is left as it is.

@@ -32,11 +32,13 @@ def computation(status: str = Status.QUEUED, **fields: object) -> Computation:
     at = fields.get("finished_at") or fields.get("updated_at") or timezone.now()
     started = {"attempts": 1, "started_at": at}
     implied = {
+        Status.WAITING: {},
         Status.QUEUED: {},
         Status.RUNNING: started,
         Status.SUCCEEDED: {**started, "finished_at": at, "progress": 100, "result": "3"},
         Status.FAILED: {**started, "finished_at": at, "error": "boom"},
         Status.CANCELLED: {"finished_at": at},
+        Status.NOT_RUN: {"finished_at": at, "error": "Not run: step 1, which it depends on, failed."},
     }[status]
     defaults = {"operation": "add", "inputs": {"x": "1", "y": "2"}, "status": status}
     return Computation.objects.create(**{**defaults, **implied, **fields})

@@ -128,7 +128,7 @@ def batch(request: HttpRequest, pk: int) -> dict:
 
 
 def _form_data(
-    operation: str, inputs: dict[str, Decimal | int], work_seconds: int, request: HttpRequest, key: str | None
+    operation: str, inputs: dict[str, Decimal | int | list], work_seconds: int, request: HttpRequest, key: str | None
 ) -> dict[str, str]:
     """A submission's JSON as the page's form posts it: the same validation, messages and bounds."""
     spec = schemas.REGISTRY[operation]
@@ -139,17 +139,19 @@ def _form_data(
     return {
         "operation": operation,
         "work_seconds": str(work_seconds),
-        "idempotency_key": str(_idempotency(request, key)) if key else "",
+        "idempotency_key": str(client_idempotency_key(request, key)) if key else "",
         **{name: _text(value) for name, value in inputs.items()},
     }
 
 
-def _text(value: Decimal | int) -> str:
-    """A number as a form field holds it: plain digits, never an exponent (1E+3)."""
+def _text(value: Decimal | int | list) -> str:
+    """A number as a form field holds it: plain digits, never an exponent (1E+3); several, apart by commas."""
+    if isinstance(value, list):
+        return ", ".join(_text(each) for each in value)
     return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
-def _idempotency(request: HttpRequest, key: str) -> uuid.UUID:
+def client_idempotency_key(request: HttpRequest, key: str) -> uuid.UUID:
     """The key, as the client's own: the person's, else the address's."""
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{throttling.person_or_address(request)}\n{key}")
 
@@ -201,6 +203,8 @@ def computation_out(computation: Computation) -> dict:
         "attempts": computation.attempts,
         "worker": computation.worker or None,
         "batch": computation.batch_id,
+        "workflow": computation.workflow_id,
+        "step": computation.step,
         "task_id": str(computation.task_id),
         "created_at": computation.created_at,
         "started_at": computation.started_at,

@@ -16,12 +16,19 @@ def submitted[T](request: HttpRequest, form: submitting.SubmissionForm[T], point
     except throttling.Refused as refused:
         if refused.status == 422:
             errors = [
-                {"pointer": pointers.get(field, f"#/inputs/{field}") if field != "__all__" else "#", "detail": str(e)}
+                {"pointer": _pointer(field, pointers), "detail": str(e)}
                 for field, messages in form.errors.items()
                 for e in messages
             ]
             raise Problem(422, "invalid", gettext("The submission is not valid."), errors=errors) from refused
         raise refusal(refused) from refused
+
+
+def _pointer(field: str, pointers: dict[str, str]) -> str:
+    """Where a form's error is in the body: "#" for the whole, a field's own pointer, or one the form names."""
+    if field == "__all__":
+        return "#"
+    return pointers.get(field, field if field.startswith("#") else f"#/inputs/{field}")
 
 
 def refusal(refused: throttling.Refused) -> Problem:

@@ -10,7 +10,8 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, StrictInt, StringConstraints, create_model
 
 from tasks.models import Status
-from tasks.operations import DECIMAL_PLACES, REGISTRY, Input
+from tasks.operations import DECIMAL_PLACES, MAX_VALUES, REGISTRY, Input
+from tasks.workflows.plan import MAX_STEPS
 
 # The registry's operations, as the document's enumeration.
 OperationName = enum.StrEnum("OperationName", {name.upper(): name for name in REGISTRY})
@@ -35,8 +36,10 @@ class Work(In):
 def _value(spec: Input) -> object:
     """An input as the document describes it: its kind and its bounds, as the page's form checks them."""
     if spec.kind == "integer":
-        return Annotated[Whole, Field(ge=spec.minimum, le=spec.maximum)]
-    return Annotated[Decimal, Field(ge=spec.minimum, le=spec.maximum, decimal_places=DECIMAL_PLACES)]
+        one = Annotated[Whole, Field(ge=spec.minimum, le=spec.maximum)]
+    else:
+        one = Annotated[Decimal, Field(ge=spec.minimum, le=spec.maximum, decimal_places=DECIMAL_PLACES)]
+    return Annotated[list[one], Field(min_length=1, max_length=MAX_VALUES)] if spec.many else one
 
 
 def per_operation(base: type[Schema], suffix: str) -> object:
@@ -96,10 +99,14 @@ class Step(Schema):
     detail: str
 
 
+# A stored input: a value, a fan-in's values, or (a workflow's step waiting for a result) null.
+StoredInput = str | int | None | list[str | int | None]
+
+
 class ComputationOut(Schema):
     id: int
     operation: str
-    inputs: dict[str, str | int]
+    inputs: dict[str, StoredInput]
     work_seconds: int
     status: StatusName
     progress: int
@@ -108,6 +115,8 @@ class ComputationOut(Schema):
     attempts: int
     worker: str | None
     batch: int | None
+    workflow: int | None
+    step: int | None = Field(description="Its number in its workflow.")
     task_id: str
     created_at: datetime
     started_at: datetime | None
@@ -139,3 +148,48 @@ class BatchOut(Schema):
     created_at: datetime
     url: str
     computations: str = Field(description="Its computations, through the list.")
+
+
+class ResultOf(In):
+    step: Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)] = Field(description="The step whose result this input takes.")
+
+
+# A step's input: a value, the result of another step, or (an input that takes several: sum, minimum, maximum) a
+# list of them. The workflow is checked whole (tasks.workflows.plan): bounds, kinds, steps named, no loop.
+Given = ResultOf | Value
+
+
+class WorkflowStepIn(In):
+    operation: OperationName
+    inputs: dict[
+        Annotated[str, StringConstraints(max_length=64)], Given | Annotated[list[Given], Field(max_length=MAX_VALUES)]
+    ]
+    after: list[Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)]] = Field(
+        default_factory=list, max_length=MAX_STEPS, description="Steps it waits for without taking their results."
+    )
+    work_seconds: Whole = Field(0, ge=0, le=60)
+
+
+class WorkflowIn(In):
+    """Steps numbered from 1 in the order given; an input takes another step's result as {"step": n}."""
+
+    name: Annotated[str, StringConstraints(max_length=100)] = ""
+    steps: list[WorkflowStepIn] = Field(min_length=1, max_length=MAX_STEPS)
+
+
+class EdgeOut(Schema):
+    source: int
+    target: int
+    input: str | None = Field(description="The input of `target` that takes `source`'s result; null: it only waits.")
+
+
+class WorkflowOut(Schema):
+    id: int
+    name: str
+    size: int
+    counts: dict[StatusName, int]
+    created_at: datetime
+    ended_at: datetime | None
+    url: str = Field(description="Its page, where its graph is drawn.")
+    steps: list[ComputationOut]
+    edges: list[EdgeOut]

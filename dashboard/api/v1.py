@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from dashboard.api import computations, hooks, schedule_routes, worker_routes
+from dashboard.api import computations, hooks, schedule_routes, worker_routes, workflow_routes
 from dashboard.api.auth import Caller
 from dashboard.api.problems import FALLBACK, MEDIA_TYPE, Problem
 from tasks.operations import REGISTRY
@@ -117,6 +117,7 @@ api = DocumentedAPI(
 api.add_router("", computations.router)
 api.add_router("", schedule_routes.router)
 api.add_router("", worker_routes.router)
+api.add_router("", workflow_routes.router)
 api.add_router("", hooks.router)
 
 

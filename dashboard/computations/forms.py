@@ -1,7 +1,9 @@
 """Forms built from the operation registry: what a person may submit, and which list they see."""
 
+import re
 import uuid
 from collections.abc import Mapping
+from decimal import Decimal
 
 from django import forms
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -10,18 +12,22 @@ from django.utils.translation import gettext_lazy as _
 
 from dashboard.computations.activity import RANGES
 from tasks import services
-from tasks.models import Batch, Computation, ComputationQuerySet, Status, translate_error
+from tasks.models import Batch, Computation, ComputationQuerySet, Status, Workflow, translate_error
 from tasks.operations import (
     DECIMAL_PLACES,
     MAX_RANGE_VALUES,
+    MAX_VALUES,
     REGISTRY,
     Input,
     Number,
     Operation,
     OperationError,
+    decimal_text,
     expand_range,
 )
 from tasks.services import BULK_CAP, Selection
+from tasks.workflows import submitting as workflow_submitting
+from tasks.workflows.plan import MAX_STEPS, Plan, PlanError, plan
 
 DEFAULT_OPERATION = "add"
 MAX_WORK_SECONDS = 60
@@ -31,8 +37,50 @@ def operation_choices() -> list[tuple[str, str]]:
     return [(op.name, gettext_lazy(op.label)) for op in REGISTRY.values()]
 
 
+def ranged_operation_choices() -> list[tuple[str, str]]:
+    """The operations a batch may run: those with an input that takes one value (not a fan-in's several)."""
+    return [(op.name, gettext_lazy(op.label)) for op in REGISTRY.values() if any(not s.many for s in op.inputs)]
+
+
+def combining_choices() -> list[tuple[str, str]]:
+    """What a range's results may be combined by: no, or an operation that takes several values (sum, minimum...)."""
+    fan_ins = [op for op in REGISTRY.values() if len(op.inputs) == 1 and op.inputs[0].many]
+    return [("", pgettext_lazy("combine", "No")), *((op.name, gettext_lazy(op.label)) for op in fan_ins)]
+
+
 def error_text(error: OperationError, inputs: tuple[Input, ...] = ()) -> str:
     return translate_error(error.message, error.params, inputs)
+
+
+class ValuesField(forms.CharField):
+    """An input that takes several numbers (a fan-in's), written "1, 2.5, 3" (commas, spaces or semicolons apart)."""
+
+    def __init__(self, spec: Input, **options: object):
+        self.spec = spec
+        super().__init__(**options)
+
+    def to_python(self, value: object) -> list[Decimal] | None:
+        text = super().to_python(value)
+        if not text:
+            return None
+        values = []
+        for each in re.split(r"[\s,;]+", text.strip()):
+            try:
+                number = Decimal(each)
+            except ArithmeticError:
+                raise forms.ValidationError(gettext("“%(value)s” is not a number.") % {"value": each[:40]}) from None
+            if not number.is_finite() or not self.spec.minimum <= number <= self.spec.maximum:
+                raise forms.ValidationError(
+                    gettext("Each value must lie between %(minimum)s and %(maximum)s.")
+                    % {"minimum": self.spec.minimum, "maximum": self.spec.maximum}
+                )
+            values.append(number)
+        if len(values) > MAX_VALUES:
+            raise forms.ValidationError(gettext("At most %(limit)s values.") % {"limit": MAX_VALUES})
+        return values
+
+    def prepare_value(self, value: object) -> object:
+        return ", ".join(str(each) for each in value) if isinstance(value, list) else value
 
 
 def _input_field(spec: Input) -> forms.Field:
@@ -41,6 +89,8 @@ def _input_field(spec: Input) -> forms.Field:
         "initial": spec.default,
         "help_text": gettext_lazy(spec.help_text) if spec.help_text else "",
     }
+    if spec.many:
+        return ValuesField(spec, max_length=MAX_VALUES * 24, **common)
     if spec.kind == "decimal":
         return forms.DecimalField(
             min_value=spec.minimum,
@@ -127,12 +177,14 @@ class ComputationForm(forms.Form):
 
 class BatchForm(ComputationForm):
     """One operation over a range of one of its inputs: from, to (included) and step, at most MAX_RANGE_VALUES
-    values; the other inputs are fixed."""
+    values; the other inputs are fixed. With `combine`, a workflow instead: a step per value, and a last one that
+    combines their results (so at most MAX_STEPS - 1 values)."""
 
     varied = forms.ChoiceField(label=_("Input to vary"))
     start = forms.DecimalField(label=_("From"), max_digits=25, decimal_places=DECIMAL_PLACES, initial=1)
     stop = forms.DecimalField(label=_("To (included)"), max_digits=25, decimal_places=DECIMAL_PLACES, initial=10)
     step = forms.DecimalField(label=_("Step"), max_digits=25, decimal_places=DECIMAL_PLACES, initial=1)
+    combine = forms.ChoiceField(label=_("Then combine the results"), choices=combining_choices, required=False)
 
     def __init__(
         self,
@@ -142,9 +194,16 @@ class BatchForm(ComputationForm):
         actor: services.Actor | None = None,
     ):
         super().__init__(data, operation=operation, actor=actor)
+        self.workflow: Plan | None = None  # what a valid form that combines the results submits
+        self.fields["operation"].choices = ranged_operation_choices
         self.fields["step"].help_text = gettext_lazy("At most %(limit)s values.") % {"limit": MAX_RANGE_VALUES}
+        self.fields["combine"].help_text = gettext_lazy(
+            "A workflow then: a step per value, and a last one that takes all their results (at most %(limit)s values)."
+        ) % {"limit": MAX_STEPS - 1}
         if self.spec is not None:
-            self.fields["varied"].choices = [(spec.name, gettext_lazy(spec.label)) for spec in self.spec.inputs]
+            self.fields["varied"].choices = [
+                (spec.name, gettext_lazy(spec.label)) for spec in self.spec.inputs if not spec.many
+            ]
             for spec in self.spec.inputs:
                 self.fields[spec.name].required = False  # all but the varied one, checked in clean()
             names = [spec.name for spec in self.spec.inputs]
@@ -174,16 +233,61 @@ class BatchForm(ComputationForm):
                 message = gettext("%(input)s = %(value)s: %(reason)s")
                 self.add_error("start", message % {"input": gettext(varied.label), "value": value, "reason": reason})
                 break
+        if cleaned.get("combine") and not self.errors:
+            self._combine(varied, values, REGISTRY[cleaned["combine"]])
         return cleaned
+
+    def _combine(self, varied: Input, values: list[Number], combine: Operation) -> None:
+        """The workflow of a computation per value and a last step that combines their results."""
+        if self.spec.result == "text":
+            message = gettext("%(operation)s gives text, which cannot be combined: choose “No”.")
+            self.add_error("combine", message % {"operation": gettext(self.spec.label)})
+            return
+        if len(values) > MAX_STEPS - 1:
+            message = gettext(
+                "This range has %(count)s values; combined, a range takes at most %(limit)s (a workflow's steps, with "
+                "the one that combines them)."
+            )
+            self.add_error("step", message % {"count": len(values), "limit": MAX_STEPS - 1})
+            return
+        steps = [
+            {
+                "operation": self.spec.name,
+                "inputs": {**self.fixed_inputs, varied.name: value},
+                "work_seconds": self.work,
+            }
+            for value in values
+        ]
+        steps.append({"operation": combine.name, "inputs": {"values": [{"step": n} for n in range(1, len(steps) + 1)]}})
+        data = self.cleaned_data
+        limits = {key: decimal_text(data[key]) for key in ("start", "stop", "step")}
+        scope = gettext("%(name)s = %(start)s … %(stop)s, step %(step)s") % {"name": gettext(varied.label), **limits}
+        name = gettext("%(combine)s: %(operation)s, %(range)s") % {
+            "combine": gettext(combine.label),
+            "operation": gettext(self.spec.label),
+            "range": scope,
+        }
+        try:
+            self.workflow = plan(steps, name=name)
+        except PlanError as error:
+            for problem in error.problems:
+                self.add_error(None, error_text(problem.error, self.spec.inputs))
+            return
+        self.size = len(steps)
 
     @property
     def fixed_inputs(self) -> dict[str, Number]:
         varied = self.cleaned_data["varied"]
         return {spec.name: self.cleaned_data[spec.name] for spec in self.spec.inputs if spec.name != varied}
 
-    def submit(self, owner: AbstractBaseUser | None, address: str | None) -> Batch:
-        """The valid form's batch and its computations, recorded and sent (services.submit_batch)."""
+    def submit(self, owner: AbstractBaseUser | None, address: str | None) -> Batch | Workflow:
+        """The valid form's batch and its computations, recorded and sent (services.submit_batch); or its workflow
+        when it combines the results."""
         data = self.cleaned_data
+        if self.workflow is not None:
+            return workflow_submitting.submit(
+                self.workflow, idempotency_key=data["idempotency_key"], owner=owner, address=address, actor=self.actor
+            )
         return services.submit_batch(
             operation=self.spec,
             varied=data["varied"],

@@ -10,6 +10,7 @@ import dataclasses
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -33,6 +34,7 @@ from tasks.models import (
     Page,
     Status,
     StatusCounts,
+    Workflow,
     merged_page,
     search_sources,
 )
@@ -65,12 +67,13 @@ def _list_context(request: HttpRequest, filters: ListFilterForm) -> dict:
     search = params.get("q", "")
     span = params.get("activity") or activity.DEFAULT_RANGE
     if filters.is_valid():
-        # Unfiltered, a batch is one row (its first computation's); filtered or searched, its computations show one
-        # by one.
+        # Unfiltered, a batch (a workflow) is one row, its first computation's (step's); filtered or searched, its
+        # computations show one by one.
         rows = visible.filter(**matching) if matching or search else visible.filter(in_main_list=True)
         page = merged_page(search_sources(rows, search), before=params.get("before"), after=params.get("after"))
         if not (matching or search):
             _show_batches(page.rows)
+            _show_workflows(page.rows)
     else:
         page = Page([], newer_after=None, older_before=None)
     poll_url = _list_url(filters)
@@ -124,6 +127,21 @@ def _show_batches(rows: list[Computation]) -> None:
         if row.batch_id:
             row.shown_batch = batches[row.batch_id]
             row.batch_counts = counts.get(row.batch_id, StatusCounts({}))
+
+
+def _show_workflows(rows: list[Computation]) -> None:
+    """Gives each workflow's row in the list its workflow and its steps' counts: one query for all on the page."""
+    workflows = Workflow.objects.in_bulk({row.workflow_id for row in rows if row.workflow_id})
+    if not workflows:
+        return
+    counts: dict[int, dict[str, int]] = {}
+    steps = Computation.objects.filter(workflow__in=list(workflows)).order_by()
+    for workflow, status, count in steps.values_list("workflow", "status").annotate(n=Count("pk")):
+        counts.setdefault(workflow, {})[status] = count
+    for row in rows:
+        if row.workflow_id:
+            row.shown_workflow = workflows[row.workflow_id]
+            row.workflow_counts = StatusCounts(counts.get(row.workflow_id, {}))
 
 
 def _page_context(request: HttpRequest, form: ComputationForm, filters: ListFilterForm) -> dict:

@@ -19,7 +19,7 @@ from django.utils import formats, timezone
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 
-from tasks.models import IN_FLIGHT, Batch, Computation, Status, StatusCounts
+from tasks.models import IN_FLIGHT, Batch, Computation, Status, StatusCounts, Workflow
 
 # Cut in the list (a cell shows the beginning, with an ellipsis; its title, more); whole on a computation's page.
 INPUTS_CHARACTERS, RESULT_CHARACTERS, ERROR_CHARACTERS, TITLE_CHARACTERS = 60, 40, 80, 300
@@ -56,6 +56,7 @@ class Moment:
 @dataclass(frozen=True)
 class ComputationRow:
     is_batch: ClassVar[bool] = False
+    is_workflow: ClassVar[bool] = False
     pk: int
     url: str
     label: str
@@ -75,12 +76,25 @@ class ComputationRow:
 @dataclass(frozen=True)
 class BatchRow:
     is_batch: ClassVar[bool] = True
+    is_workflow: ClassVar[bool] = False
     batch: Batch
     url: str
     label: str
     range_text: str
     counts: StatusCounts
     failed_text: str  # "3 failed", or nothing
+    created: Moment
+
+
+@dataclass(frozen=True)
+class WorkflowRow:
+    is_batch: ClassVar[bool] = False
+    is_workflow: ClassVar[bool] = True
+    workflow: Workflow
+    url: str
+    label: str  # "its name (4 steps)"
+    counts: StatusCounts
+    failed_text: str  # "1 failed · 2 not run", or nothing
     created: Moment
 
 
@@ -124,27 +138,47 @@ def row_labels() -> dict[str, str]:
     }
 
 
-def shape(rows: Iterable[ComputationRow | BatchRow]) -> tuple:
+type ListRow = ComputationRow | BatchRow | WorkflowRow
+
+
+def shape(rows: Iterable[ListRow]) -> tuple:
     """What the rows show that does not move while their computations run (which rows, their statuses and
-    buttons, a batch's counts): a running computation's progress and times move every second."""
-    return tuple(
-        ("batch", row.batch.pk, row.counts.ended, row.failed_text) if row.is_batch else (row.pk, row.status, row.action)
-        for row in rows
-    )
+    buttons, a batch's or a workflow's counts): a running computation's progress and times move every second."""
+    return tuple(_fixed(row) for row in rows)
 
 
-def moving(rows: Iterable[ComputationRow | BatchRow]) -> list[ComputationRow]:
+def _fixed(row: ListRow) -> tuple:
+    if row.is_batch:
+        return ("batch", row.batch.pk, row.counts.ended, row.failed_text)
+    if row.is_workflow:
+        return ("workflow", row.workflow.pk, row.counts.ended, row.failed_text)
+    return (row.pk, row.status, row.action)
+
+
+def moving(rows: Iterable[ListRow]) -> list[ComputationRow]:
     """The rows whose progress or times move: the queued and running computations'."""
-    return [row for row in rows if not row.is_batch and row.status in IN_FLIGHT]
+    return [row for row in rows if not (row.is_batch or row.is_workflow) and row.status in IN_FLIGHT]
 
 
-def list_rows(computations: Iterable[Computation]) -> list[ComputationRow | BatchRow]:
-    """The rows of a page of the list: a batch's row where `_show_batches` gave it one (shown_batch)."""
+def list_rows(computations: Iterable[Computation]) -> list[ListRow]:
+    """The rows of a page of the list: a batch's (a workflow's) row where `_show_batches` (`_show_workflows`) gave
+    it one (shown_batch, shown_workflow)."""
     texts = Texts()
-    return [
-        _batch_row(row.shown_batch, row.batch_counts, texts) if getattr(row, "shown_batch", None) else _row(row, texts)
-        for row in computations
-    ]
+    return [_list_row(row, texts) for row in computations]
+
+
+def _list_row(computation: Computation, texts: "Texts") -> ListRow:
+    if batch := getattr(computation, "shown_batch", None):
+        return _batch_row(batch, computation.batch_counts, texts)
+    if workflow := getattr(computation, "shown_workflow", None):
+        return _workflow_row(workflow, computation.workflow_counts, texts)
+    return _row(computation, texts)
+
+
+def computation_rows(computations: Iterable[Computation]) -> list[ComputationRow]:
+    """Computations as the list shows them, one by one (a workflow's steps on its page)."""
+    texts = Texts()
+    return [_row(computation, texts) for computation in computations]
 
 
 def value_rows(computations: Iterable[Computation], varied: str) -> list[ValueRow]:
@@ -189,7 +223,17 @@ def grouped(text: str) -> str:
 def inputs_text(computation: Computation, texts: "Texts | None" = None) -> str:
     """The inputs as a person reads them, numbers grouped: "x = 1,500 · y = 2"."""
     pairs = texts.labelled_inputs(computation) if texts else computation.labelled_inputs
-    return " · ".join(f"{label} = {grouped(str(value))}" for label, value in pairs)
+    return " · ".join(f"{label} = {_value_text(value)}" for label, value in pairs)
+
+
+def _value_text(value: object) -> str:
+    """An input's value: a number grouped, several (a fan-in's) listed, none yet (a workflow's step waiting for a
+    result) a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(_value_text(each) for each in value)
+    return grouped(str(value))
 
 
 def duration(seconds: float) -> str:
@@ -256,6 +300,24 @@ def _batch_row(batch: Batch, counts: StatusCounts, texts: "Texts") -> BatchRow:
         counts=counts,
         failed_text=ngettext("%(n)s failed", "%(n)s failed", failed) % {"n": failed} if failed else "",
         created=texts.moment(batch.created_at),
+    )
+
+
+def _workflow_row(workflow: Workflow, counts: StatusCounts, texts: "Texts") -> WorkflowRow:
+    size = ngettext("%(count)s step", "%(count)s steps", workflow.size) % {"count": workflow.size}
+    failed, not_run = counts[Status.FAILED], counts[Status.NOT_RUN]
+    ended_badly = []
+    if failed:
+        ended_badly.append(ngettext("%(n)s failed", "%(n)s failed", failed) % {"n": failed})
+    if not_run:
+        ended_badly.append(ngettext("%(n)s not run", "%(n)s not run", not_run) % {"n": not_run})
+    return WorkflowRow(
+        workflow=workflow,
+        url=workflow.get_absolute_url(),
+        label=gettext("%(name)s (%(size)s)") % {"name": workflow.name, "size": size} if workflow.name else size,
+        counts=counts,
+        failed_text=" · ".join(ended_badly),
+        created=texts.moment(workflow.created_at),
     )
 
 

@@ -1,10 +1,11 @@
 """A computation's row and its state transitions.
 
 Status moves queued → running → succeeded | failed, and queued | running → cancelled; a failed or cancelled one can
-be queued again (retry). The transitions live on the queryset (queryset.py), the rows in computation.py, the
-statuses and their counts in status.py, the audit trail in audit.py, the rollups that outlive the rows in
-rollup.py, schedules and their runs in schedule.py, API tokens in token.py, webhooks and their deliveries in
-webhook.py.
+be queued again (retry). A workflow's step starts waiting, is queued once those it depends on succeeded, and ends not
+run when one of them failed or was cancelled. The transitions live on the queryset (queryset.py), the rows in
+computation.py, the statuses and their counts in status.py, the audit trail in audit.py, the rollups that outlive the
+rows in rollup.py, schedules and their runs in schedule.py, API tokens in token.py, webhooks and their deliveries in
+webhook.py, workflows (whose steps are computations) and their edges in workflow.py.
 """
 
 from .audit import AuditedComputation, AuditEntry
@@ -16,6 +17,7 @@ from .search import InputValue, search_sources, search_value
 from .status import COUNT_CAP, ENDED, IN_FLIGHT, RETRYABLE, Status, StatusCounts
 from .token import ApiToken
 from .webhook import Webhook, WebhookDelivery
+from .workflow import Workflow, WorkflowEdge
 
 __all__ = [
     "COUNT_CAP",
@@ -39,6 +41,8 @@ __all__ = [
     "StatusCounts",
     "Webhook",
     "WebhookDelivery",
+    "Workflow",
+    "WorkflowEdge",
     "computations_ended",
     "default_max_attempts",
     "merged_page",

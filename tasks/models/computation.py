@@ -140,10 +140,16 @@ class Computation(OfAnOperation, models.Model):
     batch = models.ForeignKey(
         Batch, verbose_name=_("batch"), null=True, blank=True, on_delete=models.CASCADE, related_name="computations"
     )
-    # The unfiltered list shows a batch as one row, its first computation's: the others are not listed there. Not
-    # indexed on its own: MariaDB then reads a page backwards on the primary key, at most a batch's hidden rows more
-    # than the page. Given an index on the flag, it took that index for the id order and walked every newer entry to
-    # reach a cursor deep in the table (700,000 entries, 1.1 s, at a million rows), with the id in the index too.
+    # A workflow's step, by its number there (1, 2, ...): tasks.workflows sends it once those it depends on succeeded.
+    workflow = models.ForeignKey(
+        "Workflow", verbose_name=_("workflow"), null=True, blank=True, on_delete=models.CASCADE, related_name="steps"
+    )
+    step = models.PositiveSmallIntegerField(_("step"), null=True, blank=True)
+    # The unfiltered list shows a batch (a workflow) as one row, its first computation's (step's): the others are not
+    # listed there. Not indexed on its own: MariaDB then reads a page backwards on the primary key, at most a batch's
+    # hidden rows more than the page. Given an index on the flag, it took that index for the id order and walked every
+    # newer entry to reach a cursor deep in the table (700,000 entries, 1.1 s, at a million rows), with the id in the
+    # index too.
     in_main_list = models.BooleanField(_("in the main list"), default=True)
     # Who submitted it, when signed in; with DASHBOARD_LOGIN_REQUIRED each person sees only their own.
     owner = owner_field(db_index=False)
@@ -166,6 +172,9 @@ class Computation(OfAnOperation, models.Model):
             ("operate", "Can steer queues and workers, and act on anyone's computations and schedules"),
         ]
         # InnoDB appends the primary key to every index, so each serves "filter, newest first" without a sort.
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "step"], name="computation_workflow_step"),
+        ]
         indexes = [
             models.Index(fields=["status"], name="computation_status"),
             models.Index(fields=["operation"], name="computation_operation"),

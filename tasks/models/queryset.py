@@ -218,17 +218,18 @@ class ComputationQuerySet(OwnedQuerySet):
         now = now or timezone.now()
         return self._end(self.in_flight(), now, status=Status.CANCELLED, finished_at=now)
 
-    def requeue(self, now: datetime | None = None) -> int:
+    def requeue(self, now: datetime | None = None, *, status: Status = Status.QUEUED) -> int:
         """Queues failed or cancelled rows again with a fresh budget of attempts and a new task id each; the caller
-        enqueues them (the rows it changed are those whose updated_at is `now`)."""
+        enqueues them (the rows it changed are those whose updated_at is `now`). A workflow's step that takes others'
+        results goes back to waiting for them (`status` WAITING) instead."""
         return self._update(
             self.filter(status__in=RETRYABLE),
             now or timezone.now(),
             earlier_attempts=_ARCHIVED_ATTEMPT,
-            status=Status.QUEUED,
+            status=status,
             # A new id per row, made by the database, so that one UPDATE serves any number of rows.
             task_id=Replace(Func(function="UUID", output_field=models.CharField()), Value("-"), Value("")),
-            enqueued_at=timezone.now(),
+            enqueued_at=timezone.now() if status == Status.QUEUED else None,
             max_attempts=F("attempts") + settings.COMPUTATION_MAX_ATTEMPTS,
             progress=0,
             result="",
@@ -236,6 +237,32 @@ class ComputationQuerySet(OwnedQuerySet):
             worker="",
             started_at=None,
             finished_at=None,
+        )
+
+    # A workflow's steps (tasks.workflows.settling): each from the status it was read in, so that of two settles at
+    # once, one changes a step.
+
+    def release(self, *, inputs: dict, now: datetime) -> int:
+        """Queues a waiting step with its inputs, the results of the steps it waited for filled in."""
+        return self._update(
+            self.filter(status=Status.WAITING), now, status=Status.QUEUED, inputs=inputs, enqueued_at=now
+        )
+
+    def refuse(self, *, error: OperationError, now: datetime) -> int:
+        """Fails a waiting step whose input cannot take a result it was to be given (out of its bounds)."""
+        return self._end(
+            self.filter(status=Status.WAITING), now, status=Status.FAILED, finished_at=now, **_failure(error)
+        )
+
+    def hold_back(self, *, error: OperationError, now: datetime) -> int:
+        """Ends waiting steps as not run: a step they depend on failed or was cancelled."""
+        waiting = self.filter(status=Status.WAITING)
+        return self._end(waiting, now, status=Status.NOT_RUN, finished_at=now, **_failure(error))
+
+    def wait_again(self, now: datetime) -> int:
+        """Steps not run whose failed or cancelled ancestors were all retried: waiting for them again."""
+        return self._update(
+            self.filter(status=Status.NOT_RUN), now, status=Status.WAITING, finished_at=None, **_failure(None)
         )
 
     def _held_by(self, attempt: int) -> "ComputationQuerySet":

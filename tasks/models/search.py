@@ -41,8 +41,13 @@ class InputValue(models.Model):
         return [
             cls(computation_id=pk, value=value)
             for pk, inputs in computations
-            for value in {search_value(str(each)) for each in inputs.values()}
+            for value in {search_value(str(one)) for each in inputs.values() for one in _each(each) if one is not None}
         ]
+
+
+def _each(value: object) -> list:
+    """An input's values: one, or a fan-in's several."""
+    return value if isinstance(value, list) else [value]
 
 
 def search_value(text: str) -> str:

@@ -8,15 +8,20 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Status(models.TextChoices):
+    # A workflow's step before the steps it takes results from (or waits for) have all succeeded.
+    WAITING = "waiting", _("Waiting")
     QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Running")
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
     CANCELLED = "cancelled", _("Cancelled")
+    # A workflow's step that will not run: a step it depends on failed or was cancelled (a retry of that one undoes it).
+    NOT_RUN = "not_run", _("Not run")
 
 
-IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
-ENDED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+# A waiting step is in flight: it ends on its own (run, or not run), and cancelling it is what stops it.
+IN_FLIGHT = (Status.WAITING, Status.QUEUED, Status.RUNNING)
+ENDED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.NOT_RUN)
 RETRYABLE = (Status.FAILED, Status.CANCELLED)
 # Counts shown per status stop at this (a page reads at most this many index entries per status).
 COUNT_CAP = 10_000

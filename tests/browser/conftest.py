@@ -44,8 +44,8 @@ def dashboard(page: Page, base_url: str) -> Iterator[Page]:
 
 @pytest.fixture(scope="session")
 def pages(browser, base_url: str) -> dict[str, str]:
-    """One of each page, to check them all (axe, the layout): a computation, a batch, a schedule, and the pages
-    around them; those for someone signed in last (steps.SIGNED_IN_PAGES)."""
+    """One of each page, to check them all (axe, the layout): a computation, a batch, a workflow, a schedule, and
+    the pages around them; those for someone signed in last (steps.SIGNED_IN_PAGES)."""
     context = browser.new_context(base_url=base_url)
     page = context.new_page()
     page.goto("/")
@@ -57,6 +57,16 @@ def pages(browser, base_url: str) -> dict[str, str]:
     page.get_by_role("button", name="Run the batch").click()
     expect(page.locator("#batch-title")).to_be_visible()
     batch = page.url.removeprefix(base_url)
+    page.goto("/workflows/new/")
+    page.fill("#id_step-1-x-value", "1")
+    page.fill("#id_step-1-y-value", "2")
+    page.get_by_role("button", name="Add a step").click()
+    expect(page.locator("#id_step-2-operation")).to_be_focused()
+    page.select_option("#id_step-2-x-source", "1")
+    page.fill("#id_step-2-y-value", "3")
+    page.get_by_role("button", name="Create the workflow").click()
+    expect(page.locator("#workflow-title")).to_be_visible()
+    workflow = page.url.removeprefix(base_url)
     page.goto("/schedules/")
     fill_schedule(page, "every hour, a sum", "0 * * * *")
     expect(page.locator(".facts")).to_be_visible()
@@ -67,6 +77,8 @@ def pages(browser, base_url: str) -> dict[str, str]:
         "detail": f"/computations/{computation}/",
         "batch": batch,
         "batch form": "/batches/new/",
+        "workflow": workflow,
+        "workflow builder": "/workflows/new/",
         "schedules": "/schedules/",
         "schedule": schedule,
         "login": "/accounts/login/",

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.helpers import DashboardClient, wait_for
+from tests.helpers import DashboardClient, api_token, wait_for
 
 from .conftest import FULL, Faults, report
 
@@ -276,3 +276,71 @@ def test_after_everything_is_killed_at_once_the_sweep_ends_every_stuck_row(fault
     )
     assert stuck["queued"] + stuck["running"] > 0, "the kill left rows stuck"
     assert len(rows) == count and all((status, result) == ("succeeded", "7") for status, result in rows)
+
+
+# A diamond with a fan-in after it: 2, then 20 and 200, then 220, then 222; each step but the last two works a second.
+WORKFLOW = {
+    "steps": [
+        {"operation": "add", "inputs": {"x": 1, "y": 1}, "work_seconds": 1},
+        {"operation": "multiply", "inputs": {"x": {"step": 1}, "y": 10}, "work_seconds": 1},
+        {"operation": "multiply", "inputs": {"x": {"step": 1}, "y": 100}, "work_seconds": 1},
+        {"operation": "add", "inputs": {"x": {"step": 2}, "y": {"step": 3}}},
+        {"operation": "sum", "inputs": {"values": [{"step": 4}, {"step": 1}]}},
+    ]
+}
+WORKFLOW_RESULTS = {1: "2", 2: "20", 3: "200", 4: "220", 5: "222"}
+
+
+def test_workflows_end_with_no_step_run_twice_when_workers_die_and_the_broker_restarts(faults: Faults):
+    count, kills = (30, 6) if FULL else (8, 2)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {api_token(faults.stack, 'flows')}"
+    workflows = []
+    for _ in range(count):
+        response = session.post(f"{faults.stack.url}/api/v1/workflows", json=WORKFLOW, timeout=30)
+        assert response.status_code == 201, response.text
+        workflows.append(response.json()["id"])
+    listed = ",".join(map(str, workflows))
+    steps = [pk for (pk,) in faults.query(f"SELECT id FROM tasks_computation WHERE workflow_id IN ({listed})")]
+    started = time.monotonic()
+    rng = random.Random(32)
+    for _ in range(kills):
+        wait_for(lambda: faults.running_now(steps), timeout=60)
+        time.sleep(rng.uniform(0, 1))
+        faults.stack.kill("worker")
+        faults.restart("worker")
+    faults.redis.stop()
+    time.sleep(2)
+    faults.redis.start()
+
+    def all_ended() -> bool:
+        (open_,) = faults.query(f"SELECT COUNT(*) FROM tasks_workflow WHERE id IN ({listed}) AND ended_at IS NULL")[0]
+        return open_ == 0
+
+    wait_for(all_ended, timeout=600 if FULL else 240, interval=0.5)
+    rows = faults.query(
+        f"SELECT workflow_id, step, status, result, error FROM tasks_computation WHERE workflow_id IN ({listed})"
+    )
+    _, ends = faults.runs()
+    statuses = Counter(status for _, _, status, _, _ in rows)
+    whole = {pk for pk in workflows if all(s == "succeeded" for w, _, s, _, _ in rows if w == pk)}
+    report(
+        "workflows, workers killed and the broker restarted",
+        workflows=count,
+        steps=len(rows),
+        kills=kills,
+        workflows_succeeded=len(whole),
+        steps_failed_after_retry_budget=statuses["failed"],
+        steps_not_run=statuses["not_run"],
+        recorded_twice=sum(1 for pk in steps if ends[pk] > 1),
+        seconds=round(time.monotonic() - started, 1),
+    )
+    assert len(rows) == count * len(WORKFLOW_RESULTS)
+    assert not statuses.keys() - {"succeeded", "failed", "not_run"}, statuses
+    for workflow, step, status, result, error in rows:
+        if status == "succeeded":
+            assert result == WORKFLOW_RESULTS[step], (workflow, step, result)
+        elif status == "failed":
+            assert error == GAVE_UP
+    assert all(ends[pk] <= 1 for pk in steps), "a step's outcome was recorded twice"
+    assert len(whole) >= count - kills, "only a workflow whose step was killed on each attempt may fail"

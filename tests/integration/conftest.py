@@ -1,9 +1,10 @@
+import threading
 from collections.abc import Iterator
 
 import pytest
 from django.core.cache import cache
 
-from tasks import redis_clients
+from tasks import redis_clients, sending
 from tests import factories
 
 
@@ -38,6 +39,20 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[object]:
         ) as worker,
     ):
         yield worker
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[int]:
+    """The ids of the steps sent to the broker (sending.dispatch), in order; nothing really sent."""
+    dispatched: list[int] = []
+    lock = threading.Lock()
+
+    def dispatch(pks, **kwargs) -> None:
+        with lock:
+            dispatched.extend(pks)
+
+    monkeypatch.setattr(sending, "dispatch", dispatch)
+    return dispatched
 
 
 @pytest.fixture

@@ -38,12 +38,12 @@ def test_the_panel_counts_the_last_hour_by_minute_and_status():
     finished(20, Status.CANCELLED, 1)
     finished(90, Status.SUCCEEDED, 1)  # outside the hour
     figures = activity.activity()
-    assert figures["totals"] == {"succeeded": 3, "failed": 1, "cancelled": 1}
+    assert figures["totals"] == {"succeeded": 3, "failed": 1, "cancelled": 1, "not_run": 0}
     assert figures["busiest"] == 4
     assert len(figures["bars"]) == 60
     busy = [bar for bar in figures["bars"] if bar.total]
     assert [bar.total for bar in busy] == [1, 4]
-    assert [bar.counts for bar in busy] == [[0, 0, 1], [3, 1, 0]], "succeeded, failed, cancelled"
+    assert [bar.counts for bar in busy] == [[0, 0, 1, 0], [3, 1, 0, 0]], "succeeded, failed, cancelled, not run"
     heights = {segment.status: segment.height for segment in busy[1].segments}
     assert heights == {"succeeded": 90.0, "failed": 30.0}
 
@@ -66,11 +66,11 @@ def test_the_list_draws_it_as_accessible_svg(client):
     cache.clear()
     html = client.get(reverse("computations"), HTTP_HX_REQUEST="true").content.decode()
     assert '<svg class="chart"' in html and 'role="img" aria-labelledby="activity-title activity-desc"' in html
-    assert "In the last 60 minutes: 1 succeeded, 0 failed, 1 cancelled" in html
+    assert "In the last 60 minutes: 1 succeeded, 0 failed, 1 cancelled, 0 not run" in html
     assert html.count('<rect class="bar bar-succeeded"') == 1
     assert re.search(r"<title>\d\d:\d\d: Cancelled 1</title></rect>", html), "each segment names its status"
     minute = timezone.localtime(succeeded.finished_at).strftime("%H:%M")
-    assert re.search(rf'<tr><th scope="row">{minute}</th><td>1</td><td>0</td><td>1</td></tr>', html), (
+    assert re.search(rf'<tr><th scope="row">{minute}</th><td>1</td><td>0</td><td>1</td><td>0</td></tr>', html), (
         "the screen readers' table has a column per status, zeros included"
     )
     assert "<caption>Computations finished per minute</caption>" in html

@@ -273,7 +273,15 @@ def test_batch_ended_is_sent_once_by_the_end_of_its_last_computation(django_capt
     assert sent.webhook == hook
     data = sent.payload["data"]
     assert (data["id"], data["operation"], data["size"]) == (batch.pk, "add", 2)
-    assert data["counts"] == {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 2}
+    assert data["counts"] == {
+        "waiting": 0,
+        "queued": 0,
+        "running": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 2,
+        "not_run": 0,
+    }
 
     Computation.objects.filter(pk=second.pk).requeue()
     assert end(second) == ["computation.ended"], "a batch ends once"

@@ -42,21 +42,26 @@ def reader(stack: Stack) -> dict[str, str]:
     return {**os.environ, "DASHBOARD": stack.url, "TOKEN": token}
 
 
-def test_the_readme_has_both_examples():
-    assert set(examples()) == {"curl", "python"}
+def test_the_readme_has_its_examples():
+    assert set(examples()) == {"curl", "python", "workflow"}
 
 
-def test_the_curl_example(reader):
+def shell_example(name: str, environment: dict[str, str]) -> str:
+    """What the README's shell example `name` printed, run as a person pastes it (stopping at its first error)."""
     run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", examples()["curl"]],
-        env=reader,
+        ["bash", "-euo", "pipefail", "-c", examples()[name]],
+        env=environment,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    ended, failures = documents(run.stdout)
+    return run.stdout
+
+
+def test_the_curl_example(reader):
+    ended, failures = documents(shell_example("curl", reader))
     assert ended["status"] == "succeeded" and ended["result"] == "45"
     assert [(row["operation"], row["error"]) for row in failures["items"]] == [("add", "boom")]
 
@@ -73,6 +78,16 @@ def test_the_python_example(reader):
     assert run.returncode == 0, run.stderr
     ended, failure = run.stdout.splitlines()
     assert ended.split()[1:] == ["succeeded", "42"] and failure.split()[1:] == ["add", "boom"]
+
+
+def test_the_workflow_example(reader):
+    (workflow,) = documents(shell_example("workflow", reader))
+    assert [(step["step"], step["status"], step["result"]) for step in workflow["steps"]] == [
+        (1, "succeeded", "42"),
+        (2, "succeeded", "2 × 3 × 7"),
+        (3, "succeeded", "42.5"),
+        (4, "succeeded", "84.5"),
+    ]
 
 
 def documents(text: str) -> list[dict]:

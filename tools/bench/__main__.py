@@ -1,6 +1,7 @@
 """`python -m tools.bench`: sets up the environment, starts the stack, measures, prints the table, writes JSON.
 `python -m tools.bench history` measures section 9 alone (a month of history at a million rows), in a few minutes;
-`python -m tools.bench browser` the live page in a browser alone (section 8's rows while work runs), in about five."""
+`python -m tools.bench browser` the live page in a browser alone (section 8's rows while work runs), in about five;
+`python -m tools.bench workflows` the workflows' rows alone."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from .figures import DATABASE, OUTPUT, REDIS_BROKER, REDIS_RESULTS, Row, print_t
 from .history import RetentionMeasurements
 from .page_speed import PageMeasurements
 from .queueing import QueueMeasurements
+from .workflows import WorkflowMeasurements
 
 
-class Bench(PageMeasurements, QueueMeasurements, RetentionMeasurements, BrowserMeasurements):
+class Bench(PageMeasurements, QueueMeasurements, WorkflowMeasurements, RetentionMeasurements, BrowserMeasurements):
     """All the measurements, on one stack, into one list of rows."""
 
 
@@ -139,6 +141,8 @@ def measure(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     bench.worker_throughput()
     print("  a batch of 1,000", flush=True)
     bench.batch()
+    print("  workflows of 100 steps", flush=True)
+    bench.workflows()
     print("  2. list at scale", flush=True)
     bench.list_at_scale(hello)
     print("  whole pages", flush=True)
@@ -186,7 +190,16 @@ def measure_api(stack: Stack) -> tuple[dict[str, float], list[Row]]:
     return hello, bench.rows
 
 
-SECTIONS = {"history": measure_history, "browser": measure_browser, "api": measure_api}
+def measure_workflows(stack: Stack) -> tuple[dict[str, float], list[Row]]:
+    """The workflows' rows: a 100-step workflow's POST, and the hand-over from a step's end to its successor's start."""
+    bench = Bench(stack)
+    hello = wrk(f"{stack.url}/healthz")
+    print("  workflows of 100 steps", flush=True)
+    bench.workflows()
+    return hello, bench.rows
+
+
+SECTIONS = {"history": measure_history, "browser": measure_browser, "api": measure_api, "workflows": measure_workflows}
 
 
 def write_report(hello: dict[str, float], rows: list[Row], started: float) -> None:
