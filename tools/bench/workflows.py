@@ -7,21 +7,13 @@ import time
 
 from .figures import Measurements, Row, percentile_of
 
-CHAINS, CHAIN_LENGTH = 11, 9
-
-
 def hundred_steps() -> dict:
-    """Eleven chains of nine additions side by side (each step adds 1 to the result of the one before it), and a
-    last step that sums the chains' ends: 100 steps, 88 hand-overs along the chains and one fan-in of 11."""
-    steps = []
-    for chain in range(CHAINS):
-        for link in range(CHAIN_LENGTH):
-            number = chain * CHAIN_LENGTH + link + 1
-            x = chain if link == 0 else {"step": number - 1}
-            steps.append({"operation": "add", "inputs": {"x": x, "y": 1}})
-    ends = [{"step": (chain + 1) * CHAIN_LENGTH} for chain in range(CHAINS)]
-    steps.append({"operation": "sum", "inputs": {"values": ends}})
-    return {"name": "bench: 11 chains of 9, summed", "steps": steps}
+    """A chain of 99 additions (each adds 1 to the result of the one before it), then the sum of the first and the
+    last: 99 hand-overs, one after the other, so that each meets an idle worker (steps side by side would measure
+    their queue instead: ten ready at once on one worker process wait ten runs)."""
+    steps = [{"operation": "add", "inputs": {"x": 0 if n == 1 else {"step": n - 1}, "y": 1}} for n in range(1, 100)]
+    steps.append({"operation": "sum", "inputs": {"values": [{"step": 1}, {"step": 99}]}})
+    return {"name": "bench: a chain of 99, summed", "steps": steps}
 
 
 class WorkflowMeasurements(Measurements):
