@@ -7,6 +7,7 @@ import time
 
 from .figures import Measurements, Row, percentile_of
 
+
 def hundred_steps() -> dict:
     """A chain of 99 additions (each adds 1 to the result of the one before it), then the sum of the first and the
     last: 99 hand-overs, one after the other, so that each meets an idle worker (steps side by side would measure
