@@ -1,5 +1,5 @@
-"""The admin site's pages for computations, the audit trail, the queues and workers, and schedules: read-only but
-for new schedules, acting only through the services and the controls."""
+"""The admin site's pages for computations, workflows, the audit trail, the queues and workers, and schedules:
+read-only but for new schedules, acting only through the services and the controls."""
 
 import time
 from collections.abc import Callable
@@ -21,7 +21,16 @@ from dashboard.schedules.schedule_form import check_when
 from dashboard.web import access, submitting, throttling
 from dashboard.web.redirects import see_other
 from tasks import control, presence, queues, scheduling, services
-from tasks.models import ApiToken, AuditEntry, Computation, Schedule, ScheduleRun, Webhook, WebhookDelivery
+from tasks.models import (
+    ApiToken,
+    AuditEntry,
+    Computation,
+    Schedule,
+    ScheduleRun,
+    Webhook,
+    WebhookDelivery,
+    Workflow,
+)
 from tasks.operations import REGISTRY, OperationError
 from tasks.webhooks import registering
 
@@ -273,6 +282,29 @@ admin.site.add_page("queues/", queues_view, "queues")
 
 
 # Webhooks (tasks.webhooks): read-only, the secret shown nowhere; an operator may remove a webhook, as its owner does.
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(ReadOnlyAdmin):
+    """Workflows as rows: each links to its page (its graph) and to its steps among the computations, where they
+    are cancelled and retried."""
+
+    list_display = ["id", "name", "size", "owner", "created_at", "ended_at", "page"]
+    list_select_related = ["owner"]
+    list_filter = ["created_at", ("owner", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["=id", "name"]
+    date_hierarchy = "created_at"
+    ordering = ["-id"]
+    readonly_fields = [field.name for field in Workflow._meta.fields] + ["page", "steps"]
+
+    @admin.display(description=_("page"))
+    def page(self, workflow: Workflow) -> str:
+        return format_html('<a href="{}">{}</a>', workflow.get_absolute_url(), _("its graph"))
+
+    @admin.display(description=_("steps"))
+    def steps(self, workflow: Workflow) -> str:
+        url = reverse("admin:tasks_computation_changelist") + f"?workflow__id__exact={workflow.pk}"
+        return format_html('<a href="{}">{}</a>', url, _("its steps"))
 
 
 @admin.register(Webhook)

@@ -88,3 +88,29 @@ def test_cancel_and_retry_actions_go_through_the_services(admin_client, django_c
     assert Computation.objects.filter(status=Status.QUEUED).count() == 2
     # After the commit: the change recorded, both rows sent over one broker connection, the audit entry recorded.
     assert len(callbacks) == 3
+
+
+def test_a_workflow_is_listed_read_only_and_links_to_its_graph_and_its_steps(admin_client, sent):
+    from tasks.workflows import plan, submitting
+
+    workflow = submitting.submit(
+        plan.plan(
+            [
+                {"operation": "add", "inputs": {"x": 1, "y": 2}},
+                {"operation": "add", "inputs": {"x": {"step": 1}, "y": 3}},
+            ],
+            name="two adds",
+        )
+    )
+    page = admin_client.get(reverse("admin:tasks_workflow_changelist")).content.decode()
+    assert "two adds" in page and f'href="/workflows/{workflow.pk}/"' in page
+    detail = admin_client.get(reverse("admin:tasks_workflow_change", args=[workflow.pk])).content.decode()
+    steps_url = f"{CHANGELIST}?workflow__id__exact={workflow.pk}"
+    assert steps_url.replace("&", "&amp;") in detail
+    steps = admin_client.get(CHANGELIST, {"workflow__id__exact": workflow.pk}).context["cl"].result_list
+    assert sorted(step.step for step in steps) == [1, 2]
+    assert admin_client.get(reverse("admin:tasks_workflow_add")).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:tasks_workflow_delete", args=[workflow.pk]), {"post": "yes"}).status_code
+        == 403
+    )
