@@ -183,13 +183,21 @@ class EdgeOut(Schema):
     input: str | None = Field(description="The input of `target` that takes `source`'s result; null: it only waits.")
 
 
-class WorkflowOut(Schema):
+class WorkflowSummary(Schema):
     id: int
     name: str
     size: int
-    counts: dict[StatusName, int]
+    counts: dict[StatusName, int] = Field(description="Its steps by status.")
     created_at: datetime
     ended_at: datetime | None
     url: str = Field(description="Its page, where its graph is drawn.")
+
+
+class WorkflowOut(WorkflowSummary):
     steps: list[ComputationOut]
     edges: list[EdgeOut]
+
+
+class WorkflowList(Schema):
+    items: list[WorkflowSummary]
+    next: str | None = Field(description="The next (older) page, or null on the last.")

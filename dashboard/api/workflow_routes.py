@@ -1,23 +1,26 @@
-"""/api/v1/workflows: submit a workflow as JSON (its steps, each input a value or another step's result), read it with
-its steps and edges, cancel or retry it whole.
+"""/api/v1/workflows: submit a workflow as JSON (its steps, each input a value or another step's result), list them,
+read one with its steps and edges, cancel or retry one whole.
 
 A workflow is checked whole by tasks.workflows.plan, the builder page's check: a 422 names each step and input at
 fault. It goes through dashboard.web.submitting as any submission: every step counts against the client's limit and
 the queue's cap."""
 
 import uuid
+from urllib.parse import urlencode
 
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext
-from ninja import Router, Status
+from ninja import Field as NinjaField
+from ninja import Query, Router, Schema, Status
 
 from dashboard.api import gate, schemas
 from dashboard.api.computations import IdempotencyKey, client_idempotency_key, computation_out
 from dashboard.api.problems import Problem
 from dashboard.web import access
 from tasks import services
-from tasks.models import AuditEntry, Workflow, translate_error
+from tasks.models import AuditEntry, Computation, Workflow, merged_page, translate_error
 from tasks.operations import REGISTRY
 from tasks.workflows import plan, submitting
 from tasks.workflows.plan import StepProblem
@@ -101,6 +104,25 @@ def submit(
     return Status(201, workflow_out(workflow))
 
 
+class ListQuery(Schema):
+    before: schemas.Id | None = NinjaField(None, description="The cursor: workflows older than this id (see `next`).")
+    limit: int = NinjaField(25, ge=1, le=100)
+
+
+@router.get("/workflows", response=schemas.WorkflowList, url_name="workflows", summary="List workflows, newest first")
+def workflows(request: HttpRequest, query: Query[ListQuery]) -> dict:
+    rows = Workflow.objects.visible_to(access.owner_scope(request))
+    page = merged_page([rows], before=query.before, size=query.limit)
+    counts: dict[int, dict[str, int]] = {row.pk: dict.fromkeys(schemas.StatusName, 0) for row in page.rows}
+    by_status = Computation.objects.filter(workflow__in=list(counts)).order_by().values_list("workflow", "status")
+    for workflow_id, status, count in by_status.annotate(n=Count("pk")):
+        counts[workflow_id][status] = count
+    next_url = None
+    if page.older_before is not None:
+        next_url = f"{reverse('api-v1:workflows')}?{urlencode({'before': page.older_before, 'limit': query.limit})}"
+    return {"items": [_summary(row, counts[row.pk]) for row in page.rows], "next": next_url}
+
+
 @router.get(
     "/workflows/{int:pk}", response=schemas.WorkflowOut, url_name="workflow", summary="Read one, with its steps"
 )
@@ -140,11 +162,7 @@ def _act(request: HttpRequest, pk: int, action: str) -> dict:
     return {"requested": outcome.requested, "changed": outcome.changed, "capped": outcome.capped}
 
 
-def workflow_out(workflow: Workflow) -> dict:
-    steps = list(workflow.steps.order_by("step"))
-    counts = {status: 0 for status in schemas.StatusName}
-    for step in steps:
-        counts[step.status] += 1
+def _summary(workflow: Workflow, counts: dict[str, int]) -> dict:
     return {
         "id": workflow.pk,
         "name": workflow.name,
@@ -153,6 +171,16 @@ def workflow_out(workflow: Workflow) -> dict:
         "created_at": workflow.created_at,
         "ended_at": workflow.ended_at,
         "url": workflow.get_absolute_url(),
+    }
+
+
+def workflow_out(workflow: Workflow) -> dict:
+    steps = list(workflow.steps.order_by("step"))
+    counts = dict.fromkeys(schemas.StatusName, 0)
+    for step in steps:
+        counts[step.status] += 1
+    return {
+        **_summary(workflow, counts),
         "steps": [computation_out(step) for step in steps],
         "edges": [
             {"source": source, "target": target, "input": name or None}

@@ -151,3 +151,14 @@ def test_a_workflow_is_cancelled_and_retried_whole(ann, people, sent, django_cap
     bob = program(people["bob"])
     problem(bob.post(f"/workflows/{workflow_id}/cancel"), 404, "not-found")
     problem(bob.get(f"/workflows/{workflow_id}"), 404, "not-found")
+
+
+def test_workflows_are_listed_newest_first_by_a_cursor_with_their_counts(ann, people):
+    made = [ann.post("/workflows", {**PIPELINE, "name": f"run {n}"}).json()["id"] for n in range(3)]
+    program(people["bob"]).post("/workflows", PIPELINE)
+    first = ann.get("/workflows", limit=2).json()
+    assert [item["id"] for item in first["items"]] == made[:0:-1]
+    assert first["items"][0]["counts"]["queued"] == 1 and first["items"][0]["counts"]["waiting"] == 2
+    assert "steps" not in first["items"][0], "a list names its workflows; each one's address has its steps"
+    rest = ann.get(first["next"].removeprefix("/api/v1")).json()
+    assert [item["id"] for item in rest["items"]] == [made[0]] and rest["next"] is None
