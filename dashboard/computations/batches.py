@@ -16,7 +16,6 @@ from dashboard.web import access, live, submitting, throttling
 from dashboard.web.jinja import rendered
 from dashboard.web.notices import acted
 from dashboard.web.redirects import see_other
-from dashboard.workflows.building import watch_end
 from tasks import services
 from tasks.models import AuditEntry, Batch, Workflow
 from tasks.operations import MAX_RANGE_VALUES
@@ -38,12 +37,10 @@ def new_batch(request: HttpRequest) -> HttpResponse:
 def create_batch(request: HttpRequest) -> HttpResponse:
     form = BatchForm(request.POST)
 
-    def accepted(batch: Batch | Workflow) -> HttpResponse:
-        url = batch.get_absolute_url()
-        response = HttpResponseClientRedirect(url) if request.htmx else see_other(url)
-        if isinstance(batch, Workflow):  # its results combined: a workflow's page
-            return watch_end(request, response, batch)
-        return watch(request, response, batch)
+    def accepted(made: Batch | Workflow) -> HttpResponse:
+        # A batch, or (its results combined) a workflow: its page, and a toast when all of it has ended.
+        url = made.get_absolute_url()
+        return watch(request, HttpResponseClientRedirect(url) if request.htmx else see_other(url), made)
 
     return submitting.submit(request, form, accepted=accepted, refused=lambda status: _form_page(request, form, status))
 

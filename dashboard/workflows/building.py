@@ -44,17 +44,9 @@ def create_workflow(request: HttpRequest) -> HttpResponse:
 
     def accepted(workflow: Workflow) -> HttpResponse:
         url = workflow.get_absolute_url()
-        return watch_end(request, HttpResponseClientRedirect(url) if request.htmx else see_other(url), workflow)
+        return watch(request, HttpResponseClientRedirect(url) if request.htmx else see_other(url), workflow)
 
     return submitting.submit(request, form, accepted=accepted, refused=lambda status: _refused(request, form, status))
-
-
-def watch_end(request: HttpRequest, response: HttpResponse, workflow: Workflow) -> HttpResponse:
-    """Remembers in the browser the workflow's last step that no other depends on, whose end brings its result (a
-    toast says so, as for a computation of its own)."""
-    sources = workflow.edges.values_list("source", flat=True)
-    last = workflow.steps.exclude(step__in=sources).order_by("-step").first()
-    return watch(request, response, last) if last else response
 
 
 def _refused(request: HttpRequest, form: WorkflowForm, status: int) -> HttpResponse:

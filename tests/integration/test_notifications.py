@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from dashboard.computations import notifications
 from tasks import changes
-from tasks.models import Batch, Computation, Status
+from tasks.models import Batch, Computation, Status, Workflow
 from tests import factories
 from tests.helpers import HTMX
 
@@ -105,3 +105,35 @@ def test_a_batch_gets_one_toast_once_all_of_it_has_ended(client):
     )
     assert html.count("<dialog") == 1, "the batch's computations get no toasts of their own"
     assert client.post(reverse("notifications"), **HTMX).content.decode().strip() == ""
+
+
+def test_a_workflow_gets_one_toast_once_all_of_it_has_ended(client, sent, django_capture_on_commit_callbacks):
+    steps = {
+        "name": "",
+        "steps": "2",
+        "step-1-operation": "add",
+        "step-1-x-source": "value",
+        "step-1-x-value": "1",
+        "step-1-y-source": "value",
+        "step-1-y-value": "2",
+        "step-2-operation": "add",
+        "step-2-x-source": "1",
+        "step-2-y-source": "value",
+        "step-2-y-value": "3",
+        "step-1-work_seconds": "0",
+        "step-2-work_seconds": "0",
+        "idempotency_key": str(uuid.uuid4()),
+    }
+    assert client.post(reverse("workflows"), steps, **HTMX).status_code == 200
+    workflow = Workflow.objects.get()
+    first, second = workflow.steps.order_by("step")
+    with django_capture_on_commit_callbacks(execute=True):  # the ends settle the workflow once committed
+        assert Computation.objects.filter(pk=first.pk).claim(worker="w")
+        Computation.objects.filter(pk=first.pk).succeed(attempt=1, result="3")
+    assert "HX-Trigger" not in poll(client), "a step ended, not the workflow"
+    with django_capture_on_commit_callbacks(execute=True):
+        Computation.objects.filter(pk=second.pk).cancel()
+    assert json.loads(poll(client)["HX-Trigger"]) == {"computations-ended": {}}
+    html = client.post(reverse("notifications"), **HTMX).content.decode()
+    assert f'<a href="/workflows/{workflow.pk}/">Workflow #{workflow.pk}</a> has ended: 1 succeeded' in html
+    assert "1 cancelled, 0 not run." in html and "toast-cancelled" in html
