@@ -238,7 +238,7 @@ redis_clients.durable().delete(jobs.ROLL_UP_LOCK)
 def test_the_activity_panel_draws_the_last_hour(dashboard: Page, stack: Stack):
     """An hour of finished computations, written as the workers would have, drawn as stacked bars, with the same
     figures in the screen readers' table (the other tests' computations all ended in the last few minutes)."""
-    expected: dict[int, list[int]] = {}  # minutes ago -> succeeded, failed, cancelled
+    expected: dict[int, list[int]] = {}  # minutes ago -> succeeded, failed, cancelled, not run
     rows = []
     for minute in range(1, 59):
         ended = f"UTC_TIMESTAMP(6) - INTERVAL {minute} MINUTE"
@@ -250,7 +250,7 @@ def test_the_activity_panel_draws_the_last_hour(dashboard: Page, stack: Stack):
             rows.append(("estimate_pi", "failed", ended, 2.0))
         if cancelled := int(minute % 11 == 0):
             rows.append(("count_primes", "cancelled", ended, 0.0))
-        expected[minute] = [succeeded, failed, cancelled]
+        expected[minute] = [succeeded, failed, cancelled, 0]
     with stack_database(stack) as cursor:
         for operation, status, ended, seconds in rows:
             cursor.execute(

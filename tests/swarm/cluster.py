@@ -189,12 +189,16 @@ class Node:
             time.sleep(0.1)
         self._unmount()
 
-    def stop_engine(self, timeout: float = 60) -> None:
-        """A clean stop (TERM to dockerd, which stops its containers), then whatever is left killed."""
+    def ask_engine_to_stop(self) -> None:
+        """TERM to dockerd, which stops its containers (each within its grace period) and then itself."""
         if pid := self.dockerd_pid():
             os.kill(pid, signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                _wait(lambda: self.dockerd_pid() is None, timeout=timeout, what=f"{self.name}'s dockerd to stop")
+
+    def stop_engine(self, timeout: float = 60) -> None:
+        """A clean stop, waited for, then whatever is left killed."""
+        self.ask_engine_to_stop()
+        with contextlib.suppress(TimeoutError):
+            _wait(lambda: self.dockerd_pid() is None, timeout=timeout, what=f"{self.name}'s dockerd to stop")
         self.power_cut()
 
     def _unmount(self) -> None:
@@ -255,6 +259,9 @@ class Cluster:
         return time.monotonic() - started
 
     def stop(self) -> None:
+        # Every node asked at once: their containers' grace periods (a worker's warm shutdown) run side by side.
+        for node in self.nodes:
+            node.ask_engine_to_stop()
         for node in self.nodes:
             node.stop_engine()
         self.recover()
