@@ -6,9 +6,10 @@ fault. It goes through dashboard.web.submitting as any submission: every step co
 the queue's cap."""
 
 import uuid
+from collections import Counter
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext
@@ -20,9 +21,9 @@ from dashboard.api.computations import IdempotencyKey, client_idempotency_key, c
 from dashboard.api.problems import Problem
 from dashboard.web import access
 from tasks import services
-from tasks.models import AuditEntry, Computation, Workflow, merged_page, translate_error
+from tasks.models import AuditEntry, Computation, StatusCounts, Workflow, merged_page, translate_error
 from tasks.operations import REGISTRY
-from tasks.workflows import plan, submitting
+from tasks.workflows import plan, recording
 from tasks.workflows.plan import StepProblem
 
 router = Router(tags=["workflows"])
@@ -62,7 +63,7 @@ class Submission:
 
     def submit(self, owner: object, address: str | None) -> Workflow:
         assert self.planned is not None
-        return submitting.submit(self.planned, idempotency_key=self.key, owner=owner, address=address, actor=self.actor)
+        return recording.submit(self.planned, idempotency_key=self.key, owner=owner, address=address, actor=self.actor)
 
 
 def _given(value: object) -> object:
@@ -113,14 +114,12 @@ class ListQuery(Schema):
 def workflows(request: HttpRequest, query: Query[ListQuery]) -> dict:
     rows = Workflow.objects.visible_to(access.owner_scope(request))
     page = merged_page([rows], before=query.before, size=query.limit)
-    counts: dict[int, dict[str, int]] = {row.pk: dict.fromkeys(schemas.StatusName, 0) for row in page.rows}
-    by_status = Computation.objects.filter(workflow__in=list(counts)).order_by().values_list("workflow", "status")
-    for workflow_id, status, count in by_status.annotate(n=Count("pk")):
-        counts[workflow_id][status] = count
+    counts = Computation.objects.filter(workflow__in=[row.pk for row in page.rows]).status_counts_by("workflow")
     next_url = None
     if page.older_before is not None:
         next_url = f"{reverse('api-v1:workflows')}?{urlencode({'before': page.older_before, 'limit': query.limit})}"
-    return {"items": [_summary(row, counts[row.pk]) for row in page.rows], "next": next_url}
+    items = [_summary(row, counts.get(row.pk, StatusCounts({})).by_status) for row in page.rows]
+    return {"items": items, "next": next_url}
 
 
 @router.get(
@@ -162,12 +161,12 @@ def _act(request: HttpRequest, pk: int, action: str) -> dict:
     return {"requested": outcome.requested, "changed": outcome.changed, "capped": outcome.capped}
 
 
-def _summary(workflow: Workflow, counts: dict[str, int]) -> dict:
+def _summary(workflow: Workflow, counts: Mapping[str, int]) -> dict:
     return {
         "id": workflow.pk,
         "name": workflow.name,
         "size": workflow.size,
-        "counts": counts,
+        "counts": {status: counts.get(status, 0) for status in schemas.StatusName},
         "created_at": workflow.created_at,
         "ended_at": workflow.ended_at,
         "url": workflow.get_absolute_url(),
@@ -176,11 +175,8 @@ def _summary(workflow: Workflow, counts: dict[str, int]) -> dict:
 
 def workflow_out(workflow: Workflow) -> dict:
     steps = list(workflow.steps.order_by("step"))
-    counts = dict.fromkeys(schemas.StatusName, 0)
-    for step in steps:
-        counts[step.status] += 1
     return {
-        **_summary(workflow, counts),
+        **_summary(workflow, Counter(step.status for step in steps)),
         "steps": [computation_out(step) for step in steps],
         "edges": [
             {"source": source, "target": target, "input": name or None}

@@ -26,7 +26,7 @@ from tasks.operations import (
     expand_range,
 )
 from tasks.services import BULK_CAP, Selection
-from tasks.workflows import submitting as workflow_submitting
+from tasks.workflows import recording
 from tasks.workflows.plan import MAX_STEPS, Plan, PlanError, plan
 
 DEFAULT_OPERATION = "add"
@@ -285,7 +285,7 @@ class BatchForm(ComputationForm):
         when it combines the results."""
         data = self.cleaned_data
         if self.workflow is not None:
-            return workflow_submitting.submit(
+            return recording.submit(
                 self.workflow, idempotency_key=data["idempotency_key"], owner=owner, address=address, actor=self.actor
             )
         return services.submit_batch(

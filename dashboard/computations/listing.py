@@ -10,7 +10,6 @@ import dataclasses
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -122,7 +121,7 @@ def _show_batches(rows: list[Computation]) -> None:
     batches = Batch.objects.in_bulk({row.batch_id for row in rows if row.batch_id})
     if not batches:
         return
-    counts = Computation.objects.filter(batch__in=list(batches)).status_counts_by_batch()
+    counts = Computation.objects.filter(batch__in=list(batches)).status_counts_by("batch")
     for row in rows:
         if row.batch_id:
             row.shown_batch = batches[row.batch_id]
@@ -134,14 +133,11 @@ def _show_workflows(rows: list[Computation]) -> None:
     workflows = Workflow.objects.in_bulk({row.workflow_id for row in rows if row.workflow_id})
     if not workflows:
         return
-    counts: dict[int, dict[str, int]] = {}
-    steps = Computation.objects.filter(workflow__in=list(workflows)).order_by()
-    for workflow, status, count in steps.values_list("workflow", "status").annotate(n=Count("pk")):
-        counts.setdefault(workflow, {})[status] = count
+    counts = Computation.objects.filter(workflow__in=list(workflows)).status_counts_by("workflow")
     for row in rows:
         if row.workflow_id:
             row.shown_workflow = workflows[row.workflow_id]
-            row.workflow_counts = StatusCounts(counts.get(row.workflow_id, {}))
+            row.workflow_counts = counts.get(row.workflow_id, StatusCounts({}))
 
 
 def _page_context(request: HttpRequest, form: ComputationForm, filters: ListFilterForm) -> dict:

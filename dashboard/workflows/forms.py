@@ -19,7 +19,7 @@ from dashboard.workflows.drawing import Drawing, Edge, Node, draw
 from tasks import services
 from tasks.models import Status, Workflow, translate_error
 from tasks.operations import MAX_VALUES, REGISTRY, Input, Operation
-from tasks.workflows import submitting
+from tasks.workflows import recording
 from tasks.workflows.plan import MAX_STEPS, Plan, PlanError, StepProblem, plan
 
 VALUE = "value"  # an input's source when it is given, not another step's result
@@ -283,7 +283,7 @@ class WorkflowForm(forms.Form):
 
     def submit(self, owner: AbstractBaseUser | None, address: str | None) -> Workflow:
         """The valid form's workflow, its steps and edges recorded and its first steps sent."""
-        return submitting.submit(
+        return recording.submit(
             self.planned,
             idempotency_key=self.cleaned_data["idempotency_key"],
             owner=owner,

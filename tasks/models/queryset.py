@@ -150,12 +150,13 @@ class ComputationQuerySet(OwnedQuerySet):
             cursor.execute(" UNION ALL ".join(parts), params)
             return StatusCounts(dict(cursor.fetchall()))
 
-    def status_counts_by_batch(self) -> dict[int, StatusCounts]:
-        """The counts of each batch among these rows, in one grouped query (for a page of batches)."""
+    def status_counts_by(self, group: str) -> dict[int, StatusCounts]:
+        """The counts of each batch or workflow (`group`) among these rows, in one grouped query (for a page of
+        them)."""
         counts: dict[int, dict[str, int]] = {}
-        for batch, status, count in self.order_by().values_list("batch", "status").annotate(n=Count("pk")):
-            counts.setdefault(batch, {})[status] = count
-        return {batch: StatusCounts(by_status) for batch, by_status in counts.items()}
+        for key, status, count in self.order_by().values_list(group, "status").annotate(n=Count("pk")):
+            counts.setdefault(key, {})[status] = count
+        return {key: StatusCounts(by_status) for key, by_status in counts.items()}
 
     # Transitions. Each returns the number of rows it changed.
 

@@ -91,9 +91,9 @@ def test_cancel_and_retry_actions_go_through_the_services(admin_client, django_c
 
 
 def test_a_workflow_is_listed_read_only_and_links_to_its_graph_and_its_steps(admin_client, sent):
-    from tasks.workflows import plan, submitting
+    from tasks.workflows import plan, recording
 
-    workflow = submitting.submit(
+    workflow = recording.submit(
         plan.plan(
             [
                 {"operation": "add", "inputs": {"x": 1, "y": 2}},

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from tasks.models import AuditEntry, Computation, Status, Workflow
 from tasks.operations import OperationError
-from tasks.workflows import plan, submitting
+from tasks.workflows import plan, recording
 from tests import factories
 from tests.helpers import HTMX
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def diamond(**fields) -> Workflow:
     """1 → 2, 1 → 3, (2, 3) → 4, and 5 waits for 4 without taking its result."""
-    return submitting.submit(
+    return recording.submit(
         plan.plan(
             [
                 {"operation": "add", "inputs": {"x": 1, "y": 2}},
@@ -197,7 +197,7 @@ def test_a_long_workflows_row_opens_to_its_first_steps_and_links_the_rest(client
     chain = [{"operation": "add", "inputs": {"x": 1, "y": 1}}] + [
         {"operation": "add", "inputs": {"x": {"step": n}, "y": 1}} for n in range(1, 12)
     ]
-    workflow = submitting.submit(plan.plan(chain))
+    workflow = recording.submit(plan.plan(chain))
     opened = client.get(reverse("workflow-steps", args=[workflow.pk]), **HTMX).content.decode()
     assert opened.count(f'<tr id="step-{workflow.pk}-') == 10
     assert f'<a href="{workflow.get_absolute_url()}">All the steps' in opened

@@ -11,7 +11,7 @@ from django.utils import timezone
 from tasks import services
 from tasks.models import Computation, InputValue, Status, Workflow, WorkflowEdge
 from tasks.operations import OperationError
-from tasks.workflows import plan, settling, submitting
+from tasks.workflows import plan, recording, settling
 from tests.helpers import wait_for
 
 ACTOR = services.Actor(source="api")
@@ -44,7 +44,7 @@ def diamond() -> plan.Plan:
 @pytest.mark.django_db
 def test_a_workflow_is_written_whole_and_only_its_roots_are_sent(django_capture_on_commit_callbacks, sent):
     with django_capture_on_commit_callbacks(execute=True):
-        workflow = submitting.submit(diamond(), actor=ACTOR)
+        workflow = recording.submit(diamond(), actor=ACTOR)
     steps = steps_of(workflow)
     assert [steps[n].status for n in (1, 2, 3, 4)] == [Status.QUEUED, Status.WAITING, Status.WAITING, Status.WAITING]
     assert steps[2].inputs == {"x": None, "y": "10"} and steps[1].enqueued_at and not steps[2].enqueued_at
@@ -63,7 +63,7 @@ def test_a_workflow_is_written_whole_and_only_its_roots_are_sent(django_capture_
 def test_a_workflow_that_does_not_fit_the_queue_writes_nothing(settings):
     settings.COMPUTATION_MAX_QUEUED = 3
     with pytest.raises(services.QueueFull):
-        submitting.submit(diamond(), actor=ACTOR)
+        recording.submit(diamond(), actor=ACTOR)
     assert not Workflow.objects.exists() and not Computation.objects.exists() and not WorkflowEdge.objects.exists()
 
 
@@ -87,7 +87,7 @@ def end_with(barrier: threading.Barrier, step: Computation, result: str) -> None
 @pytest.mark.django_db(transaction=True)
 def test_a_diamond_whose_middle_steps_end_at_the_same_instant_sends_its_last_step_once(sent):
     for _ in range(10):
-        workflow = submitting.submit(diamond(), actor=ACTOR)
+        workflow = recording.submit(diamond(), actor=ACTOR)
         steps = steps_of(workflow)
         with transaction.atomic():
             succeed(steps[1], "3")
@@ -107,7 +107,7 @@ def test_a_diamond_whose_middle_steps_end_at_the_same_instant_sends_its_last_ste
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_step_holds_back_its_descendants_and_its_retry_resumes_them(sent):
-    workflow = submitting.submit(diamond(), actor=ACTOR)
+    workflow = recording.submit(diamond(), actor=ACTOR)
     steps = steps_of(workflow)
     succeed(steps[1], "3")
     rows = Computation.objects.filter(pk=steps[2].pk)
@@ -132,7 +132,7 @@ def test_a_failed_step_holds_back_its_descendants_and_its_retry_resumes_them(sen
 
 @pytest.mark.django_db(transaction=True)
 def test_a_result_its_input_cannot_take_fails_that_step_clearly(sent):
-    workflow = submitting.submit(
+    workflow = recording.submit(
         plan.plan(
             [
                 {"operation": "divide", "inputs": {"x": 7, "y": 2}},
@@ -158,7 +158,7 @@ def test_a_result_its_input_cannot_take_fails_that_step_clearly(sent):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_sweep_moves_on_a_workflow_whose_settle_was_lost(sent):
-    workflow = submitting.submit(diamond(), actor=ACTOR)
+    workflow = recording.submit(diamond(), actor=ACTOR)
     steps = steps_of(workflow)
     sent.clear()
     # The worker died between the step's commit and its settle: the row says succeeded, nothing else moved.
@@ -173,7 +173,7 @@ def test_the_sweep_moves_on_a_workflow_whose_settle_was_lost(sent):
 def test_retention_keeps_the_steps_of_a_workflow_that_has_not_ended():
     from tasks import retention
 
-    workflow = submitting.submit(diamond(), actor=ACTOR)
+    workflow = recording.submit(diamond(), actor=ACTOR)
     long_ago = timezone.now() - timedelta(days=400)
     steps = steps_of(workflow)
     Computation.objects.filter(pk=steps[1].pk).update(status=Status.SUCCEEDED, finished_at=long_ago)
@@ -188,7 +188,7 @@ def test_retention_keeps_the_steps_of_a_workflow_that_has_not_ended():
 @pytest.mark.worker
 @pytest.mark.usefixtures("celery_worker")
 def test_a_workflow_runs_on_the_workers_to_its_end():
-    workflow = submitting.submit(
+    workflow = recording.submit(
         plan.plan(
             [
                 {"operation": "multiply", "inputs": {"x": 6, "y": 7}},
@@ -209,7 +209,7 @@ def test_a_workflow_runs_on_the_workers_to_its_end():
 @pytest.mark.worker
 @pytest.mark.usefixtures("celery_worker")
 def test_a_workflow_cancelled_while_a_step_runs_ends_with_nothing_more_run():
-    workflow = submitting.submit(
+    workflow = recording.submit(
         plan.plan(
             [
                 {"operation": "add", "inputs": {"x": 1, "y": 1}, "work_seconds": 30},
